@@ -1,0 +1,425 @@
+//! The `keychain-auth` command line. Daemon control (`start`, `stop`, `status`), admin
+//! commands sent over the socket (`approve`, `deny`, `revoke`, `register`, `upgrade`,
+//! `list`, `list-pending`), secret management (`set`, `delete`, `names`) and the audit log
+//! (`audit`, `audit verify`). Errors print their whole chain; the exit code is non-zero.
+
+use crate::audit;
+use crate::config::StoreChoice;
+use anyhow::{anyhow, bail, Context, Result};
+use clap::{Parser, Subcommand};
+use keychain_auth_sdk::paths::Paths;
+use keychain_auth_sdk::protocol::{validate_name, Access, Request, Response, Tool};
+use keychain_auth_sdk::{Client, Secret};
+use std::io::{IsTerminal, Read};
+
+/// keychain-auth: hash-pinned, per-binary access to the OS keychain for CLI tools.
+#[derive(Debug, Parser)]
+#[command(name = "keychain-auth", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Start the daemon (in the background unless --foreground).
+    Start {
+        /// Stay in the foreground (for systemd or launchd).
+        #[arg(long)]
+        foreground: bool,
+        /// Secret store: auto, secret-service or keyutils.
+        #[arg(long)]
+        store: Option<StoreChoice>,
+    },
+    /// Stop the running daemon.
+    Stop,
+    /// Show whether the daemon runs, and its store, socket and counts.
+    Status,
+    /// List binaries waiting for approval.
+    ListPending {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Approve a pending binary by hash.
+    Approve {
+        /// sha256:<hex> of the binary.
+        hash: String,
+        #[command(flatten)]
+        grant: Grant,
+    },
+    /// Approve a binary by path before it ever connects.
+    Register {
+        /// Path of the executable.
+        path: String,
+        #[command(flatten)]
+        grant: Grant,
+    },
+    /// Deny a binary by hash: it gets `denied` and is not queued again.
+    Deny {
+        /// sha256:<hex> of the binary.
+        hash: String,
+    },
+    /// Remove an approved tool (by hash or label).
+    Revoke {
+        /// sha256:<hex> or label.
+        tool: String,
+    },
+    /// Re-pin an approved tool to its file's new hash after it was updated.
+    Upgrade {
+        /// Path of the tool's executable.
+        path: String,
+    },
+    /// List approved tools and their scopes.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Store a secret; the value is read from stdin (or a hidden prompt), never argv.
+    Set {
+        /// Secret name.
+        name: String,
+    },
+    /// Delete a secret.
+    Delete {
+        /// Secret name.
+        name: String,
+    },
+    /// List every secret name in the store (names only).
+    Names,
+    /// Show recent audit events, or verify the log's hash chain.
+    Audit {
+        #[command(subcommand)]
+        action: Option<AuditCmd>,
+        /// How many recent events to show.
+        #[arg(short = 'n', long, default_value_t = 20)]
+        lines: usize,
+        /// Print the raw JSON lines.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCmd {
+    /// Check every line's hash chain; exits non-zero naming the first bad line.
+    Verify,
+}
+
+#[derive(Debug, clap::Args)]
+struct Grant {
+    /// Glob over secret names this tool may use (repeatable). `*` matches across `/`.
+    #[arg(long = "scope")]
+    scopes: Vec<String>,
+    /// read or read-write.
+    #[arg(long)]
+    access: Option<Access>,
+    /// Display name (default: the executable's file name).
+    #[arg(long)]
+    label: Option<String>,
+}
+
+/// Runs the CLI and returns the process exit code.
+pub fn main() -> i32 {
+    let cli = Cli::parse();
+    init_tracing();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("keychain-auth: {e:#}");
+            1
+        }
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn connect() -> Result<Client> {
+    let paths = Paths::from_env()?;
+    Client::connect_to(&paths.socket, "keychain-auth-cli").map_err(|e| anyhow!(e))
+}
+
+fn admin(req: Request) -> Result<Response> {
+    connect()?.request(&req).map_err(|e| anyhow!(e))
+}
+
+fn run(cli: Cli) -> Result<i32> {
+    match cli.command {
+        Cmd::Start {
+            foreground: true,
+            store,
+        } => {
+            crate::daemon::run_foreground(store)?;
+        }
+        Cmd::Start {
+            foreground: false,
+            store,
+        } => println!("{}", crate::daemon::start_background(store)?),
+        Cmd::Stop => println!("{}", crate::daemon::stop()?),
+        Cmd::Status => return status(),
+        Cmd::ListPending { json } => {
+            let Response::Pending { pending } = admin(Request::ListPending {})? else {
+                bail!("unexpected answer");
+            };
+            if json {
+                println!("{}", serde_json::to_string_pretty(&pending)?);
+            } else if pending.is_empty() {
+                println!("no binaries are waiting for approval");
+            } else {
+                for p in pending {
+                    println!("{}", p.hash);
+                    println!("    path:      {}", p.path);
+                    println!(
+                        "    asked for: {}",
+                        if p.names.is_empty() {
+                            "(no name)".into()
+                        } else {
+                            p.names.join(", ")
+                        }
+                    );
+                    println!(
+                        "    attempts:  {} (first {}, last {})",
+                        p.attempts, p.first_seen, p.last_seen
+                    );
+                    if p.interpreter {
+                        println!("    note:      a script interpreter; it cannot be approved as a whole binary");
+                    }
+                }
+            }
+        }
+        Cmd::Approve { hash, grant } => {
+            let resp = admin(Request::Approve {
+                hash,
+                scopes: grant.scopes,
+                access: grant.access,
+                label: grant.label,
+            })?;
+            print_tool("approved", resp);
+        }
+        Cmd::Register { path, grant } => {
+            let abs = std::path::absolute(&path).with_context(|| format!("resolving {path}"))?;
+            let resp = admin(Request::Register {
+                path: abs.display().to_string(),
+                scopes: grant.scopes,
+                access: grant.access,
+                label: grant.label,
+            })?;
+            print_tool("registered", resp);
+        }
+        Cmd::Deny { hash } => {
+            admin(Request::Deny { hash: hash.clone() })?;
+            println!("denied {hash}");
+        }
+        Cmd::Revoke { tool } => {
+            admin(Request::Revoke { tool: tool.clone() })?;
+            println!("revoked {tool}");
+        }
+        Cmd::Upgrade { path } => {
+            let abs = std::path::absolute(&path).with_context(|| format!("resolving {path}"))?;
+            match admin(Request::Upgrade {
+                path: abs.display().to_string(),
+            })? {
+                Response::Tool {
+                    tool,
+                    previous_hash,
+                } if previous_hash.as_deref() == Some(tool.hash.as_str()) => {
+                    println!("{} is already pinned to {}", tool.label, tool.hash)
+                }
+                Response::Tool {
+                    tool,
+                    previous_hash,
+                } => println!(
+                    "upgraded {}: {} -> {}",
+                    tool.label,
+                    previous_hash.unwrap_or_default(),
+                    tool.hash
+                ),
+                other => bail!("unexpected answer: {other:?}"),
+            }
+        }
+        Cmd::List { json } => {
+            let Response::Tools { tools } = admin(Request::ListTools {})? else {
+                bail!("unexpected answer");
+            };
+            if json {
+                println!("{}", serde_json::to_string_pretty(&tools)?);
+            } else if tools.is_empty() {
+                println!("no tools are approved");
+            } else {
+                for t in tools {
+                    print_tool_lines(&t);
+                }
+            }
+        }
+        Cmd::Set { name } => {
+            validate_name(&name).with_context(|| format!("cannot store {name:?}"))?;
+            let value = read_value(&name)?;
+            connect()?
+                .set(&name, value)
+                .map_err(|e| anyhow!(e))
+                .with_context(|| format!("storing {name:?}"))?;
+            println!("stored {name}");
+        }
+        Cmd::Delete { name } => {
+            validate_name(&name).with_context(|| format!("cannot delete {name:?}"))?;
+            connect()?.delete(&name).map_err(|e| anyhow!(e))?;
+            println!("deleted {name}");
+        }
+        Cmd::Names => {
+            let Response::Names { names } = admin(Request::Names {})? else {
+                bail!("unexpected answer");
+            };
+            for n in names {
+                println!("{n}");
+            }
+        }
+        Cmd::Audit {
+            action: Some(AuditCmd::Verify),
+            ..
+        } => return audit_verify(),
+        Cmd::Audit {
+            action: None,
+            lines,
+            json,
+        } => {
+            let paths = Paths::from_env()?;
+            for (raw, rec) in audit::tail(&paths.audit, lines)? {
+                match rec {
+                    Some(r) if !json => println!("{}", describe(&r)),
+                    _ => println!("{raw}"),
+                }
+            }
+        }
+    }
+    Ok(0)
+}
+
+fn status() -> Result<i32> {
+    let paths = Paths::from_env()?;
+    let mut c = match Client::connect_to(&paths.socket, "keychain-auth-cli") {
+        Ok(c) => c,
+        Err(e) => {
+            println!("keychain-auth is not running ({e})");
+            return Ok(3);
+        }
+    };
+    match c.request(&Request::Status {}).map_err(|e| anyhow!(e))? {
+        Response::Status(s) => {
+            println!("keychain-auth is running");
+            println!("  server:   {}", s.server);
+            println!("  pid:      {}", s.pid);
+            println!("  store:    {}", s.store);
+            println!("  socket:   {}", s.socket);
+            println!("  tools:    {} approved, {} pending", s.tools, s.pending);
+            println!("  config:   {}", paths.config.display());
+            println!(
+                "  audit:    {} ({} events)",
+                paths.audit.display(),
+                s.audit_seq
+            );
+            Ok(0)
+        }
+        other => bail!("unexpected answer: {other:?}"),
+    }
+}
+
+fn audit_verify() -> Result<i32> {
+    let paths = Paths::from_env()?;
+    // Ask the running daemon where its chain ends first, so lines cut from the end show.
+    let anchor = Client::connect_to(&paths.socket, "keychain-auth-cli")
+        .ok()
+        .and_then(|mut c| match c.request(&Request::Status {}) {
+            Ok(Response::Status(s)) => Some((s.audit_seq, s.audit_head)),
+            _ => None,
+        });
+    match audit::verify_with(&paths.audit, anchor.clone()) {
+        Ok(r) => {
+            println!(
+                "audit log OK: {} lines in {} file(s), last sequence {}",
+                r.lines,
+                r.files.len(),
+                r.last_seq
+            );
+            if anchor.is_none() {
+                println!("(the daemon is not running, so lines removed from the very end cannot be detected)");
+            }
+            Ok(0)
+        }
+        Err(f) => {
+            eprintln!("audit log FAILED verification: {f}");
+            Ok(1)
+        }
+    }
+}
+
+fn describe(r: &audit::Record) -> String {
+    let e = &r.entry;
+    let mut s = format!("{} #{} {} {}", r.time, r.seq, e.event, e.decision);
+    if let Some(op) = &e.op {
+        s.push_str(&format!(" {op}"));
+    }
+    if !e.names.is_empty() {
+        s.push_str(&format!(" [{}]", e.names.join(", ")));
+    }
+    if let Some(p) = &e.path {
+        s.push_str(&format!(" {p}"));
+    }
+    if let Some(h) = &e.hash {
+        s.push_str(&format!(" {}", &h[..h.len().min(19)]));
+    }
+    if !e.reason.is_empty() {
+        s.push_str(&format!(" — {}", e.reason));
+    }
+    s
+}
+
+fn print_tool(verb: &str, resp: Response) {
+    if let Response::Tool { tool, .. } = resp {
+        println!("{verb} {}", tool.label);
+        print_tool_lines(&tool);
+    }
+}
+
+fn print_tool_lines(t: &Tool) {
+    println!("{}  {}", t.label, t.hash);
+    println!("    path:   {}", t.path);
+    println!("    scopes: {}", t.scopes.join(", "));
+    println!("    access: {}", t.access);
+    println!("    since:  {} (via {})", t.approved_at, t.approved_via);
+}
+
+/// Reads a secret value: a hidden prompt on a terminal, else all of stdin as given.
+fn read_value(name: &str) -> Result<Secret> {
+    let value = if std::io::stdin().is_terminal() {
+        rpassword::prompt_password(format!("Value for {name}: ")).context("reading the value")?
+    } else {
+        let mut buf = Vec::new();
+        std::io::stdin()
+            .read_to_end(&mut buf)
+            .context("reading the value from stdin")?;
+        String::from_utf8(buf).map_err(|e| {
+            keychain_auth_sdk::secret::wipe(&mut e.into_bytes());
+            anyhow!("the value is not UTF-8 text; keychain-auth stores text values")
+        })?
+    };
+    if value.is_empty() {
+        bail!("the value is empty; nothing was stored");
+    }
+    let limit = keychain_auth_sdk::frame::MAX_FRAME - name.len() - 64;
+    if value.len() > limit {
+        let n = value.len();
+        drop(Secret::new(value));
+        bail!(
+            "the value is {n} bytes; the limit for this name is {limit} bytes (64 KiB per message)"
+        );
+    }
+    Ok(Secret::new(value))
+}

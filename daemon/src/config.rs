@@ -1,0 +1,339 @@
+//! config.json: settings and the approved tools, and pending.json: the unknown binaries.
+//! Loading validates everything (versions, hashes, scopes, unknown fields); a file that
+//! fails is reported by path and never overwritten. Saving is atomic and durable.
+//! The decisions made from these files live in [`crate::policy`].
+
+use crate::atomic::write_atomic;
+use keychain_auth_sdk::protocol::{validate_hash, PendingEntry, Tool};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// Version of the config.json and pending.json formats.
+pub const FILE_VERSION: u32 = 1;
+
+/// Default namespace: the Secret Service `service` attribute and keyutils prefix.
+pub const DEFAULT_NAMESPACE: &str = "keychain-auth";
+
+/// Default bound on pending.json entries.
+pub const DEFAULT_PENDING_LIMIT: usize = 256;
+
+/// Which secret store to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StoreChoice {
+    /// Secret Service when the session bus has one, else keyutils.
+    #[default]
+    Auto,
+    /// Secret Service over D-Bus (Linux).
+    SecretService,
+    /// Kernel keyutils (Linux; lost at reboot).
+    Keyutils,
+    /// Apple Keychain Services (macOS).
+    Keychain,
+}
+
+impl std::str::FromStr for StoreChoice {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        serde_json::from_value(serde_json::Value::String(s.to_string())).map_err(|_| {
+            format!("unknown store {s:?}: use auto, secret-service, keyutils or keychain")
+        })
+    }
+}
+
+/// A recorded deny rule.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DenyRule {
+    /// `sha256:<hex>` of the denied binary.
+    pub hash: String,
+    /// Its path when denied.
+    pub path: String,
+    /// RFC 3339 time of the decision.
+    pub at: String,
+}
+
+/// The contents of config.json.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// File format version; must be 1.
+    pub version: u32,
+    /// Namespace of secrets in the store.
+    #[serde(default = "default_namespace")]
+    pub namespace: String,
+    /// Store selection.
+    #[serde(default)]
+    pub store: StoreChoice,
+    /// Most entries pending.json keeps (oldest evicted).
+    #[serde(default = "default_pending_limit")]
+    pub pending_limit: usize,
+    /// Approved tools.
+    #[serde(default)]
+    pub tools: Vec<Tool>,
+    /// Deny rules.
+    #[serde(default)]
+    pub denied: Vec<DenyRule>,
+}
+
+fn default_namespace() -> String {
+    DEFAULT_NAMESPACE.into()
+}
+
+fn default_pending_limit() -> usize {
+    DEFAULT_PENDING_LIMIT
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            version: FILE_VERSION,
+            namespace: default_namespace(),
+            store: StoreChoice::Auto,
+            pending_limit: DEFAULT_PENDING_LIMIT,
+            tools: Vec::new(),
+            denied: Vec::new(),
+        }
+    }
+}
+
+/// The contents of pending.json.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PendingFile {
+    /// File format version; must be 1.
+    pub version: u32,
+    /// Entries, oldest first.
+    pub pending: Vec<PendingEntry>,
+}
+
+/// A file the daemon reads could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum FileError {
+    /// Reading failed.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The contents are invalid. The file is left as it is.
+    #[error("{path} is damaged and was left untouched: {reason}. Fix or move the file aside, then start keychain-auth again")]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Writing failed.
+    #[error("cannot write {path}: {source}")]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, FileError> {
+    match std::fs::read(path) {
+        Ok(b) => Ok(Some(b)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(FileError::Read {
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+impl Config {
+    /// Parses and validates config.json contents.
+    pub fn parse(bytes: &[u8]) -> Result<Config, String> {
+        let cfg: Config = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Checks every field that JSON parsing alone does not.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.version != FILE_VERSION {
+            return Err(format!(
+                "version {} is not supported (this keychain-auth reads version {FILE_VERSION})",
+                self.version
+            ));
+        }
+        if self.namespace.is_empty()
+            || self.namespace.len() > 128
+            || self.namespace.chars().any(|c| c.is_control() || c == ':')
+        {
+            return Err(format!("namespace {:?} is not valid", self.namespace));
+        }
+        if self.pending_limit == 0 || self.pending_limit > 100_000 {
+            return Err(format!(
+                "pending_limit {} must be between 1 and 100000",
+                self.pending_limit
+            ));
+        }
+        for (i, t) in self.tools.iter().enumerate() {
+            validate_hash(&t.hash).map_err(|e| format!("tools[{i}]: {e}"))?;
+            for s in &t.scopes {
+                crate::scope::validate(s).map_err(|e| format!("tools[{i}]: {e}"))?;
+            }
+            if self.tools[..i].iter().any(|o| o.hash == t.hash) {
+                return Err(format!("tools[{i}]: hash {} is listed twice", t.hash));
+            }
+        }
+        for (i, d) in self.denied.iter().enumerate() {
+            validate_hash(&d.hash).map_err(|e| format!("denied[{i}]: {e}"))?;
+        }
+        Ok(())
+    }
+
+    /// Loads config.json; `None` when it does not exist.
+    pub fn load(path: &Path) -> Result<Option<Config>, FileError> {
+        let Some(bytes) = read_optional(path)? else {
+            return Ok(None);
+        };
+        Config::parse(&bytes)
+            .map(Some)
+            .map_err(|reason| FileError::Corrupt {
+                path: path.to_path_buf(),
+                reason,
+            })
+    }
+
+    /// Saves config.json atomically and durably.
+    pub fn save(&self, path: &Path) -> Result<(), FileError> {
+        let mut bytes = serde_json::to_vec_pretty(self).map_err(|e| FileError::Write {
+            path: path.to_path_buf(),
+            source: std::io::Error::other(e),
+        })?;
+        bytes.push(b'\n');
+        write_atomic(path, &bytes, true).map_err(|source| FileError::Write {
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+
+    /// The approved tool with this hash.
+    pub fn tool(&self, hash: &str) -> Option<&Tool> {
+        self.tools.iter().find(|t| t.hash == hash)
+    }
+
+    /// Whether this hash has a deny rule.
+    pub fn is_denied(&self, hash: &str) -> bool {
+        self.denied.iter().any(|d| d.hash == hash)
+    }
+}
+
+impl PendingFile {
+    /// Parses and validates pending.json contents.
+    pub fn parse(bytes: &[u8]) -> Result<PendingFile, String> {
+        let f: PendingFile = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+        if f.version != FILE_VERSION {
+            return Err(format!("version {} is not supported", f.version));
+        }
+        for (i, p) in f.pending.iter().enumerate() {
+            validate_hash(&p.hash).map_err(|e| format!("pending[{i}]: {e}"))?;
+        }
+        Ok(f)
+    }
+
+    /// Loads pending.json; empty when it does not exist.
+    pub fn load(path: &Path) -> Result<PendingFile, FileError> {
+        let Some(bytes) = read_optional(path)? else {
+            return Ok(PendingFile {
+                version: FILE_VERSION,
+                pending: Vec::new(),
+            });
+        };
+        PendingFile::parse(&bytes).map_err(|reason| FileError::Corrupt {
+            path: path.to_path_buf(),
+            reason,
+        })
+    }
+
+    /// Saves pending.json atomically (not fsynced: it holds nothing a client was promised).
+    pub fn save(&self, path: &Path) -> Result<(), FileError> {
+        let mut bytes = serde_json::to_vec_pretty(self).map_err(|e| FileError::Write {
+            path: path.to_path_buf(),
+            source: std::io::Error::other(e),
+        })?;
+        bytes.push(b'\n');
+        write_atomic(path, &bytes, false).map_err(|source| FileError::Write {
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn minimal_config_gets_defaults() {
+        let c = Config::parse(br#"{"version":1}"#).expect("parses");
+        assert_eq!(c, Config::default());
+    }
+
+    #[test]
+    fn hostile_configs_are_refused() {
+        for bad in [
+            &b""[..],
+            b"{",
+            b"null",
+            b"[]",
+            br#"{"version":2}"#,
+            br#"{"version":1,"tols":[]}"#,
+            br#"{"version":1,"store":"cloud"}"#,
+            br#"{"version":1,"namespace":""}"#,
+            br#"{"version":1,"pending_limit":0}"#,
+            br#"{"version":1,"tools":[{"hash":"md5:x"}]}"#,
+            b"\xff\xfe",
+        ] {
+            assert!(
+                Config::parse(bad).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        let h = format!("sha256:{}", "a".repeat(64));
+        let tool = format!(
+            r#"{{"hash":"{h}","label":"t","path":"/t","scopes":["a\u0000"],"access":"read","approved_at":"x","approved_via":"cli"}}"#
+        );
+        assert!(Config::parse(format!(r#"{{"version":1,"tools":[{tool}]}}"#).as_bytes()).is_err());
+        let tool = tool.replace(r"a\u0000", "a/*");
+        assert!(Config::parse(format!(r#"{{"version":1,"tools":[{tool}]}}"#).as_bytes()).is_ok());
+        assert!(
+            Config::parse(format!(r#"{{"version":1,"tools":[{tool},{tool}]}}"#).as_bytes())
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn corrupt_file_is_named_and_untouched() {
+        let t = tempfile::tempdir().expect("tempdir");
+        let p = t.path().join("config.json");
+        std::fs::write(&p, b"{ broken").expect("write");
+        let e = Config::load(&p).expect_err("corrupt");
+        assert!(e.to_string().contains(&p.display().to_string()), "{e}");
+        assert_eq!(std::fs::read(&p).expect("read"), b"{ broken");
+        assert!(Config::load(&t.path().join("absent"))
+            .expect("ok")
+            .is_none());
+    }
+
+    #[test]
+    fn pending_file_round_trip_and_corruption() {
+        let t = tempfile::tempdir().expect("tempdir");
+        let p = t.path().join("pending.json");
+        let f = PendingFile::load(&p).expect("empty");
+        assert!(f.pending.is_empty());
+        f.save(&p).expect("save");
+        assert_eq!(PendingFile::load(&p).expect("load"), f);
+        std::fs::write(&p, br#"{"version":1,"pending":[{"hash":"x"}]}"#).expect("write");
+        assert!(PendingFile::load(&p).is_err());
+    }
+}

@@ -1,0 +1,250 @@
+//! Starting and stopping the daemon: `start --foreground` prepares the private
+//! directories, takes the instance lock, loads the files, opens the store, binds the
+//! socket 0600 and serves; `start` runs that in the background and returns once the
+//! socket answers; `stop` asks the running daemon to exit over the admin path.
+
+use crate::approver::Headless;
+use crate::clock::SystemClock;
+use crate::config::{Config, StoreChoice};
+use crate::dirs::ensure_private_dir;
+use crate::server::{self, Deps, State};
+use anyhow::{anyhow, bail, Context, Result};
+use keychain_auth_sdk::paths::Paths;
+use keychain_auth_sdk::protocol::{Request, Response};
+use keychain_auth_sdk::Client;
+use std::fs::File;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How long `start` waits for the background daemon's socket to answer.
+const START_WAIT: Duration = Duration::from_secs(20);
+
+/// Hash of the executable this process runs: the keychain-auth CLI that may send admin
+/// requests. On Linux, `/proc/self/exe` is the running inode even if the file was replaced.
+pub fn self_hash() -> Result<String> {
+    #[cfg(target_os = "linux")]
+    let path = std::path::PathBuf::from("/proc/self/exe");
+    #[cfg(not(target_os = "linux"))]
+    let path = std::env::current_exe().context("locating the keychain-auth executable")?;
+    let f = File::open(&path).with_context(|| format!("opening {}", path.display()))?;
+    crate::digest::hash_reader(f).context("hashing the keychain-auth executable")
+}
+
+/// Creates every directory the daemon uses, checked and 0700.
+pub fn prepare_dirs(paths: &Paths) -> Result<()> {
+    for d in [&paths.socket_dir, &paths.config_dir, &paths.state_dir] {
+        ensure_private_dir(d)?;
+    }
+    Ok(())
+}
+
+/// Holds the instance lock (`agent.lock` beside the socket) for as long as it lives.
+#[derive(Debug)]
+pub struct InstanceLock {
+    _file: File,
+}
+
+/// Takes the instance lock, or fails if another daemon holds it.
+pub fn lock_instance(paths: &Paths) -> Result<InstanceLock> {
+    let lock_path = paths.socket_dir.join("agent.lock");
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&lock_path)
+        .with_context(|| format!("opening {}", lock_path.display()))?;
+    // SAFETY: flock on an fd we own; no memory is passed.
+    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        bail!(
+            "keychain-auth is already running (socket {}); `keychain-auth stop` stops it",
+            paths.socket.display()
+        );
+    }
+    Ok(InstanceLock { _file: f })
+}
+
+/// Removes a stale socket left by a daemon that died; refuses anything that is not a
+/// socket of ours, and a socket something still answers on.
+fn clear_stale_socket(socket: &Path) -> Result<()> {
+    let meta = match std::fs::symlink_metadata(socket) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e).with_context(|| format!("inspecting {}", socket.display())),
+    };
+    if !meta.file_type().is_socket() || meta.uid() != crate::dirs::euid() {
+        bail!(
+            "refusing to replace {}: it is not a socket owned by you. Remove it by hand if you trust it",
+            socket.display()
+        );
+    }
+    if std::os::unix::net::UnixStream::connect(socket).is_ok() {
+        bail!("keychain-auth is already running at {}", socket.display());
+    }
+    std::fs::remove_file(socket).with_context(|| format!("removing stale {}", socket.display()))
+}
+
+/// Runs the daemon in this process until SIGINT, SIGTERM or an admin `shutdown`.
+pub fn run_foreground(store_override: Option<StoreChoice>) -> Result<()> {
+    let paths = Paths::from_env()?;
+    for failure in crate::hardening::harden_process() {
+        tracing::warn!("hardening step failed: {failure}");
+    }
+    prepare_dirs(&paths)?;
+    let _lock = lock_instance(&paths)?;
+    let config = Config::load(&paths.config)?.unwrap_or_default();
+    let admin_hash = self_hash()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    rt.block_on(async move {
+        let choice = store_override.unwrap_or(config.store);
+        let (store, warning) = crate::store::open(choice, &config.namespace)
+            .await
+            .map_err(|e| anyhow!("cannot open the secret store ({choice:?}): {e}"))?;
+        if let Some(w) = warning {
+            eprintln!("keychain-auth: WARNING: {w}");
+        }
+        let state = Arc::new(State::load(Deps {
+            paths: paths.clone(),
+            store,
+            approver: Arc::new(Headless),
+            clock: Arc::new(SystemClock),
+            admin_hashes: vec![admin_hash],
+        })?);
+        clear_stale_socket(&paths.socket)?;
+        let listener = tokio::net::UnixListener::bind(&paths.socket)
+            .with_context(|| format!("binding {}", paths.socket.display()))?;
+        std::fs::set_permissions(&paths.socket, std::fs::Permissions::from_mode(0o600))
+            .with_context(|| format!("chmod {}", paths.socket.display()))?;
+        let bound_ino = std::fs::symlink_metadata(&paths.socket)?.ino();
+        tracing::info!("listening on {}", paths.socket.display());
+        let result = server::run(listener, state, shutdown_signal()).await;
+        // Remove the socket only if it is still the one we bound.
+        if std::fs::symlink_metadata(&paths.socket)
+            .map(|m| m.ino())
+            .ok()
+            == Some(bound_ino)
+        {
+            let _ = std::fs::remove_file(&paths.socket);
+        }
+        result.context("serving")
+    })
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+/// Starts the daemon in the background and waits until its socket answers.
+pub fn start_background(store: Option<StoreChoice>) -> Result<String> {
+    let paths = Paths::from_env()?;
+    if let Ok(c) = Client::connect_to(&paths.socket, "keychain-auth-cli") {
+        return Ok(format!(
+            "keychain-auth is already running ({}, socket {})",
+            c.server(),
+            paths.socket.display()
+        ));
+    }
+    prepare_dirs(&paths)?;
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(&paths.daemon_log)
+        .with_context(|| format!("opening {}", paths.daemon_log.display()))?;
+    let log_start = log.metadata().map(|m| m.len()).unwrap_or(0);
+    let exe = std::env::current_exe().context("locating the keychain-auth executable")?;
+    let mut cmd = Command::new(exe);
+    cmd.arg("start").arg("--foreground");
+    if let Some(s) = store {
+        cmd.arg("--store").arg(store_arg(s));
+    }
+    use std::os::unix::process::CommandExt;
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(log))
+        .process_group(0);
+    let mut child = cmd.spawn().context("spawning the daemon")?;
+    let deadline = Instant::now() + START_WAIT;
+    loop {
+        if let Some(status) = child.try_wait()? {
+            let out = std::fs::read(&paths.daemon_log).unwrap_or_default();
+            let tail = String::from_utf8_lossy(out.get(log_start as usize..).unwrap_or(&[]));
+            bail!("the daemon exited ({status}):\n{}", tail.trim_end());
+        }
+        if let Ok(mut c) = Client::connect_to(&paths.socket, "keychain-auth-cli") {
+            let store = match c.request(&Request::Status {}) {
+                Ok(Response::Status(s)) => s.store,
+                _ => "?".into(),
+            };
+            let out = std::fs::read(&paths.daemon_log).unwrap_or_default();
+            let warnings = String::from_utf8_lossy(out.get(log_start as usize..).unwrap_or(&[]))
+                .trim_end()
+                .to_string();
+            let mut msg = String::new();
+            if !warnings.is_empty() {
+                msg.push_str(&warnings);
+                msg.push('\n');
+            }
+            msg.push_str(&format!(
+                "keychain-auth started (pid {}, store {store}, socket {})",
+                child.id(),
+                paths.socket.display()
+            ));
+            return Ok(msg);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            bail!(
+                "the daemon did not answer on {} within {}s; see {}",
+                paths.socket.display(),
+                START_WAIT.as_secs(),
+                paths.daemon_log.display()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn store_arg(s: StoreChoice) -> &'static str {
+    match s {
+        StoreChoice::Auto => "auto",
+        StoreChoice::SecretService => "secret-service",
+        StoreChoice::Keyutils => "keyutils",
+        StoreChoice::Keychain => "keychain",
+    }
+}
+
+/// Asks the running daemon to stop and waits until it has.
+pub fn stop() -> Result<String> {
+    let paths = Paths::from_env()?;
+    let mut c = match Client::connect_to(&paths.socket, "keychain-auth-cli") {
+        Ok(c) => c,
+        Err(_) => return Ok("keychain-auth is not running".into()),
+    };
+    c.request(&Request::Shutdown {})?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if std::os::unix::net::UnixStream::connect(&paths.socket).is_err() {
+            return Ok("keychain-auth stopped".into());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    bail!("the daemon did not stop within 10s")
+}

@@ -1,0 +1,39 @@
+//! # keychain-auth
+//!
+//! The daemon and CLI of keychain-auth: one small trusted program in front of the OS
+//! keychain that answers a tool only if the user approved that exact binary, by SHA-256,
+//! for that secret.
+//!
+//! ## Layout
+//! - [`server`]: `run(listener, state, shutdown)`, the accept loop, framing and timeouts.
+//! - [`requests`]: what each request does (decide, store, pending, audit).
+//! - [`policy`]: pure decisions; [`scope`]: glob matching of secret names.
+//! - [`peer`]: who is connecting, from the kernel (Linux: `SO_PEERPIDFD`).
+//! - [`digest`]: SHA-256 of executables with a file-identity cache.
+//! - [`config`]: config.json and pending.json; [`pending`]: the bounded queue.
+//! - [`audit`]: the hash-chained audit log and its verifier.
+//! - [`store`]: Secret Service, keyutils (and an in-memory store for unit tests).
+//! - [`approver`]: the seam through which approvals reach a person.
+//! - [`dirs`], [`atomic`], [`hardening`], [`clock`]: private directories, atomic
+//!   writes, process hardening, time.
+//! - [`cli`]: the `keychain-auth` command line; [`daemon`]: starting and stopping.
+
+#![deny(missing_docs)]
+
+pub mod approver;
+pub mod atomic;
+pub mod audit;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod daemon;
+pub mod digest;
+pub mod dirs;
+pub mod hardening;
+pub mod peer;
+pub mod pending;
+pub mod policy;
+pub mod requests;
+pub mod scope;
+pub mod server;
+pub mod store;

@@ -1,0 +1,271 @@
+//! Linux peer identification. `SO_PEERCRED` gives the uid; `SO_PEERPIDFD` gives a pidfd
+//! that pins the exact process. We read the pid from the pidfd, open `/proc/<pid>/exe`
+//! (the inode that is executing, even if its path was replaced), read its status and
+//! environment, and only then check the pidfd is still alive: if it is, the pid was not
+//! reused and everything read was the peer's. Kernels without `SO_PEERPIDFD` (< 6.5)
+//! fall back to `SO_PEERCRED` plus the process start time, checked before and after.
+
+use super::{injected_env, is_interpreter, Peer, PeerError};
+use crate::digest::HashCache;
+use std::fs::File;
+use std::io::Read;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::unix::fs::MetadataExt;
+
+/// `SO_PEERPIDFD` from linux/socket.h (6.5+).
+const SO_PEERPIDFD: libc::c_int = 77;
+
+/// What is kept to re-check the peer later.
+#[derive(Debug)]
+pub struct Handle {
+    pidfd: Option<OwnedFd>,
+    start_time: u64,
+    exe_inode: (u64, u64),
+}
+
+fn inspect_err(what: &str, e: std::io::Error) -> PeerError {
+    PeerError::Inspect(format!("{what}: {e}"))
+}
+
+fn peer_cred(sock: BorrowedFd<'_>) -> Result<libc::ucred, PeerError> {
+    let mut cred = libc::ucred {
+        pid: 0,
+        uid: 0,
+        gid: 0,
+    };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: cred is a valid ucred and len its size; the fd is borrowed for the call.
+    let rc = unsafe {
+        libc::getsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&mut cred as *mut libc::ucred).cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return Err(inspect_err("SO_PEERCRED", std::io::Error::last_os_error()));
+    }
+    Ok(cred)
+}
+
+/// The peer's pidfd, or `None` on kernels that lack `SO_PEERPIDFD`.
+fn peer_pidfd(sock: BorrowedFd<'_>) -> Result<Option<OwnedFd>, PeerError> {
+    let mut fd: libc::c_int = -1;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: fd is a valid c_int and len its size; the socket fd is borrowed for the call.
+    let rc = unsafe {
+        libc::getsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            SO_PEERPIDFD,
+            (&mut fd as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        let e = std::io::Error::last_os_error();
+        return match e.raw_os_error() {
+            Some(libc::ENOPROTOOPT) | Some(libc::EINVAL) => Ok(None),
+            Some(libc::ESRCH) => Err(PeerError::Gone),
+            _ => Err(inspect_err("SO_PEERPIDFD", e)),
+        };
+    }
+    // SAFETY: the kernel returned a new pidfd that nothing else owns.
+    Ok(Some(unsafe { OwnedFd::from_raw_fd(fd) }))
+}
+
+/// The pid a pidfd refers to, from `/proc/self/fdinfo`. `Gone` if the process exited.
+fn pidfd_pid(pidfd: &OwnedFd) -> Result<i32, PeerError> {
+    let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", pidfd.as_raw_fd()))
+        .map_err(|e| inspect_err("pidfd fdinfo", e))?;
+    let pid = info
+        .lines()
+        .find_map(|l| l.strip_prefix("Pid:"))
+        .and_then(|v| v.trim().parse::<i32>().ok())
+        .ok_or_else(|| PeerError::Inspect("pidfd fdinfo has no Pid line".into()))?;
+    match pid {
+        -1 => Err(PeerError::Gone),
+        0 => Err(PeerError::Inspect(
+            "the peer is in another pid namespace".into(),
+        )),
+        p => Ok(p),
+    }
+}
+
+/// Whether the process behind a pidfd is still alive (signal 0 checks without sending).
+fn pidfd_alive(pidfd: &OwnedFd) -> bool {
+    // SAFETY: pidfd_send_signal with signal 0 and no siginfo only checks the process.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            0,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    rc == 0
+}
+
+/// Field 22 of `/proc/<pid>/stat`: start time in clock ticks since boot.
+fn start_time(pid: i32) -> Result<u64, PeerError> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            PeerError::Gone
+        } else {
+            inspect_err("stat", e)
+        }
+    })?;
+    // The command name (field 2) may hold spaces and parentheses: skip past the last ')'.
+    let rest = stat
+        .rsplit_once(')')
+        .map(|(_, r)| r)
+        .ok_or_else(|| PeerError::Inspect("malformed /proc stat".into()))?;
+    rest.split_whitespace()
+        .nth(19)
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| PeerError::Inspect("malformed /proc stat".into()))
+}
+
+fn read_proc(pid: i32, what: &str) -> Result<Vec<u8>, PeerError> {
+    let mut buf = Vec::new();
+    File::open(format!("/proc/{pid}/{what}"))
+        .and_then(|mut f| f.read_to_end(&mut buf))
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => PeerError::Gone,
+            _ => inspect_err(what, e),
+        })?;
+    Ok(buf)
+}
+
+fn tracer_pid(status: &[u8]) -> Option<i32> {
+    String::from_utf8_lossy(status)
+        .lines()
+        .find_map(|l| l.strip_prefix("TracerPid:"))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// Confirms the process read about is still the one that connected.
+fn still_same(pidfd: Option<&OwnedFd>, pid: i32, start: u64) -> Result<(), PeerError> {
+    match pidfd {
+        Some(fd) if pidfd_alive(fd) => Ok(()),
+        Some(_) => Err(PeerError::Gone),
+        None if start_time(pid)? == start => Ok(()),
+        None => Err(PeerError::Gone),
+    }
+}
+
+pub(super) fn identify(sock: BorrowedFd<'_>, cache: &HashCache) -> Result<Peer, PeerError> {
+    let cred = peer_cred(sock)?;
+    let ours = crate::dirs::euid();
+    if cred.uid != ours {
+        return Err(PeerError::WrongUser {
+            peer: cred.uid,
+            ours,
+        });
+    }
+    let pidfd = peer_pidfd(sock)?;
+    let pid = match &pidfd {
+        Some(fd) => {
+            let p = pidfd_pid(fd)?;
+            if p != cred.pid {
+                return Err(PeerError::Inspect(format!(
+                    "SO_PEERCRED says pid {} but the pidfd says {p}",
+                    cred.pid
+                )));
+            }
+            p
+        }
+        None => cred.pid,
+    };
+    let start = start_time(pid)?;
+    let exe = File::open(format!("/proc/{pid}/exe")).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => PeerError::Gone,
+        _ => inspect_err("open /proc/<pid>/exe", e),
+    })?;
+    let path = std::fs::read_link(format!("/proc/{pid}/exe"))
+        .map_err(|e| inspect_err("readlink /proc/<pid>/exe", e))?
+        .to_string_lossy()
+        .into_owned();
+    let status = read_proc(pid, "status")?;
+    let environ = read_proc(pid, "environ");
+    // Everything above was read through the pid; it was the peer's only if the peer is
+    // still alive now (a live pidfd means the pid cannot have been reused).
+    still_same(pidfd.as_ref(), pid, start)?;
+
+    let mut injection = match tracer_pid(&status) {
+        Some(0) => None,
+        Some(t) => Some(format!("it is being traced by pid {t}")),
+        None => Some("its tracer status is unreadable".to_string()),
+    };
+    if injection.is_none() {
+        injection = match &environ {
+            Ok(env) => injected_env(env),
+            Err(PeerError::Gone) => return Err(PeerError::Gone),
+            Err(e) => Some(format!("its environment is unreadable ({e})")),
+        };
+    }
+    let (hash, key) = cache
+        .hash_file(&exe)
+        .map_err(|e| inspect_err("hash executable", e))?;
+    Ok(Peer {
+        pid,
+        uid: cred.uid,
+        interpreter: is_interpreter(&path),
+        path,
+        hash,
+        injection,
+        handle: Handle {
+            pidfd,
+            start_time: start,
+            exe_inode: key.inode(),
+        },
+    })
+}
+
+pub(super) fn recheck(peer: &Peer) -> Result<(), PeerError> {
+    let h = &peer.handle;
+    still_same(h.pidfd.as_ref(), peer.pid, h.start_time)?;
+    let meta = std::fs::metadata(format!("/proc/{}/exe", peer.pid)).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            PeerError::Gone
+        } else {
+            inspect_err("stat /proc/<pid>/exe", e)
+        }
+    })?;
+    // Re-confirm after the stat, so the stat was of the peer and not of a reused pid.
+    still_same(h.pidfd.as_ref(), peer.pid, h.start_time)?;
+    if (meta.dev(), meta.ino()) != h.exe_inode {
+        return Err(PeerError::Changed);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsFd;
+    use std::os::unix::net::UnixStream;
+
+    #[test]
+    fn identifies_this_process_through_a_socket_pair() {
+        let (a, _b) = UnixStream::pair().expect("pair");
+        let cache = HashCache::new();
+        let peer = identify(a.as_fd(), &cache).expect("identified");
+        assert_eq!(peer.pid, std::process::id() as i32);
+        let me = std::fs::read_link("/proc/self/exe").expect("exe");
+        assert_eq!(peer.path, me.to_string_lossy());
+        let expected = crate::digest::hash_reader(File::open(&me).expect("open")).expect("hash");
+        assert_eq!(peer.hash, expected);
+        recheck(&peer).expect("still the same process");
+    }
+
+    #[test]
+    fn tracer_pid_parses() {
+        assert_eq!(tracer_pid(b"Name:\tx\nTracerPid:\t0\n"), Some(0));
+        assert_eq!(tracer_pid(b"TracerPid:\t1234\n"), Some(1234));
+        assert_eq!(tracer_pid(b"Name:\tx\n"), None);
+    }
+}

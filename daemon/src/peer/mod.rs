@@ -1,0 +1,181 @@
+//! Who is on the other end of the socket, as the kernel says: uid, process, executable
+//! and its SHA-256, plus the signals that the process may be tampered with. The OS code
+//! is in `linux.rs` (SO_PEERPIDFD) and, on other systems, `unsupported.rs` until their
+//! recipe is written; everything above this module sees only [`Peer`].
+
+use crate::digest::HashCache;
+use std::os::fd::BorrowedFd;
+
+#[cfg(target_os = "linux")]
+mod linux;
+#[cfg(target_os = "linux")]
+use linux as os;
+
+#[cfg(not(target_os = "linux"))]
+mod unsupported;
+#[cfg(not(target_os = "linux"))]
+use unsupported as os;
+
+pub use os::Handle;
+
+/// Why a peer could not be identified or is no longer the process it was.
+#[derive(Debug, thiserror::Error)]
+pub enum PeerError {
+    /// The peer runs as another user.
+    #[error("the connecting process runs as uid {peer}, not uid {ours}")]
+    WrongUser {
+        /// The peer's uid.
+        peer: u32,
+        /// Ours.
+        ours: u32,
+    },
+    /// The peer exited (its pid may already belong to another process).
+    #[error("the connecting process exited before it could be checked")]
+    Gone,
+    /// The peer now runs a different executable than when it connected.
+    #[error("the connecting process replaced its executable (exec) after connecting")]
+    Changed,
+    /// The peer could not be inspected.
+    #[error("cannot inspect the connecting process: {0}")]
+    Inspect(String),
+    /// This OS has no peer-identification recipe in this build.
+    #[error("peer identification is not implemented for this operating system yet")]
+    Unsupported,
+}
+
+/// A connected process, identified once right after `accept()`.
+#[derive(Debug)]
+pub struct Peer {
+    /// Process id (as the kernel reported it for the socket).
+    pub pid: i32,
+    /// User id.
+    pub uid: u32,
+    /// Executable path as the kernel reports it (may end in " (deleted)").
+    pub path: String,
+    /// `sha256:<hex>` of the executable that is running.
+    pub hash: String,
+    /// The executable is a script interpreter.
+    pub interpreter: bool,
+    /// Why the process looks tampered with, if it does.
+    pub injection: Option<String>,
+    /// OS state used to re-check the peer before each answer.
+    pub handle: Handle,
+}
+
+impl Peer {
+    /// Identifies the process at the other end of a connected Unix socket.
+    pub fn identify(sock: BorrowedFd<'_>, cache: &HashCache) -> Result<Peer, PeerError> {
+        os::identify(sock, cache)
+    }
+
+    /// Checks that the peer is still alive and still runs the executable it was
+    /// identified with. Call before answering each request.
+    pub fn recheck(&self) -> Result<(), PeerError> {
+        os::recheck(self)
+    }
+}
+
+/// Executables that run scripts: approving one would approve every script it runs.
+const INTERPRETERS: &[&str] = &[
+    "python",
+    "python2",
+    "python3",
+    "pypy",
+    "pypy3",
+    "node",
+    "nodejs",
+    "ruby",
+    "irb",
+    "perl",
+    "sh",
+    "bash",
+    "dash",
+    "zsh",
+    "ksh",
+    "mksh",
+    "fish",
+    "tcsh",
+    "csh",
+    "busybox",
+    "java",
+    "deno",
+    "bun",
+    "osascript",
+    "php",
+    "lua",
+    "luajit",
+    "tclsh",
+    "wish",
+    "rscript",
+    "r",
+    "pwsh",
+    "powershell",
+    "gawk",
+    "awk",
+    "mawk",
+    "expect",
+    "guile",
+    "racket",
+    "elixir",
+    "erl",
+    "julia",
+    "swift",
+];
+
+/// Whether an executable path names a script interpreter (`python3.11` counts as `python3`).
+pub fn is_interpreter(path: &str) -> bool {
+    let path = path.strip_suffix(" (deleted)").unwrap_or(path);
+    let base = path.rsplit('/').next().unwrap_or(path).to_ascii_lowercase();
+    let trimmed = base.trim_end_matches(|c: char| c.is_ascii_digit() || c == '.' || c == '-');
+    INTERPRETERS.contains(&base.as_str()) || INTERPRETERS.contains(&trimmed)
+}
+
+/// Scans a NUL-separated environment block for variables that inject code into a process.
+pub fn injected_env(environ: &[u8]) -> Option<String> {
+    const VARS: &[&str] = &["LD_PRELOAD=", "LD_AUDIT=", "DYLD_INSERT_LIBRARIES="];
+    environ
+        .split(|&b| b == 0)
+        .filter_map(|kv| {
+            VARS.iter()
+                .find(|v| kv.starts_with(v.as_bytes()) && kv.len() > v.len())
+        })
+        .map(|v| format!("{} is set in its environment", v.trim_end_matches('=')))
+        .next()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interpreters_are_recognised() {
+        for p in [
+            "/usr/bin/python3",
+            "/usr/bin/python3.11",
+            "/usr/local/bin/node",
+            "/bin/bash",
+            "/usr/bin/perl5.36.0",
+            "/bin/busybox",
+            "/usr/bin/python3 (deleted)",
+        ] {
+            assert!(is_interpreter(p), "{p}");
+        }
+        for p in [
+            "/usr/bin/git",
+            "/usr/local/bin/gh",
+            "/usr/bin/ssh",
+            "/opt/shell-tool",
+        ] {
+            assert!(!is_interpreter(p), "{p}");
+        }
+    }
+
+    #[test]
+    fn injection_variables_are_found() {
+        assert!(injected_env(b"HOME=/root\0LD_PRELOAD=/tmp/x.so\0").is_some());
+        assert!(injected_env(b"LD_AUDIT=/tmp/a.so\0").is_some());
+        assert!(injected_env(b"HOME=/root\0LD_PRELOAD=\0PATH=/bin\0").is_none());
+        assert!(injected_env(b"HOME=/root\0MY_LD_PRELOAD=x\0").is_none());
+        assert!(injected_env(b"").is_none());
+    }
+}

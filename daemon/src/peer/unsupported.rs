@@ -1,0 +1,18 @@
+//! Peer identification on systems without a recipe in this build: every connection is
+//! refused (fail closed). The macOS recipe (audit token, code signing) replaces this.
+
+use super::{Peer, PeerError};
+use crate::digest::HashCache;
+use std::os::fd::BorrowedFd;
+
+/// No OS state.
+#[derive(Debug)]
+pub struct Handle;
+
+pub(super) fn identify(_sock: BorrowedFd<'_>, _cache: &HashCache) -> Result<Peer, PeerError> {
+    Err(PeerError::Unsupported)
+}
+
+pub(super) fn recheck(_peer: &Peer) -> Result<(), PeerError> {
+    Err(PeerError::Unsupported)
+}

@@ -1,0 +1,269 @@
+//! Decisions: given what the kernel told us about a peer, what it asks, and the config,
+//! answer allow or why not. Pure functions, unit-tested without sockets; the server does
+//! the I/O around them (queueing pending binaries, reading the store, writing the audit).
+
+use crate::config::Config;
+use crate::scope;
+use keychain_auth_sdk::protocol::{Access, Tool};
+
+/// Facts about a peer that decisions use.
+#[derive(Debug, Clone, Copy)]
+pub struct PeerFacts<'a> {
+    /// `sha256:<hex>` of its executable.
+    pub hash: &'a str,
+    /// Its executable is a script interpreter.
+    pub interpreter: bool,
+    /// Why it looks injected or tampered with (LD_PRELOAD, tracer, …), if it does.
+    pub injection: Option<&'a str>,
+    /// It is the keychain-auth CLI (or the hosting app).
+    pub admin: bool,
+}
+
+/// What a peer asks to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op<'a> {
+    /// Read a secret.
+    Get(&'a str),
+    /// Write a secret.
+    Set(&'a str),
+    /// Delete a secret.
+    Delete(&'a str),
+    /// List names in scope.
+    List,
+    /// An admin request.
+    Admin,
+}
+
+/// The outcome of [`decide`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Go ahead.
+    Allow,
+    /// Unknown binary: queue it and refuse for now.
+    NotApproved,
+    /// Refused by a deny rule or a security check; the reason is for the audit log and
+    /// the client.
+    Denied(String),
+    /// The name is outside the tool's scopes.
+    OutOfScope,
+    /// The caller may never make this request.
+    Forbidden(String),
+}
+
+/// Decides one request.
+pub fn decide(peer: PeerFacts<'_>, op: Op<'_>, config: &Config, now_rfc3339: &str) -> Decision {
+    if let Some(why) = peer.injection {
+        return Decision::Denied(format!("the process looks tampered with: {why}"));
+    }
+    if peer.admin {
+        return match op {
+            Op::Get(_) => Decision::Forbidden(
+                "keychain-auth does not read secrets for itself; ask from the tool that needs the secret".into(),
+            ),
+            _ => Decision::Allow,
+        };
+    }
+    if op == Op::Admin {
+        return Decision::Forbidden(
+            "admin requests are accepted only from the keychain-auth CLI of the running daemon"
+                .into(),
+        );
+    }
+    if config.is_denied(peer.hash) {
+        return Decision::Denied("this binary was denied by the user".into());
+    }
+    if peer.interpreter {
+        return Decision::Denied(
+            "this executable is a script interpreter; approving it would approve every script it runs, so it is never approved as a whole binary".into(),
+        );
+    }
+    let Some(tool) = config.tool(peer.hash) else {
+        return Decision::NotApproved;
+    };
+    if is_expired(tool, now_rfc3339) {
+        return Decision::NotApproved;
+    }
+    match op {
+        Op::Get(name) => in_scope(tool, name),
+        Op::Set(name) | Op::Delete(name) => match in_scope(tool, name) {
+            Decision::Allow if tool.access != Access::ReadWrite => Decision::Forbidden(format!(
+                "{} has read access only; approve it with --access read-write to let it write",
+                tool.label
+            )),
+            d => d,
+        },
+        Op::List => Decision::Allow,
+        Op::Admin => Decision::Forbidden("admin requests need the keychain-auth CLI".into()),
+    }
+}
+
+fn in_scope(tool: &Tool, name: &str) -> Decision {
+    if scope::any_matches(&tool.scopes, name) {
+        Decision::Allow
+    } else {
+        Decision::OutOfScope
+    }
+}
+
+fn is_expired(tool: &Tool, now_rfc3339: &str) -> bool {
+    tool.expires_at
+        .as_deref()
+        .is_some_and(|exp| exp <= now_rfc3339)
+}
+
+/// The names among `all` that `tool` may see.
+pub fn visible_names(tool: &Tool, all: Vec<String>) -> Vec<String> {
+    all.into_iter()
+        .filter(|n| scope::any_matches(&tool.scopes, n))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::DenyRule;
+
+    const H: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
+    const OTHER: &str = "sha256:2222222222222222222222222222222222222222222222222222222222222222";
+    const NOW: &str = "2026-11-27T00:00:00Z";
+
+    fn tool(access: Access) -> Tool {
+        Tool {
+            hash: H.into(),
+            label: "git-helper".into(),
+            path: "/bin/git-helper".into(),
+            scopes: vec!["git/*".into()],
+            access,
+            approved_at: NOW.into(),
+            approved_via: "cli".into(),
+            expires_at: None,
+            script: None,
+            parent: None,
+            macos: None,
+        }
+    }
+
+    fn cfg(tools: Vec<Tool>) -> Config {
+        Config {
+            tools,
+            ..Config::default()
+        }
+    }
+
+    fn peer(hash: &str) -> PeerFacts<'_> {
+        PeerFacts {
+            hash,
+            interpreter: false,
+            injection: None,
+            admin: false,
+        }
+    }
+
+    #[test]
+    fn unknown_binary_is_not_approved() {
+        let c = cfg(vec![tool(Access::Read)]);
+        assert_eq!(
+            decide(peer(OTHER), Op::Get("git/x"), &c, NOW),
+            Decision::NotApproved
+        );
+        assert_eq!(
+            decide(peer(OTHER), Op::List, &c, NOW),
+            Decision::NotApproved
+        );
+    }
+
+    #[test]
+    fn approved_tool_sees_only_its_scopes() {
+        let c = cfg(vec![tool(Access::Read)]);
+        assert_eq!(
+            decide(peer(H), Op::Get("git/a/b"), &c, NOW),
+            Decision::Allow
+        );
+        assert_eq!(
+            decide(peer(H), Op::Get("aws/key"), &c, NOW),
+            Decision::OutOfScope
+        );
+        let names = vec!["git/a".to_string(), "aws/key".to_string()];
+        assert_eq!(visible_names(&c.tools[0], names), vec!["git/a"]);
+    }
+
+    #[test]
+    fn writes_need_read_write() {
+        let c = cfg(vec![tool(Access::Read)]);
+        assert!(matches!(
+            decide(peer(H), Op::Set("git/a"), &c, NOW),
+            Decision::Forbidden(_)
+        ));
+        assert!(matches!(
+            decide(peer(H), Op::Delete("git/a"), &c, NOW),
+            Decision::Forbidden(_)
+        ));
+        let c = cfg(vec![tool(Access::ReadWrite)]);
+        assert_eq!(decide(peer(H), Op::Set("git/a"), &c, NOW), Decision::Allow);
+        assert_eq!(
+            decide(peer(H), Op::Set("aws/a"), &c, NOW),
+            Decision::OutOfScope
+        );
+    }
+
+    #[test]
+    fn deny_rules_win_over_approvals() {
+        let mut c = cfg(vec![tool(Access::Read)]);
+        c.denied.push(DenyRule {
+            hash: H.into(),
+            path: "/x".into(),
+            at: NOW.into(),
+        });
+        assert!(matches!(
+            decide(peer(H), Op::Get("git/a"), &c, NOW),
+            Decision::Denied(_)
+        ));
+    }
+
+    #[test]
+    fn injection_and_interpreters_are_denied() {
+        let c = cfg(vec![tool(Access::Read)]);
+        let mut p = peer(H);
+        p.injection = Some("LD_PRELOAD is set");
+        assert!(matches!(
+            decide(p, Op::Get("git/a"), &c, NOW),
+            Decision::Denied(_)
+        ));
+        p.admin = true;
+        assert!(matches!(decide(p, Op::Admin, &c, NOW), Decision::Denied(_)));
+        let mut p = peer(OTHER);
+        p.interpreter = true;
+        assert!(matches!(
+            decide(p, Op::Get("git/a"), &c, NOW),
+            Decision::Denied(_)
+        ));
+    }
+
+    #[test]
+    fn admin_requests_only_from_admin_and_admin_never_reads() {
+        let c = cfg(vec![tool(Access::ReadWrite)]);
+        assert!(matches!(
+            decide(peer(H), Op::Admin, &c, NOW),
+            Decision::Forbidden(_)
+        ));
+        let mut p = peer(OTHER);
+        p.admin = true;
+        assert_eq!(decide(p, Op::Admin, &c, NOW), Decision::Allow);
+        assert_eq!(decide(p, Op::Set("anything"), &c, NOW), Decision::Allow);
+        assert!(matches!(
+            decide(p, Op::Get("git/a"), &c, NOW),
+            Decision::Forbidden(_)
+        ));
+    }
+
+    #[test]
+    fn expired_approvals_lapse() {
+        let mut t = tool(Access::Read);
+        t.expires_at = Some("2026-01-01T00:00:00Z".into());
+        let c = cfg(vec![t]);
+        assert_eq!(
+            decide(peer(H), Op::Get("git/a"), &c, NOW),
+            Decision::NotApproved
+        );
+    }
+}

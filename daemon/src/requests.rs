@@ -1,0 +1,771 @@
+//! What each request does, once the server has framed it and re-checked the peer: ask
+//! [`crate::policy::decide`], then read or write the store, the pending queue and the
+//! config, and write the audit line. Admin changes are saved (atomically, durably) before
+//! they are acknowledged, so an approval a client saw survives `kill -9`.
+
+use crate::approver::AdminAction;
+use crate::audit::Entry;
+use crate::config::{Config, DenyRule, PendingFile, FILE_VERSION};
+use crate::peer::{is_interpreter, Peer};
+use crate::pending::{Recorded, Sighting};
+use crate::policy::{self, Decision, Op, PeerFacts};
+use crate::server::{error, server_name, State};
+use keychain_auth_sdk::protocol::{
+    validate_hash, validate_name, Access, ErrorBody, ErrorCode, Identity, Request, Response,
+    Status, Tool, MAX_WAIT_MS,
+};
+use std::sync::Arc;
+use std::time::Duration;
+
+impl State {
+    fn facts<'a>(&self, peer: &'a Peer) -> PeerFacts<'a> {
+        PeerFacts {
+            hash: &peer.hash,
+            interpreter: peer.interpreter,
+            injection: peer.injection.as_deref(),
+            admin: peer.injection.is_none() && self.admin_hashes.contains(&peer.hash),
+        }
+    }
+
+    fn access_entry(&self, peer: &Peer, op: &str, names: Vec<String>) -> Entry {
+        Entry {
+            event: "access".into(),
+            pid: Some(peer.pid),
+            uid: Some(peer.uid),
+            path: Some(peer.path.clone()),
+            hash: Some(peer.hash.clone()),
+            op: Some(op.into()),
+            names,
+            ..Entry::default()
+        }
+    }
+
+    fn audit_access(&self, peer: &Peer, op: &str, names: &[&str], decision: &str, reason: &str) {
+        let mut e = self.access_entry(peer, op, names.iter().map(|s| s.to_string()).collect());
+        e.decision = decision.into();
+        e.reason = reason.into();
+        self.audit(e, false);
+    }
+
+    /// Answers one request from an identified peer.
+    pub async fn handle(self: &Arc<Self>, peer: &Peer, req: Request) -> Response {
+        let op_name = req.kind();
+        if req.is_admin() {
+            let config = self.config();
+            match policy::decide(self.facts(peer), Op::Admin, &config, &self.clock.rfc3339()) {
+                Decision::Allow => return self.admin(peer, req).await,
+                d => return self.refuse(peer, op_name, &[], d, None),
+            }
+        }
+        match req {
+            Request::Whoami {} => Response::Identity(self.identity(peer)),
+            Request::Get { name, wait_ms } => self.get(peer, &name, wait_ms).await,
+            Request::Set { name, value } => {
+                if let Err(e) = validate_name(&name) {
+                    return error(ErrorCode::BadRequest, e.to_string());
+                }
+                if let Some(r) = self.gate(peer, Op::Set(&name), "set", &name, None) {
+                    return r;
+                }
+                match self.store.set(&name, &value).await {
+                    Ok(()) => {
+                        self.audit_access(peer, "set", &[&name], "allow", "stored");
+                        Response::Ok
+                    }
+                    Err(e) => self.store_error(peer, "set", &name, e),
+                }
+            }
+            Request::Delete { name } => {
+                if let Err(e) = validate_name(&name) {
+                    return error(ErrorCode::BadRequest, e.to_string());
+                }
+                if let Some(r) = self.gate(peer, Op::Delete(&name), "delete", &name, None) {
+                    return r;
+                }
+                match self.store.delete(&name).await {
+                    Ok(true) => {
+                        self.audit_access(peer, "delete", &[&name], "allow", "deleted");
+                        Response::Ok
+                    }
+                    Ok(false) => {
+                        self.audit_access(peer, "delete", &[&name], "not_found", "no such secret");
+                        error(ErrorCode::NotFound, format!("no secret named {name:?}"))
+                    }
+                    Err(e) => self.store_error(peer, "delete", &name, e),
+                }
+            }
+            Request::List {} => self.list(peer).await,
+            Request::Hello { .. } => error(ErrorCode::BadRequest, "hello was already sent"),
+            _ => error(ErrorCode::BadRequest, "unexpected request"),
+        }
+    }
+
+    /// Decides; returns the refusal to send, or `None` to go ahead.
+    fn gate(
+        &self,
+        peer: &Peer,
+        op: Op<'_>,
+        op_name: &str,
+        name: &str,
+        wait: Option<u64>,
+    ) -> Option<Response> {
+        let config = self.config();
+        match policy::decide(self.facts(peer), op, &config, &self.clock.rfc3339()) {
+            Decision::Allow => None,
+            d => Some(self.refuse(peer, op_name, &[name], d, wait)),
+        }
+    }
+
+    fn refuse(
+        &self,
+        peer: &Peer,
+        op: &str,
+        names: &[&str],
+        d: Decision,
+        _wait: Option<u64>,
+    ) -> Response {
+        let names: Vec<&str> = names.iter().copied().filter(|n| !n.is_empty()).collect();
+        match d {
+            Decision::Allow => Response::Ok,
+            Decision::NotApproved => {
+                self.queue_pending(peer, names.first().copied());
+                self.audit_access(
+                    peer,
+                    op,
+                    &names,
+                    "not_approved",
+                    "binary not approved; queued as pending",
+                );
+                let scope_hint = names
+                    .first()
+                    .map(|n| format!(" --scope '{n}'"))
+                    .unwrap_or_default();
+                Response::Error(ErrorBody {
+                    code: ErrorCode::NotApproved,
+                    message: format!(
+                        "{} ({}) is not approved. It is waiting for your decision; approve it with: keychain-auth approve {}{scope_hint}",
+                        peer.path, peer.hash, peer.hash
+                    ),
+                    hash: Some(peer.hash.clone()),
+                    pending: Some(true),
+                })
+            }
+            Decision::Denied(reason) => {
+                self.audit_access(peer, op, &names, "deny", &reason);
+                Response::Error(ErrorBody {
+                    code: ErrorCode::Denied,
+                    message: reason,
+                    hash: Some(peer.hash.clone()),
+                    pending: None,
+                })
+            }
+            Decision::OutOfScope => {
+                self.audit_access(
+                    peer,
+                    op,
+                    &names,
+                    "out_of_scope",
+                    "name outside the tool's scopes",
+                );
+                error(
+                    ErrorCode::OutOfScope,
+                    format!(
+                        "{} is outside the scopes approved for this tool; widen them with keychain-auth approve {} --scope ...",
+                        names.first().map(|n| format!("{n:?}")).unwrap_or_default(),
+                        peer.hash
+                    ),
+                )
+            }
+            Decision::Forbidden(reason) => {
+                self.audit_access(peer, op, &names, "forbidden", &reason);
+                error(ErrorCode::Forbidden, reason)
+            }
+        }
+    }
+
+    fn store_error(
+        &self,
+        peer: &Peer,
+        op: &str,
+        name: &str,
+        e: crate::store::StoreError,
+    ) -> Response {
+        self.audit_access(peer, op, &[name], "error", &e.to_string());
+        error(ErrorCode::StoreUnavailable, e.to_string())
+    }
+
+    fn queue_pending(&self, peer: &Peer, name: Option<&str>) {
+        let now = self.clock.rfc3339();
+        let (recorded, snapshot, entry) = {
+            let mut q = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+            let r = q.record(&Sighting {
+                hash: &peer.hash,
+                path: &peer.path,
+                name,
+                interpreter: peer.interpreter,
+                now: &now,
+            });
+            (r, q.entries().to_vec(), q.get(&peer.hash).cloned())
+        };
+        let file = PendingFile {
+            version: FILE_VERSION,
+            pending: snapshot,
+        };
+        if let Err(e) = file.save(&self.paths.pending) {
+            tracing::error!("{e}");
+        }
+        if matches!(recorded, Recorded::New | Recorded::NewName) {
+            if let Some(entry) = entry {
+                self.approver.pending_added(&entry);
+            }
+        }
+    }
+
+    fn identity(&self, peer: &Peer) -> Identity {
+        let config = self.config();
+        let facts = self.facts(peer);
+        let tool = config.tool(&peer.hash);
+        let status = if facts.admin {
+            "admin"
+        } else if config.is_denied(&peer.hash) {
+            "denied"
+        } else if peer.interpreter {
+            "interpreter"
+        } else if tool.is_some() {
+            "approved"
+        } else if self
+            .pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&peer.hash)
+            .is_some()
+        {
+            "pending"
+        } else {
+            "unknown"
+        };
+        Identity {
+            hash: peer.hash.clone(),
+            path: peer.path.clone(),
+            status: status.into(),
+            scopes: tool.map(|t| t.scopes.clone()).unwrap_or_default(),
+            access: tool.map(|t| t.access),
+            label: tool.map(|t| t.label.clone()),
+            pid: peer.pid,
+        }
+    }
+
+    async fn get(self: &Arc<Self>, peer: &Peer, name: &str, wait_ms: Option<u64>) -> Response {
+        if let Err(e) = validate_name(name) {
+            return error(ErrorCode::BadRequest, e.to_string());
+        }
+        let mut changes = self.changes.subscribe();
+        let deadline = tokio::time::Instant::now()
+            + Duration::from_millis(wait_ms.unwrap_or(0).min(MAX_WAIT_MS));
+        let mut first = true;
+        loop {
+            let config = self.config();
+            let d = policy::decide(
+                self.facts(peer),
+                Op::Get(name),
+                &config,
+                &self.clock.rfc3339(),
+            );
+            if d == Decision::NotApproved && tokio::time::Instant::now() < deadline {
+                if first {
+                    // Queue (and notify) once, then wait for the user's decision.
+                    self.queue_pending(peer, Some(name));
+                    self.audit_access(
+                        peer,
+                        "get",
+                        &[name],
+                        "not_approved",
+                        "binary not approved; waiting for a decision",
+                    );
+                    first = false;
+                }
+                if tokio::time::timeout_at(deadline, changes.changed())
+                    .await
+                    .is_err()
+                {
+                    continue;
+                }
+                // The process may have changed while it waited.
+                if let Err(e) = peer.recheck() {
+                    self.audit_access(peer, "get", &[name], "deny", &e.to_string());
+                    return error(ErrorCode::Denied, e.to_string());
+                }
+                continue;
+            }
+            if d != Decision::Allow {
+                return self.refuse(peer, "get", &[name], d, wait_ms);
+            }
+            return match self.store.get(name).await {
+                Ok(Some(value)) => {
+                    self.audit_access(peer, "get", &[name], "allow", "served");
+                    Response::Secret {
+                        name: name.to_string(),
+                        value,
+                    }
+                }
+                Ok(None) => {
+                    self.audit_access(peer, "get", &[name], "not_found", "no such secret");
+                    error(ErrorCode::NotFound, format!("no secret named {name:?}"))
+                }
+                Err(e) => self.store_error(peer, "get", name, e),
+            };
+        }
+    }
+
+    async fn list(&self, peer: &Peer) -> Response {
+        let config = self.config();
+        let facts = self.facts(peer);
+        match policy::decide(facts, Op::List, &config, &self.clock.rfc3339()) {
+            Decision::Allow => {}
+            d => return self.refuse(peer, "list", &[], d, None),
+        }
+        let all = match self.store.list().await {
+            Ok(n) => n,
+            Err(e) => return self.store_error(peer, "list", "", e),
+        };
+        let names = match config.tool(&peer.hash) {
+            Some(tool) if !facts.admin => policy::visible_names(tool, all),
+            _ if facts.admin => all,
+            _ => Vec::new(),
+        };
+        self.audit_access(
+            peer,
+            "list",
+            &[],
+            "allow",
+            &format!("{} names", names.len()),
+        );
+        Response::Names { names }
+    }
+
+    /// Applies a config change: computes it from the current config, saves it durably,
+    /// then publishes it. Returns what `change` returned.
+    async fn change_config<T>(
+        &self,
+        change: impl FnOnce(&mut Config) -> Result<T, Refusal>,
+    ) -> Result<T, Response> {
+        let _guard = self.config_write.lock().await;
+        let mut next = (*self.config()).clone();
+        let out = change(&mut next).map_err(|Refusal(code, msg)| error(code, msg))?;
+        if let Err(e) = next.validate() {
+            return Err(error(ErrorCode::BadRequest, e));
+        }
+        if let Err(e) = next.save(&self.paths.config) {
+            return Err(error(ErrorCode::StoreUnavailable, e.to_string()));
+        }
+        *self.config.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(next);
+        self.changes.send_modify(|g| *g += 1);
+        Ok(out)
+    }
+
+    fn drop_pending(&self, hash: &str) -> Option<keychain_auth_sdk::protocol::PendingEntry> {
+        let (removed, snapshot) = {
+            let mut q = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+            let r = q.remove(hash);
+            (r, q.entries().to_vec())
+        };
+        if removed.is_some() {
+            let file = PendingFile {
+                version: FILE_VERSION,
+                pending: snapshot,
+            };
+            if let Err(e) = file.save(&self.paths.pending) {
+                tracing::error!("{e}");
+            }
+        }
+        removed
+    }
+
+    fn admin_entry(&self, peer: &Peer, event: &str, reason: String) -> Entry {
+        Entry {
+            event: event.into(),
+            decision: "ok".into(),
+            reason,
+            pid: Some(peer.pid),
+            uid: Some(peer.uid),
+            ..Entry::default()
+        }
+    }
+
+    async fn admin(self: &Arc<Self>, peer: &Peer, req: Request) -> Response {
+        let now = self.clock.rfc3339();
+        match req {
+            Request::Approve {
+                hash,
+                scopes,
+                access,
+                label,
+            } => {
+                if let Err(e) = validate_hash(&hash) {
+                    return error(ErrorCode::BadRequest, e);
+                }
+                let entry = self
+                    .pending
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get(&hash)
+                    .cloned();
+                let existing = self.config().tool(&hash).cloned();
+                let (path, asked) = match (&entry, &existing) {
+                    (Some(e), _) => (e.path.clone(), e.names.clone()),
+                    (None, Some(t)) => (t.path.clone(), Vec::new()),
+                    (None, None) => {
+                        return error(
+                            ErrorCode::NotFound,
+                            format!("no pending binary has hash {hash}; see `keychain-auth list-pending`, or approve a binary by path with `keychain-auth register PATH --scope ...`"),
+                        )
+                    }
+                };
+                if entry.as_ref().is_some_and(|e| e.interpreter) || is_interpreter(&path) {
+                    return error(
+                        ErrorCode::Forbidden,
+                        format!("{path} is a script interpreter; approving it would approve every script it runs"),
+                    );
+                }
+                let scopes = if scopes.is_empty() {
+                    existing
+                        .as_ref()
+                        .map(|t| t.scopes.clone())
+                        .filter(|s| !s.is_empty())
+                        .unwrap_or(asked)
+                } else {
+                    scopes
+                };
+                self.pin(
+                    peer,
+                    Pin {
+                        hash: hash.clone(),
+                        path,
+                        scopes,
+                        access,
+                        label,
+                        now,
+                        via: "cli",
+                        event: "approve",
+                    },
+                )
+                .await
+            }
+            Request::Register {
+                path,
+                scopes,
+                access,
+                label,
+            } => {
+                let (canonical, hash) = match self.hash_path(&path).await {
+                    Ok(x) => x,
+                    Err(r) => return r,
+                };
+                if is_interpreter(&canonical) {
+                    return error(
+                        ErrorCode::Forbidden,
+                        format!("{canonical} is a script interpreter; approving it would approve every script it runs"),
+                    );
+                }
+                self.pin(
+                    peer,
+                    Pin {
+                        hash,
+                        path: canonical,
+                        scopes,
+                        access,
+                        label,
+                        now,
+                        via: "cli",
+                        event: "register",
+                    },
+                )
+                .await
+            }
+            Request::Deny { hash } => {
+                if let Err(e) = validate_hash(&hash) {
+                    return error(ErrorCode::BadRequest, e);
+                }
+                let pending_path = self
+                    .pending
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get(&hash)
+                    .map(|e| e.path.clone());
+                let h = hash.clone();
+                let res = self
+                    .change_config(move |c| {
+                        let path = pending_path
+                            .or_else(|| c.tool(&h).map(|t| t.path.clone()))
+                            .unwrap_or_default();
+                        c.tools.retain(|t| t.hash != h);
+                        if !c.is_denied(&h) {
+                            c.denied.push(DenyRule {
+                                hash: h.clone(),
+                                path: path.clone(),
+                                at: now,
+                            });
+                        }
+                        Ok(path)
+                    })
+                    .await;
+                match res {
+                    Ok(path) => {
+                        self.drop_pending(&hash);
+                        let mut e = self.admin_entry(peer, "deny", "denied by the user".into());
+                        e.hash = Some(hash);
+                        e.path = Some(path);
+                        self.audit(e, true);
+                        Response::Ok
+                    }
+                    Err(r) => r,
+                }
+            }
+            Request::Revoke { tool } => {
+                let t = tool.clone();
+                let res = self
+                    .change_config(move |c| {
+                        let matches: Vec<usize> = c
+                            .tools
+                            .iter()
+                            .enumerate()
+                            .filter(|(_, x)| x.hash == t || x.label == t)
+                            .map(|(i, _)| i)
+                            .collect();
+                        match matches.as_slice() {
+                            [i] => Ok(c.tools.remove(*i)),
+                            [] => Err(Refusal(ErrorCode::NotFound, format!("no approved tool has hash or label {t:?}; see `keychain-auth list`"))),
+                            _ => Err(Refusal(ErrorCode::BadRequest, format!("several tools are labelled {t:?}; revoke by hash"))),
+                        }
+                    })
+                    .await;
+                match res {
+                    Ok(removed) => {
+                        let mut e =
+                            self.admin_entry(peer, "revoke", format!("revoked {}", removed.label));
+                        e.hash = Some(removed.hash);
+                        e.path = Some(removed.path);
+                        e.scopes = removed.scopes;
+                        self.audit(e, true);
+                        Response::Ok
+                    }
+                    Err(r) => r,
+                }
+            }
+            Request::Upgrade { path } => self.upgrade(peer, &path, now).await,
+            Request::ListTools {} => Response::Tools {
+                tools: self.config().tools.clone(),
+            },
+            Request::ListPending {} => Response::Pending {
+                pending: self
+                    .pending
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .entries()
+                    .to_vec(),
+            },
+            Request::Names {} => match self.store.list().await {
+                Ok(names) => Response::Names { names },
+                Err(e) => error(ErrorCode::StoreUnavailable, e.to_string()),
+            },
+            Request::Status {} => {
+                let (seq, head) = {
+                    let log = self.audit.lock().unwrap_or_else(|p| p.into_inner());
+                    (log.seq(), log.head().to_string())
+                };
+                Response::Status(Status {
+                    server: server_name(),
+                    pid: std::process::id(),
+                    store: self.store.kind().into(),
+                    socket: self.paths.socket.display().to_string(),
+                    tools: self.config().tools.len(),
+                    pending: self
+                        .pending
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .entries()
+                        .len(),
+                    audit_seq: seq,
+                    audit_head: head,
+                })
+            }
+            Request::Shutdown {} => Response::Ok,
+            _ => error(ErrorCode::BadRequest, "not an admin request"),
+        }
+    }
+
+    async fn hash_path(self: &Arc<Self>, path: &str) -> Result<(String, String), Response> {
+        let p = std::path::PathBuf::from(path);
+        if !p.is_absolute() {
+            return Err(error(
+                ErrorCode::BadRequest,
+                format!("{path:?} is not an absolute path"),
+            ));
+        }
+        let st = self.clone();
+        let res = tokio::task::spawn_blocking(move || {
+            let canonical = std::fs::canonicalize(&p)?;
+            let f = std::fs::File::open(&canonical)?;
+            let meta = f.metadata()?;
+            if !meta.is_file() {
+                return Err(std::io::Error::other("not a regular file"));
+            }
+            let (hash, _) = st.cache.hash_file(&f)?;
+            Ok((canonical.display().to_string(), hash))
+        })
+        .await;
+        match res {
+            Ok(Ok(x)) => Ok(x),
+            Ok(Err(e)) => Err(error(
+                ErrorCode::BadRequest,
+                format!("cannot hash {path}: {e}"),
+            )),
+            Err(e) => Err(error(
+                ErrorCode::StoreUnavailable,
+                format!("hashing failed: {e}"),
+            )),
+        }
+    }
+
+    async fn pin(&self, peer: &Peer, p: Pin) -> Response {
+        if p.scopes.is_empty() {
+            return error(
+                ErrorCode::BadRequest,
+                "no scope given and the binary asked for no secret name; pass --scope 'PATTERN'",
+            );
+        }
+        for s in &p.scopes {
+            if let Err(e) = crate::scope::validate(s) {
+                return error(ErrorCode::BadRequest, e);
+            }
+        }
+        if !self.approver.confirm(AdminAction::Approve(&p.hash)) {
+            return error(ErrorCode::Denied, "the approval was not confirmed");
+        }
+        let label = p
+            .label
+            .clone()
+            .filter(|l| !l.trim().is_empty())
+            .unwrap_or_else(|| {
+                let base = p.path.strip_suffix(" (deleted)").unwrap_or(&p.path);
+                base.rsplit('/').next().unwrap_or(base).to_string()
+            });
+        let tool = Tool {
+            hash: p.hash.clone(),
+            label,
+            path: p.path.clone(),
+            scopes: p.scopes.clone(),
+            access: p.access.unwrap_or(Access::Read),
+            approved_at: p.now.clone(),
+            approved_via: p.via.into(),
+            expires_at: None,
+            script: None,
+            parent: None,
+            macos: None,
+        };
+        let t = tool.clone();
+        let res = self
+            .change_config(move |c| {
+                c.denied.retain(|d| d.hash != t.hash);
+                match c.tools.iter_mut().find(|x| x.hash == t.hash) {
+                    Some(slot) => *slot = t,
+                    None => c.tools.push(t),
+                }
+                Ok(())
+            })
+            .await;
+        if let Err(r) = res {
+            return r;
+        }
+        self.drop_pending(&p.hash);
+        let mut e = self.admin_entry(
+            peer,
+            p.event,
+            format!("approved {} ({})", tool.label, tool.access),
+        );
+        e.hash = Some(tool.hash.clone());
+        e.path = Some(tool.path.clone());
+        e.scopes = tool.scopes.clone();
+        self.audit(e, true);
+        Response::Tool {
+            tool,
+            previous_hash: None,
+        }
+    }
+
+    async fn upgrade(self: &Arc<Self>, peer: &Peer, path: &str, now: String) -> Response {
+        let (canonical, hash) = match self.hash_path(path).await {
+            Ok(x) => x,
+            Err(r) => return r,
+        };
+        if !self.approver.confirm(AdminAction::Upgrade(&hash)) {
+            return error(ErrorCode::Denied, "the upgrade was not confirmed");
+        }
+        let (given, canon, new_hash) = (path.to_string(), canonical.clone(), hash.clone());
+        let res = self
+            .change_config(move |c| {
+                let i = c
+                    .tools
+                    .iter()
+                    .position(|t| t.path == canon || t.path == given)
+                    .ok_or_else(|| {
+                        Refusal(
+                            ErrorCode::NotFound,
+                            format!("no approved tool has path {given}; approve it first with `keychain-auth register {given} --scope ...`"),
+                        )
+                    })?;
+                let old = c.tools[i].hash.clone();
+                if old == new_hash {
+                    return Ok((c.tools[i].clone(), old));
+                }
+                if c.tools.iter().any(|t| t.hash == new_hash) {
+                    return Err(Refusal(
+                        ErrorCode::BadRequest,
+                        format!("{new_hash} is already approved as another tool; revoke one of them first"),
+                    ));
+                }
+                c.tools[i].hash = new_hash.clone();
+                c.tools[i].path = canon.clone();
+                c.tools[i].approved_at = now;
+                c.denied.retain(|d| d.hash != new_hash);
+                Ok((c.tools[i].clone(), old))
+            })
+            .await;
+        match res {
+            Ok((tool, old)) => {
+                if old != tool.hash {
+                    self.drop_pending(&tool.hash);
+                    let mut e = self.admin_entry(
+                        peer,
+                        "upgrade",
+                        format!("re-pinned {}: {old} -> {}", tool.label, tool.hash),
+                    );
+                    e.hash = Some(tool.hash.clone());
+                    e.old_hash = Some(old.clone());
+                    e.path = Some(tool.path.clone());
+                    e.scopes = tool.scopes.clone();
+                    self.audit(e, true);
+                }
+                Response::Tool {
+                    tool,
+                    previous_hash: Some(old),
+                }
+            }
+            Err(r) => r,
+        }
+    }
+}
+
+/// Why a config change was refused (kept small; turned into an error response).
+struct Refusal(ErrorCode, String);
+
+struct Pin {
+    hash: String,
+    path: String,
+    scopes: Vec<String>,
+    access: Option<Access>,
+    label: Option<String>,
+    now: String,
+    via: &'static str,
+    event: &'static str,
+}

@@ -1,0 +1,397 @@
+//! The socket server. [`run`] takes a bound listener, the daemon's [`State`] and a
+//! shutdown future from its caller (the CLI's `start`, the tray app, or a test), accepts
+//! connections, identifies each peer from the kernel, and serves framed requests with
+//! idle and per-frame timeouts. What each request does is in [`crate::requests`].
+
+use crate::approver::Approver;
+use crate::audit::{self, Entry};
+use crate::clock::Clock;
+use crate::config::{Config, FileError, PendingFile};
+use crate::digest::HashCache;
+use crate::peer::{Peer, PeerError};
+use crate::pending;
+use crate::store::SecretStore;
+use keychain_auth_sdk::frame::{self, FrameError, MAX_FRAME};
+use keychain_auth_sdk::paths::Paths;
+use keychain_auth_sdk::protocol::{ErrorBody, ErrorCode, Request, Response, PROTOCOL_VERSION};
+use std::future::Future;
+use std::os::fd::AsFd;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::{watch, Notify, Semaphore};
+
+/// How long a connection may sit idle between requests.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long the rest of a frame may take once its first byte arrived.
+pub const FRAME_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long writing an answer may take.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Most connections served at once; further ones wait in the kernel's backlog.
+pub const MAX_CONNECTIONS: usize = 4096;
+
+/// `keychain-auth/<version>`.
+pub fn server_name() -> String {
+    format!("keychain-auth/{}", env!("CARGO_PKG_VERSION"))
+}
+
+/// What the daemon is built from; given by its caller.
+pub struct Deps {
+    /// Where its files are.
+    pub paths: Paths,
+    /// The secret store.
+    pub store: Arc<dyn SecretStore>,
+    /// Who asks a person about pending binaries.
+    pub approver: Arc<dyn Approver>,
+    /// The time source.
+    pub clock: Arc<dyn Clock>,
+    /// Hashes of the binaries allowed to send admin requests (the keychain-auth CLI).
+    pub admin_hashes: Vec<String>,
+}
+
+/// The daemon could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// config.json or pending.json is unusable.
+    #[error(transparent)]
+    File(#[from] FileError),
+    /// The audit log is unusable.
+    #[error(transparent)]
+    Audit(#[from] audit::AuditError),
+}
+
+/// Everything the daemon knows, shared by all connections.
+pub struct State {
+    pub(crate) paths: Paths,
+    pub(crate) store: Arc<dyn SecretStore>,
+    pub(crate) approver: Arc<dyn Approver>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) admin_hashes: Vec<String>,
+    pub(crate) cache: HashCache,
+    pub(crate) config: RwLock<Arc<Config>>,
+    /// Serialises config changes (the file write happens under it).
+    pub(crate) config_write: tokio::sync::Mutex<()>,
+    pub(crate) pending: Mutex<pending::Queue>,
+    pub(crate) audit: Mutex<audit::Log>,
+    /// Bumped after every config change; waiting `get`s watch it.
+    pub(crate) changes: watch::Sender<u64>,
+    pub(crate) shutdown: Notify,
+}
+
+impl std::fmt::Debug for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("State").field("paths", &self.paths).finish()
+    }
+}
+
+impl State {
+    /// Loads config.json (creating a default one if absent), pending.json and the audit
+    /// log. A damaged file stops here, named in the error, and is left untouched.
+    pub fn load(deps: Deps) -> Result<State, StartError> {
+        let config = match Config::load(&deps.paths.config)? {
+            Some(c) => c,
+            None => {
+                let c = Config::default();
+                c.save(&deps.paths.config)?;
+                c
+            }
+        };
+        let pending_file = PendingFile::load(&deps.paths.pending)?;
+        let log = audit::Log::open(&deps.paths.audit)?;
+        let queue = pending::Queue::new(pending_file.pending, config.pending_limit);
+        Ok(State {
+            paths: deps.paths,
+            store: deps.store,
+            approver: deps.approver,
+            clock: deps.clock,
+            admin_hashes: deps.admin_hashes,
+            cache: HashCache::new(),
+            config: RwLock::new(Arc::new(config)),
+            config_write: tokio::sync::Mutex::new(()),
+            pending: Mutex::new(queue),
+            audit: Mutex::new(log),
+            changes: watch::channel(0).0,
+            shutdown: Notify::new(),
+        })
+    }
+
+    /// The current config.
+    pub fn config(&self) -> Arc<Config> {
+        self.config
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Asks the server to stop.
+    pub fn request_shutdown(&self) {
+        self.shutdown.notify_one();
+    }
+
+    /// Appends an audit line. A failure is logged, never fatal to the request.
+    pub(crate) fn audit(&self, entry: Entry, durable: bool) {
+        let now = self.clock.rfc3339();
+        let mut log = self.audit.lock().unwrap_or_else(|p| p.into_inner());
+        if let Err(e) = log.append(entry, &now, durable) {
+            tracing::error!("audit write failed: {e}");
+        }
+    }
+}
+
+/// Serves until `shutdown` completes or an admin `shutdown` request arrives. The listener
+/// is the caller's; so is removing the socket file afterwards.
+pub async fn run(
+    listener: UnixListener,
+    state: Arc<State>,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    state.audit(
+        Entry {
+            event: "daemon".into(),
+            decision: "ok".into(),
+            reason: format!("started ({}, store {})", server_name(), state.store.kind()),
+            ..Entry::default()
+        },
+        true,
+    );
+    tokio::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            _ = &mut shutdown => break,
+            _ = state.shutdown.notified() => break,
+            p = limit.clone().acquire_owned() => p.map_err(std::io::Error::other)?,
+        };
+        let stream = tokio::select! {
+            _ = &mut shutdown => break,
+            _ = state.shutdown.notified() => break,
+            r = listener.accept() => match r {
+                Ok((s, _)) => s,
+                Err(e) => {
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let st = state.clone();
+        tokio::spawn(async move {
+            serve_connection(st, stream).await;
+            drop(permit);
+        });
+    }
+    state.audit(
+        Entry {
+            event: "daemon".into(),
+            decision: "ok".into(),
+            reason: "stopped".into(),
+            ..Entry::default()
+        },
+        true,
+    );
+    Ok(())
+}
+
+/// An error response.
+pub fn error(code: ErrorCode, message: impl Into<String>) -> Response {
+    Response::Error(ErrorBody {
+        code,
+        message: message.into(),
+        hash: None,
+        pending: None,
+    })
+}
+
+async fn identify(state: &Arc<State>, stream: &UnixStream) -> Result<Peer, PeerError> {
+    let fd = stream
+        .as_fd()
+        .try_clone_to_owned()
+        .map_err(|e| PeerError::Inspect(format!("dup: {e}")))?;
+    let st = state.clone();
+    tokio::task::spawn_blocking(move || Peer::identify(fd.as_fd(), &st.cache))
+        .await
+        .map_err(|e| PeerError::Inspect(format!("identification task failed: {e}")))?
+}
+
+async fn serve_connection(state: Arc<State>, mut stream: UnixStream) {
+    let peer = match identify(&state, &stream).await {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::info!("refusing connection: {e}");
+            let code = match e {
+                PeerError::WrongUser { .. } => ErrorCode::Forbidden,
+                _ => ErrorCode::Denied,
+            };
+            state.audit(
+                Entry {
+                    event: "access".into(),
+                    decision: "deny".into(),
+                    reason: e.to_string(),
+                    ..Entry::default()
+                },
+                false,
+            );
+            let _ = write_response(&mut stream, &error(code, e.to_string())).await;
+            return;
+        }
+    };
+    let mut greeted = false;
+    loop {
+        let payload = match read_payload(&mut stream).await {
+            Ok(p) => p,
+            Err(ReadError::Closed) | Err(ReadError::Idle) | Err(ReadError::Io) => return,
+            Err(ReadError::Frame(e)) => {
+                let code = match e {
+                    FrameError::TooLarge(_) => ErrorCode::FrameTooLarge,
+                    _ => ErrorCode::BadRequest,
+                };
+                let _ = write_response(&mut stream, &error(code, e.to_string())).await;
+                return;
+            }
+        };
+        let req = frame::decode::<Request>(&payload);
+        keychain_auth_sdk::secret::wipe(&mut { payload });
+        let req = match req {
+            Ok(r) => r,
+            Err(e) => {
+                let _ =
+                    write_response(&mut stream, &error(ErrorCode::BadRequest, e.to_string())).await;
+                return;
+            }
+        };
+        if !greeted {
+            let (resp, ok) = match req {
+                Request::Hello { protocol, .. } if protocol == PROTOCOL_VERSION => (
+                    Response::Hello {
+                        protocol: PROTOCOL_VERSION,
+                        server: server_name(),
+                    },
+                    true,
+                ),
+                Request::Hello { protocol, .. } => (
+                    error(
+                        ErrorCode::UnsupportedProtocol,
+                        format!(
+                            "this daemon ({}) speaks protocol {PROTOCOL_VERSION}, the client asked for {protocol}; update the older of the two",
+                            server_name()
+                        ),
+                    ),
+                    false,
+                ),
+                other => (
+                    error(
+                        ErrorCode::BadRequest,
+                        format!(
+                            "the first request must be hello, not {}",
+                            other.kind()
+                        ),
+                    ),
+                    false,
+                ),
+            };
+            if write_response(&mut stream, &resp).await.is_err() || !ok {
+                return;
+            }
+            greeted = true;
+            continue;
+        }
+        if matches!(req, Request::Hello { .. }) {
+            let _ = write_response(
+                &mut stream,
+                &error(
+                    ErrorCode::BadRequest,
+                    "hello was already sent on this connection",
+                ),
+            )
+            .await;
+            return;
+        }
+        if let Err(e) = peer.recheck() {
+            state.audit(
+                Entry {
+                    event: "access".into(),
+                    decision: "deny".into(),
+                    reason: e.to_string(),
+                    pid: Some(peer.pid),
+                    uid: Some(peer.uid),
+                    path: Some(peer.path.clone()),
+                    hash: Some(peer.hash.clone()),
+                    op: Some(req.kind().into()),
+                    ..Entry::default()
+                },
+                false,
+            );
+            let _ = write_response(&mut stream, &error(ErrorCode::Denied, e.to_string())).await;
+            return;
+        }
+        let shutting_down = matches!(req, Request::Shutdown {});
+        let resp = state.handle(&peer, req).await;
+        if write_response(&mut stream, &resp).await.is_err() {
+            return;
+        }
+        // A malformed request ends the conversation: the client is broken or hostile.
+        if matches!(&resp, Response::Error(b) if b.code == ErrorCode::BadRequest) {
+            return;
+        }
+        if shutting_down && matches!(resp, Response::Ok) {
+            state.request_shutdown();
+            return;
+        }
+    }
+}
+
+enum ReadError {
+    Closed,
+    Idle,
+    Io,
+    Frame(FrameError),
+}
+
+async fn read_payload(stream: &mut UnixStream) -> Result<Vec<u8>, ReadError> {
+    let mut header = [0u8; 4];
+    // Wait for the first byte as long as the idle timeout; the rest of the frame must
+    // follow within the frame timeout.
+    let first = match tokio::time::timeout(IDLE_TIMEOUT, stream.read(&mut header)).await {
+        Err(_) => return Err(ReadError::Idle),
+        Ok(Ok(0)) => return Err(ReadError::Closed),
+        Ok(Ok(n)) => n,
+        Ok(Err(_)) => return Err(ReadError::Io),
+    };
+    let rest = async {
+        if stream.read_exact(&mut header[first..]).await.is_err() {
+            return Err(ReadError::Io);
+        }
+        let n = frame::check_len(header).map_err(ReadError::Frame)?;
+        debug_assert!(n <= MAX_FRAME);
+        let mut payload = vec![0u8; n];
+        if stream.read_exact(&mut payload).await.is_err() {
+            return Err(ReadError::Io);
+        }
+        Ok(payload)
+    };
+    match tokio::time::timeout(FRAME_TIMEOUT, rest).await {
+        Err(_) => Err(ReadError::Idle),
+        Ok(r) => r,
+    }
+}
+
+async fn write_response(stream: &mut UnixStream, resp: &Response) -> Result<(), ()> {
+    let mut bytes = match frame::encode(resp) {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::error!("encoding a response failed: {e}");
+            frame::encode(&error(
+                ErrorCode::StoreUnavailable,
+                "the answer could not be encoded",
+            ))
+            .map_err(|_| ())?
+        }
+    };
+    let res = tokio::time::timeout(WRITE_TIMEOUT, stream.write_all(&bytes)).await;
+    keychain_auth_sdk::secret::wipe(&mut bytes);
+    match res {
+        Ok(Ok(())) => Ok(()),
+        _ => Err(()),
+    }
+}

@@ -1,0 +1,43 @@
+//! An in-memory store for unit tests. Never used by the daemon binary.
+
+use super::{BoxFuture, SecretStore, StoreError};
+use keychain_auth_sdk::Secret;
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+/// Secrets in a map.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    map: Mutex<BTreeMap<String, Secret>>,
+}
+
+impl MemoryStore {
+    fn map(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Secret>> {
+        self.map.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl SecretStore for MemoryStore {
+    fn kind(&self) -> &'static str {
+        "memory"
+    }
+    fn get<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Option<Secret>, StoreError>> {
+        Box::pin(async move { Ok(self.map().get(name).cloned()) })
+    }
+    fn set<'a>(
+        &'a self,
+        name: &'a str,
+        value: &'a Secret,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            self.map().insert(name.to_string(), value.clone());
+            Ok(())
+        })
+    }
+    fn delete<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(async move { Ok(self.map().remove(name).is_some()) })
+    }
+    fn list(&self) -> BoxFuture<'_, Result<Vec<String>, StoreError>> {
+        Box::pin(async move { Ok(self.map().keys().cloned().collect()) })
+    }
+}

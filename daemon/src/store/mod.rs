@@ -1,0 +1,110 @@
+//! Secret stores: the OS keychain behind one small trait. On Linux: Secret Service over
+//! D-Bus (`secret_service.rs`) or kernel keyutils (`keyutils.rs`, lost at reboot). An
+//! in-memory store (`memory.rs`) exists for unit tests only. Stores see names and values
+//! and nothing else; every decision is made before a store is called.
+
+use crate::config::StoreChoice;
+use keychain_auth_sdk::Secret;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+#[cfg(target_os = "linux")]
+pub mod keyutils;
+#[cfg(test)]
+pub mod memory;
+#[cfg(target_os = "linux")]
+pub mod secret_service;
+
+/// A boxed future, so stores can be chosen at run time.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A store operation failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    /// The store cannot be reached or refused the operation.
+    #[error("{0}")]
+    Unavailable(String),
+    /// The store is locked and cannot be unlocked without a prompt.
+    #[error("{0}")]
+    Locked(String),
+    /// A stored value is not UTF-8 text.
+    #[error("the stored value of {0:?} is not UTF-8 text")]
+    NotText(String),
+}
+
+/// A place secrets live, namespaced by the config's `namespace`.
+pub trait SecretStore: Send + Sync {
+    /// `secret-service`, `keyutils`, `keychain` or `memory`.
+    fn kind(&self) -> &'static str;
+    /// Reads a value; `None` when absent.
+    fn get<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Option<Secret>, StoreError>>;
+    /// Creates or replaces a value.
+    fn set<'a>(&'a self, name: &'a str, value: &'a Secret)
+        -> BoxFuture<'a, Result<(), StoreError>>;
+    /// Deletes a value; `false` when it was absent.
+    fn delete<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<bool, StoreError>>;
+    /// Every name in the namespace, sorted.
+    fn list(&self) -> BoxFuture<'_, Result<Vec<String>, StoreError>>;
+}
+
+/// Turns raw stored bytes into a [`Secret`], wiping the bytes either way.
+pub fn secret_from_bytes(name: &str, bytes: Vec<u8>) -> Result<Secret, StoreError> {
+    match String::from_utf8(bytes) {
+        Ok(s) => Ok(Secret::new(s)),
+        Err(e) => {
+            keychain_auth_sdk::secret::wipe(&mut e.into_bytes());
+            Err(StoreError::NotText(name.to_string()))
+        }
+    }
+}
+
+/// Opens the chosen store. Returns the store and, when `auto` fell back to keyutils, the
+/// warning to show the user.
+pub async fn open(
+    choice: StoreChoice,
+    namespace: &str,
+) -> Result<(Arc<dyn SecretStore>, Option<String>), StoreError> {
+    platform_open(choice, namespace).await
+}
+
+#[cfg(target_os = "linux")]
+async fn platform_open(
+    choice: StoreChoice,
+    namespace: &str,
+) -> Result<(Arc<dyn SecretStore>, Option<String>), StoreError> {
+    const KEYUTILS_WARNING: &str = "using the kernel keyutils store: secrets do NOT survive a reboot. Run a Secret Service (gnome-keyring, KeePassXC, KWallet) on the session bus to keep them";
+    match choice {
+        StoreChoice::SecretService => {
+            let s = secret_service::SecretServiceStore::connect(namespace).await?;
+            Ok((Arc::new(s), None))
+        }
+        StoreChoice::Keyutils => Ok((
+            Arc::new(keyutils::KeyutilsStore::open(namespace)?),
+            Some(KEYUTILS_WARNING.into()),
+        )),
+        StoreChoice::Auto => match secret_service::SecretServiceStore::connect(namespace).await {
+            Ok(s) => Ok((Arc::new(s), None)),
+            Err(e) => {
+                tracing::info!("no usable Secret Service ({e}); falling back to keyutils");
+                Ok((
+                    Arc::new(keyutils::KeyutilsStore::open(namespace)?),
+                    Some(KEYUTILS_WARNING.into()),
+                ))
+            }
+        },
+        StoreChoice::Keychain => Err(StoreError::Unavailable(
+            "the keychain store exists on macOS only; use secret-service or keyutils".into(),
+        )),
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+async fn platform_open(
+    _choice: StoreChoice,
+    _namespace: &str,
+) -> Result<(Arc<dyn SecretStore>, Option<String>), StoreError> {
+    Err(StoreError::Unavailable(
+        "no secret store is implemented for this operating system in this build".into(),
+    ))
+}

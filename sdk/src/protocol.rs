@@ -1,0 +1,544 @@
+//! Protocol v1: every request and response that crosses the socket, the error codes, and
+//! the rules for secret names and binary hashes. docs/protocol.md describes the same
+//! types byte by byte; a test decodes its examples with these definitions.
+//! Framing lives in [`crate::frame`]; nothing here does I/O.
+
+use crate::secret::Secret;
+use serde::{Deserialize, Serialize};
+
+/// The protocol version this crate speaks. Bumped by hand when the wire format changes,
+/// independently of the package version.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Longest secret name accepted, in bytes.
+pub const MAX_NAME_LEN: usize = 1024;
+
+/// Longest `wait_ms` the daemon honours (ten minutes); larger values are clamped.
+pub const MAX_WAIT_MS: u64 = 600_000;
+
+/// A request from a client. The first request on a connection must be [`Request::Hello`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Request {
+    /// Opens the conversation and names the protocol version.
+    Hello {
+        /// Protocol version the client speaks; must be [`PROTOCOL_VERSION`].
+        protocol: u32,
+        /// Free-form client name, for diagnostics only (never trusted).
+        #[serde(default)]
+        client: String,
+    },
+    /// Reads a secret.
+    Get {
+        /// Secret name.
+        name: String,
+        /// If the caller is not yet approved, hold the request up to this many
+        /// milliseconds for the user to decide instead of failing at once.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        wait_ms: Option<u64>,
+    },
+    /// Stores a secret (needs `read-write` access, or the keychain-auth CLI).
+    Set {
+        /// Secret name.
+        name: String,
+        /// Secret value.
+        value: Secret,
+    },
+    /// Deletes a secret (needs `read-write` access, or the keychain-auth CLI).
+    Delete {
+        /// Secret name.
+        name: String,
+    },
+    /// Lists the secret names within the caller's scopes.
+    List {},
+    /// Tells the caller how the daemon sees it.
+    Whoami {},
+    /// Admin: approves a pending binary by hash.
+    Approve {
+        /// `sha256:<64 hex>` of the binary.
+        hash: String,
+        /// Glob patterns over secret names; empty means "the names it asked for".
+        #[serde(default)]
+        scopes: Vec<String>,
+        /// Access level; default read.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        access: Option<Access>,
+        /// Display name; default the file name of its path.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        label: Option<String>,
+    },
+    /// Admin: approves a binary by path before it ever connects.
+    Register {
+        /// Absolute path of the executable; the daemon hashes it.
+        path: String,
+        /// Glob patterns over secret names (at least one).
+        scopes: Vec<String>,
+        /// Access level; default read.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        access: Option<Access>,
+        /// Display name; default the file name.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        label: Option<String>,
+    },
+    /// Admin: records a deny rule for a hash (and drops any approval it had).
+    Deny {
+        /// `sha256:<64 hex>` of the binary.
+        hash: String,
+    },
+    /// Admin: removes an approved tool, named by hash or label.
+    Revoke {
+        /// A hash (`sha256:…`) or an exact label.
+        tool: String,
+    },
+    /// Admin: re-pins the tool approved for this path to the file's current hash.
+    Upgrade {
+        /// Absolute path of the tool's executable.
+        path: String,
+    },
+    /// Admin: lists approved tools.
+    ListTools {},
+    /// Admin: lists pending (unknown) binaries.
+    ListPending {},
+    /// Admin: lists every secret name in the store's namespace.
+    Names {},
+    /// Admin: daemon status.
+    Status {},
+    /// Admin: stops the daemon.
+    Shutdown {},
+}
+
+impl Request {
+    /// The request's `type` string, as on the wire.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Request::Hello { .. } => "hello",
+            Request::Get { .. } => "get",
+            Request::Set { .. } => "set",
+            Request::Delete { .. } => "delete",
+            Request::List {} => "list",
+            Request::Whoami {} => "whoami",
+            Request::Approve { .. } => "approve",
+            Request::Register { .. } => "register",
+            Request::Deny { .. } => "deny",
+            Request::Revoke { .. } => "revoke",
+            Request::Upgrade { .. } => "upgrade",
+            Request::ListTools {} => "list_tools",
+            Request::ListPending {} => "list_pending",
+            Request::Names {} => "names",
+            Request::Status {} => "status",
+            Request::Shutdown {} => "shutdown",
+        }
+    }
+
+    /// Whether only the keychain-auth CLI (or the hosting app) may send this request.
+    pub fn is_admin(&self) -> bool {
+        matches!(
+            self,
+            Request::Approve { .. }
+                | Request::Register { .. }
+                | Request::Deny { .. }
+                | Request::Revoke { .. }
+                | Request::Upgrade { .. }
+                | Request::ListTools {}
+                | Request::ListPending {}
+                | Request::Names {}
+                | Request::Status {}
+                | Request::Shutdown {}
+        )
+    }
+}
+
+/// A response from the daemon. Exactly one per request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Response {
+    /// Answer to [`Request::Hello`].
+    Hello {
+        /// Protocol version the daemon speaks.
+        protocol: u32,
+        /// `keychain-auth/<version>`.
+        server: String,
+    },
+    /// A secret value.
+    Secret {
+        /// Secret name.
+        name: String,
+        /// Secret value.
+        value: Secret,
+    },
+    /// Answer to [`Request::Whoami`].
+    Identity(Identity),
+    /// Secret names.
+    Names {
+        /// Sorted names.
+        names: Vec<String>,
+    },
+    /// The request was carried out.
+    Ok,
+    /// Approved tools.
+    Tools {
+        /// Every approved tool.
+        tools: Vec<Tool>,
+    },
+    /// One tool, after approve/register/upgrade.
+    Tool {
+        /// The tool as now approved.
+        tool: Tool,
+        /// For upgrade: the hash it had before.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        previous_hash: Option<String>,
+    },
+    /// Pending binaries.
+    Pending {
+        /// Oldest first.
+        pending: Vec<PendingEntry>,
+    },
+    /// Daemon status.
+    Status(Status),
+    /// The request failed.
+    Error(ErrorBody),
+}
+
+/// How the daemon sees a peer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Identity {
+    /// `sha256:<hex>` of the peer's executable.
+    pub hash: String,
+    /// The executable's path as the kernel reports it.
+    pub path: String,
+    /// `admin`, `approved`, `denied`, `pending`, `interpreter` or `unknown`.
+    pub status: String,
+    /// Scopes when approved, else empty.
+    pub scopes: Vec<String>,
+    /// Access when approved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access: Option<Access>,
+    /// Label when approved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    /// Process id the kernel gave for the peer.
+    pub pid: i32,
+}
+
+/// The error body of a [`Response::Error`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// Machine-readable code.
+    pub code: ErrorCode,
+    /// What happened and what to do next, for a person.
+    pub message: String,
+    /// For `not_approved` and `denied`: the peer's hash.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hash: Option<String>,
+    /// For `not_approved`: the binary was queued for approval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending: Option<bool>,
+}
+
+/// Error codes of protocol v1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The binary is not approved yet; it was queued as pending.
+    NotApproved,
+    /// The binary is denied, or the request was refused for a security reason.
+    Denied,
+    /// The name is outside the tool's scopes.
+    OutOfScope,
+    /// No secret with that name.
+    NotFound,
+    /// The request was malformed.
+    BadRequest,
+    /// A frame was larger than 64 KiB.
+    FrameTooLarge,
+    /// The hello named a protocol version the daemon does not speak.
+    UnsupportedProtocol,
+    /// The caller may not make this request.
+    Forbidden,
+    /// The secret store (or the daemon's own files) could not be used.
+    StoreUnavailable,
+    /// A code this client does not know (sent by a newer daemon).
+    #[serde(other)]
+    Unknown,
+}
+
+impl ErrorCode {
+    /// The code as written on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::NotApproved => "not_approved",
+            ErrorCode::Denied => "denied",
+            ErrorCode::OutOfScope => "out_of_scope",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::BadRequest => "bad_request",
+            ErrorCode::FrameTooLarge => "frame_too_large",
+            ErrorCode::UnsupportedProtocol => "unsupported_protocol",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::StoreUnavailable => "store_unavailable",
+            ErrorCode::Unknown => "unknown",
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What an approved tool may do within its scopes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Access {
+    /// `get` and `list`.
+    #[default]
+    Read,
+    /// Also `set` and `delete`.
+    ReadWrite,
+}
+
+impl std::str::FromStr for Access {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "read" => Ok(Access::Read),
+            "read-write" => Ok(Access::ReadWrite),
+            other => Err(format!("unknown access {other:?}: use read or read-write")),
+        }
+    }
+}
+
+impl std::fmt::Display for Access {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Access::Read => "read",
+            Access::ReadWrite => "read-write",
+        })
+    }
+}
+
+/// An approved tool, as stored in config.json and sent to admin clients.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tool {
+    /// `sha256:<64 hex>` of the approved executable.
+    pub hash: String,
+    /// Display name.
+    pub label: String,
+    /// Path of the executable when it was approved.
+    pub path: String,
+    /// Glob patterns over secret names.
+    pub scopes: Vec<String>,
+    /// Access level.
+    pub access: Access,
+    /// RFC 3339 time of approval.
+    pub approved_at: String,
+    /// `cli`, `notification` or `window`.
+    pub approved_via: String,
+    /// RFC 3339 expiry, or none.
+    #[serde(default)]
+    pub expires_at: Option<String>,
+    /// For interpreter-run scripts (reserved).
+    #[serde(default)]
+    pub script: Option<serde_json::Value>,
+    /// For `keychain-auth get` callers (reserved).
+    #[serde(default)]
+    pub parent: Option<serde_json::Value>,
+    /// macOS code-signing facts (reserved).
+    #[serde(default)]
+    pub macos: Option<serde_json::Value>,
+}
+
+/// A binary that asked and is not approved, as in pending.json.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PendingEntry {
+    /// `sha256:<64 hex>`.
+    pub hash: String,
+    /// Executable path as the kernel reported it.
+    pub path: String,
+    /// RFC 3339 time first seen.
+    pub first_seen: String,
+    /// RFC 3339 time last seen.
+    pub last_seen: String,
+    /// How many requests it made.
+    pub attempts: u64,
+    /// Secret names it asked for (at most 32 kept).
+    pub names: Vec<String>,
+    /// The executable is a script interpreter, which is never approved as a whole.
+    #[serde(default)]
+    pub interpreter: bool,
+}
+
+/// Daemon status, for `keychain-auth status`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Status {
+    /// `keychain-auth/<version>`.
+    pub server: String,
+    /// Daemon process id.
+    pub pid: u32,
+    /// Store in use: `secret-service`, `keyutils` or `memory`.
+    pub store: String,
+    /// Socket path.
+    pub socket: String,
+    /// Number of approved tools.
+    pub tools: usize,
+    /// Number of pending binaries.
+    pub pending: usize,
+    /// Sequence number of the last audit line written.
+    pub audit_seq: u64,
+    /// SHA-256 (hex) of the last audit line written.
+    pub audit_head: String,
+}
+
+/// Why a secret name was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NameError(pub String);
+
+impl std::fmt::Display for NameError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for NameError {}
+
+/// Checks a secret name: 1 to 1024 bytes, no control characters (NUL included), no
+/// leading `/`, no `.` or `..` path segment, no leading or trailing white space.
+pub fn validate_name(name: &str) -> Result<(), NameError> {
+    if name.is_empty() {
+        return Err(NameError("secret name is empty".into()));
+    }
+    if name.len() > MAX_NAME_LEN {
+        return Err(NameError(format!(
+            "secret name is {} bytes; the limit is {MAX_NAME_LEN}",
+            name.len()
+        )));
+    }
+    if let Some(c) = name.chars().find(|c| c.is_control()) {
+        return Err(NameError(format!(
+            "secret name contains control character U+{:04X}",
+            c as u32
+        )));
+    }
+    if name.starts_with('/') {
+        return Err(NameError("secret name must not start with '/'".into()));
+    }
+    if name.split('/').any(|seg| seg == ".." || seg == ".") {
+        return Err(NameError(
+            "secret name must not contain a '.' or '..' segment".into(),
+        ));
+    }
+    if name.trim() != name {
+        return Err(NameError(
+            "secret name must not start or end with white space".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a hash: `sha256:` and 64 lowercase hex digits.
+pub fn validate_hash(hash: &str) -> Result<(), String> {
+    let hex = hash
+        .strip_prefix("sha256:")
+        .ok_or_else(|| format!("hash {hash:?} must start with sha256:"))?;
+    if hex.len() != 64
+        || !hex
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
+        return Err(format!(
+            "hash {hash:?} must be sha256: followed by 64 lowercase hex digits"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_use_the_documented_shape() {
+        let r: Request = serde_json::from_str(r#"{"type":"hello","protocol":1,"client":"x"}"#)
+            .expect("hello parses");
+        assert_eq!(
+            r,
+            Request::Hello {
+                protocol: 1,
+                client: "x".into()
+            }
+        );
+        let r: Request = serde_json::from_str(r#"{"type":"list"}"#).expect("list parses");
+        assert_eq!(r, Request::List {});
+        let r: Request =
+            serde_json::from_str(r#"{"type":"get","name":"a","wait_ms":5}"#).expect("get");
+        assert_eq!(
+            r,
+            Request::Get {
+                name: "a".into(),
+                wait_ms: Some(5)
+            }
+        );
+    }
+
+    #[test]
+    fn unknown_types_and_fields_are_rejected() {
+        assert!(serde_json::from_str::<Request>(r#"{"type":"steal"}"#).is_err());
+        assert!(serde_json::from_str::<Request>(r#"{"type":"get","name":"a","x":1}"#).is_err());
+        assert!(serde_json::from_str::<Request>(r#"{"type":"list","x":1}"#).is_err());
+        assert!(serde_json::from_str::<Request>(r#"{"name":"a"}"#).is_err());
+        assert!(serde_json::from_str::<Request>(r#"[1,2]"#).is_err());
+    }
+
+    #[test]
+    fn error_response_shape() {
+        let e = Response::Error(ErrorBody {
+            code: ErrorCode::NotApproved,
+            message: "m".into(),
+            hash: Some("sha256:00".into()),
+            pending: Some(true),
+        });
+        let s = serde_json::to_string(&e).expect("serializes");
+        assert_eq!(
+            s,
+            r#"{"type":"error","code":"not_approved","message":"m","hash":"sha256:00","pending":true}"#
+        );
+        let unknown: Response =
+            serde_json::from_str(r#"{"type":"error","code":"brand_new","message":"m"}"#)
+                .expect("unknown codes still parse");
+        assert!(matches!(
+            unknown,
+            Response::Error(ErrorBody {
+                code: ErrorCode::Unknown,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn names_are_checked() {
+        assert!(validate_name("git/https/example.com/alice").is_ok());
+        assert!(validate_name("").is_err());
+        assert!(validate_name("a\0b").is_err());
+        assert!(validate_name("a\nb").is_err());
+        assert!(validate_name("a\u{7f}b").is_err());
+        assert!(validate_name("../etc").is_err());
+        assert!(validate_name("a/../b").is_err());
+        assert!(validate_name("a/./b").is_err());
+        assert!(validate_name("/abs").is_err());
+        assert!(validate_name(" pad").is_err());
+        assert!(validate_name(&"x".repeat(1024)).is_ok());
+        assert!(validate_name(&"x".repeat(1025)).is_err());
+        assert!(validate_name("a..b").is_ok());
+    }
+
+    #[test]
+    fn hashes_are_checked() {
+        let good = format!("sha256:{}", "ab".repeat(32));
+        assert!(validate_hash(&good).is_ok());
+        assert!(validate_hash(&good.to_uppercase()).is_err());
+        assert!(validate_hash("sha256:abc").is_err());
+        assert!(validate_hash(&"ab".repeat(32)).is_err());
+    }
+}

@@ -1,0 +1,272 @@
+//! Harness for the end-to-end tests: locate the built binaries, give each test its own
+//! `KEYCHAIN_AUTH_HOME` and secret namespace, start the real daemon, run the real CLI and
+//! test client, and clean up. The tests need a session D-Bus with an unlocked
+//! gnome-keyring; `scripts/test` provides one and sets `KEYCHAIN_AUTH_E2E=1`.
+
+#![allow(clippy::unwrap_used)]
+
+use serde_json::Value;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+/// `target/debug` (or whichever profile built the running test).
+pub fn target_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().unwrap();
+    if dir.ends_with("deps") {
+        dir.parent().unwrap().to_path_buf()
+    } else {
+        dir.to_path_buf()
+    }
+}
+
+/// Path of a workspace binary; panics with a hint when it was not built.
+pub fn bin(name: &str) -> PathBuf {
+    let p = target_dir().join(name);
+    assert!(
+        p.exists(),
+        "{} is not built; run `cargo build --workspace --bins` first (scripts/test does)",
+        p.display()
+    );
+    p
+}
+
+/// Fails the test unless it runs inside the environment `scripts/test` sets up.
+pub fn require_environment() {
+    assert!(
+        std::env::var_os("KEYCHAIN_AUTH_E2E").is_some()
+            && std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_some(),
+        "end-to-end tests need a session bus with an unlocked gnome-keyring: run ./scripts/test"
+    );
+}
+
+/// SHA-256 of a file, as `sha256:<hex>` (what `sha256sum` prints).
+pub fn sha256_file(path: &Path) -> String {
+    use sha2::Digest;
+    let bytes = std::fs::read(path).unwrap();
+    format!("sha256:{}", hex::encode(sha2::Sha256::digest(bytes)))
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// One test's private keychain-auth installation.
+pub struct Home {
+    _tmp: tempfile::TempDir,
+    /// The `KEYCHAIN_AUTH_HOME` directory.
+    pub dir: PathBuf,
+    /// The secret namespace this test uses.
+    pub namespace: String,
+    daemon: Option<Child>,
+}
+
+impl Home {
+    /// A new home with a unique namespace written into config.json.
+    pub fn new() -> Home {
+        Home::with_namespace(&format!(
+            "ka-test-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::SeqCst)
+        ))
+    }
+
+    /// A new home using the given namespace.
+    pub fn with_namespace(namespace: &str) -> Home {
+        require_environment();
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("ka");
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+            .unwrap();
+        std::fs::write(
+            dir.join("config.json"),
+            format!("{{\"version\":1,\"namespace\":\"{namespace}\"}}\n"),
+        )
+        .unwrap();
+        Home {
+            _tmp: tmp,
+            dir,
+            namespace: namespace.to_string(),
+            daemon: None,
+        }
+    }
+
+    /// A path inside the home.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    /// A command for a binary with this home's environment.
+    pub fn command(&self, program: &Path) -> Command {
+        let mut c = Command::new(program);
+        c.env("KEYCHAIN_AUTH_HOME", &self.dir)
+            .env_remove("KEYCHAIN_AUTH_SOCKET")
+            .env_remove("RUST_LOG");
+        c
+    }
+
+    /// Runs the keychain-auth CLI.
+    pub fn ka(&self, args: &[&str]) -> Output {
+        run_retrying(self.command(&bin("keychain-auth")).args(args))
+    }
+
+    /// Runs the keychain-auth CLI with stdin.
+    pub fn ka_stdin(&self, args: &[&str], stdin: &[u8]) -> Output {
+        let mut child = self
+            .command(&bin("keychain-auth"))
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(stdin).unwrap();
+        child.wait_with_output().unwrap()
+    }
+
+    /// Starts `keychain-auth start --foreground` with extra args and waits for the socket.
+    pub fn start(&mut self, args: &[&str]) {
+        let child = self
+            .command(&bin("keychain-auth"))
+            .args(["start", "--foreground"])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        self.daemon = Some(child);
+        self.wait_for_socket();
+    }
+
+    /// Waits until the daemon answers a status request.
+    pub fn wait_for_socket(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Some(child) = self.daemon.as_mut() {
+                if let Some(status) = child.try_wait().unwrap() {
+                    let mut err = String::new();
+                    use std::io::Read;
+                    child
+                        .stderr
+                        .take()
+                        .unwrap()
+                        .read_to_string(&mut err)
+                        .unwrap();
+                    panic!("daemon exited ({status}): {err}");
+                }
+            }
+            if self.ka(&["status"]).status.success() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        panic!("daemon did not start within 30s");
+    }
+
+    /// The foreground daemon's pid.
+    pub fn daemon_pid(&self) -> u32 {
+        self.daemon.as_ref().expect("daemon started").id()
+    }
+
+    /// Kills the foreground daemon with SIGKILL and reaps it.
+    pub fn kill_daemon(&mut self) {
+        if let Some(mut c) = self.daemon.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Runs a client binary; returns its JSON answer (panics when none arrived).
+    pub fn client_at(&self, program: &Path, args: &[&str]) -> Value {
+        let out = run_retrying(self.command(program).args(args));
+        assert!(
+            out.status.success(),
+            "client failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    /// Runs the stock test client.
+    pub fn client(&self, args: &[&str]) -> Value {
+        self.client_at(&bin("ka-test-client"), args)
+    }
+
+    /// A copy of the test client with `extra` appended: a different binary to the daemon.
+    pub fn client_copy(&self, name: &str, extra: &[u8]) -> PathBuf {
+        let dst = self.path(name);
+        // cp in a child process: a write fd held by this (multi-threaded) test process
+        // could leak into a concurrently forked child and make the exec fail with ETXTBSY.
+        let ok = Command::new("cp")
+            .arg(bin("ka-test-client"))
+            .arg(&dst)
+            .status()
+            .unwrap();
+        assert!(ok.success());
+        if !extra.is_empty() {
+            let mut child = Command::new("sh")
+                .arg("-c")
+                .arg("cat >> \"$0\"")
+                .arg(&dst)
+                .stdin(Stdio::piped())
+                .spawn()
+                .unwrap();
+            child.stdin.take().unwrap().write_all(extra).unwrap();
+            assert!(child.wait().unwrap().success());
+        }
+        dst
+    }
+
+    /// The audit log's lines.
+    pub fn audit_lines(&self) -> Vec<Value> {
+        std::fs::read_to_string(self.path("audit.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+}
+
+impl Default for Home {
+    fn default() -> Self {
+        Home::new()
+    }
+}
+
+impl Drop for Home {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.daemon.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        } else {
+            // A daemon started in the background by `keychain-auth start`.
+            let _ = self.command(&bin("keychain-auth")).arg("stop").output();
+        }
+    }
+}
+
+/// Runs a command, retrying while exec fails with ETXTBSY (a just-written binary).
+pub fn run_retrying(cmd: &mut Command) -> Output {
+    for _ in 0..50 {
+        match cmd.output() {
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) => {
+                std::thread::sleep(Duration::from_millis(20))
+            }
+            r => return r.unwrap(),
+        }
+    }
+    panic!("exec kept failing with ETXTBSY");
+}
+
+/// stdout as a string.
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// stderr as a string.
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}

@@ -1,0 +1,233 @@
+//! The core flow of the original description, with the real daemon, the real Secret
+//! Service, the real CLI and real client binaries: store, turn away, queue, approve by
+//! hash, serve; scopes; a changed binary; deny, revoke, register, upgrade.
+
+#![allow(clippy::unwrap_used)]
+
+use keychain_auth_e2e::{bin, sha256_file, stderr, stdout, Home};
+use std::process::Command;
+
+#[test]
+fn unknown_tool_is_queued_approved_by_hash_then_served() {
+    let mut h = Home::new();
+    h.start(&["--store", "secret-service"]);
+    let name = "git/https/example.com/alice";
+    let o = h.ka_stdin(&["set", name], b"s3cret-value");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = h.ka_stdin(&["set", "aws/prod/key"], b"aws-value");
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    // The value lives in the real Secret Service under service=<namespace>, account=<name>.
+    let found = Command::new("secret-tool")
+        .args(["lookup", "service", &h.namespace, "account", name])
+        .output()
+        .unwrap();
+    assert_eq!(stdout(&found), "s3cret-value");
+
+    // Unknown binary: turned away with its exact sha256 and queued.
+    let client = bin("ka-test-client");
+    let r = h.client(&["get", name]);
+    assert_eq!(r["type"], "error");
+    assert_eq!(r["code"], "not_approved");
+    assert_eq!(r["pending"], true);
+    let hash = sha256_file(&client);
+    assert_eq!(r["hash"], hash.as_str());
+    let sha256sum = Command::new("sha256sum").arg(&client).output().unwrap();
+    assert_eq!(format!("sha256:{}", &stdout(&sha256sum)[..64]), hash);
+    assert!(r["message"]
+        .as_str()
+        .unwrap()
+        .contains(&format!("keychain-auth approve {hash}")));
+
+    let pending = h.ka(&["list-pending", "--json"]);
+    let p: serde_json::Value = serde_json::from_slice(&pending.stdout).unwrap();
+    assert_eq!(p[0]["hash"], hash.as_str());
+    assert_eq!(p[0]["names"][0], name);
+    assert_eq!(p[0]["path"], client.to_str().unwrap());
+    let file: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(h.path("pending.json")).unwrap()).unwrap();
+    assert_eq!(file["pending"][0]["hash"], hash.as_str());
+
+    // Approve by hash with a scope; the same binary is now served.
+    let o = h.ka(&["approve", &hash, "--scope", "git/*"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r = h.client(&["get", name]);
+    assert_eq!(
+        r,
+        serde_json::json!({"type":"secret","name":name,"value":"s3cret-value"})
+    );
+    assert_eq!(h.ka(&["list-pending", "--json"]).stdout, b"[]\n");
+
+    // It sees nothing outside its scope, not even whether a name exists.
+    let r = h.client(&["get", "aws/prod/key"]);
+    assert_eq!(r["code"], "out_of_scope");
+    let r = h.client(&["get", "aws/does-not-exist"]);
+    assert_eq!(r["code"], "out_of_scope");
+    let r = h.client(&["list"]);
+    assert_eq!(r["names"], serde_json::json!([name]));
+    let r = h.client(&["get", "git/missing"]);
+    assert_eq!(r["code"], "not_found");
+    let r = h.client(&["whoami"]);
+    assert_eq!(r["status"], "approved");
+    assert_eq!(r["scopes"], serde_json::json!(["git/*"]));
+    // Read access only: writes are refused.
+    let r = h.client(&["set", "git/x", "v"]);
+    assert_eq!(r["code"], "forbidden");
+
+    // One byte appended: a new, unapproved hash.
+    let changed = h.client_copy("ka-test-client-changed", b"\0");
+    let r = h.client_at(&changed, &["get", name]);
+    assert_eq!(r["code"], "not_approved");
+    assert_eq!(r["hash"], sha256_file(&changed).as_str());
+    assert_ne!(r["hash"], hash.as_str());
+
+    // The audit log recorded all of it and never a value.
+    let log = std::fs::read_to_string(h.path("audit.log")).unwrap();
+    assert!(!log.contains("s3cret-value") && !log.contains("aws-value"));
+    let events: Vec<_> = h.audit_lines();
+    assert!(events
+        .iter()
+        .any(|e| e["event"] == "approve" && e["hash"] == hash.as_str()));
+    assert!(events
+        .iter()
+        .any(|e| e["event"] == "access" && e["decision"] == "allow" && e["op"] == "get"));
+    let v = h.ka(&["audit", "verify"]);
+    assert!(v.status.success(), "{}{}", stdout(&v), stderr(&v));
+}
+
+#[test]
+fn default_namespace_is_found_by_secret_tool() {
+    let mut h = Home::with_namespace("keychain-auth");
+    h.start(&[]);
+    let name = format!("e2e/default-ns-{}", std::process::id());
+    assert!(h
+        .ka_stdin(&["set", &name], b"visible-to-secret-tool")
+        .status
+        .success());
+    let found = Command::new("secret-tool")
+        .args(["lookup", "service", "keychain-auth", "account", &name])
+        .output()
+        .unwrap();
+    assert_eq!(stdout(&found), "visible-to-secret-tool");
+    let names = h.ka(&["names"]);
+    assert!(stdout(&names).lines().any(|l| l == name));
+    assert!(h.ka(&["delete", &name]).status.success());
+    let found = Command::new("secret-tool")
+        .args(["lookup", "service", "keychain-auth", "account", &name])
+        .output()
+        .unwrap();
+    assert!(!found.status.success(), "deleted from the Secret Service");
+}
+
+#[test]
+fn deny_revoke_register_and_upgrade() {
+    let mut h = Home::new();
+    h.start(&["--store", "secret-service"]);
+    assert!(h.ka_stdin(&["set", "tok/a"], b"value-a").status.success());
+
+    // register before it ever connects
+    let tool = h.client_copy("tool", b"");
+    let o = h.ka(&[
+        "register",
+        tool.to_str().unwrap(),
+        "--scope",
+        "tok/*",
+        "--access",
+        "read-write",
+        "--label",
+        "my-tool",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(h.client_at(&tool, &["get", "tok/a"])["value"], "value-a");
+    assert_eq!(h.client_at(&tool, &["set", "tok/b", "vb"])["type"], "ok");
+    assert_eq!(h.client_at(&tool, &["get", "tok/b"])["value"], "vb");
+    let old_hash = sha256_file(&tool);
+
+    // the tool is updated: its hash changes, so it loses access until `upgrade`
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg("printf 'v2' >> \"$0\"")
+        .arg(&tool)
+        .spawn()
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    let new_hash = sha256_file(&tool);
+    assert_eq!(
+        h.client_at(&tool, &["get", "tok/a"])["code"],
+        "not_approved"
+    );
+    let o = h.ka(&["upgrade", tool.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains(&old_hash) && stdout(&o).contains(&new_hash),
+        "{}",
+        stdout(&o)
+    );
+    assert_eq!(h.client_at(&tool, &["get", "tok/a"])["value"], "value-a");
+    let list: serde_json::Value =
+        serde_json::from_slice(&h.ka(&["list", "--json"]).stdout).unwrap();
+    assert_eq!(list[0]["label"], "my-tool");
+    assert_eq!(list[0]["hash"], new_hash.as_str());
+    assert_eq!(list[0]["scopes"], serde_json::json!(["tok/*"]));
+    assert_eq!(list[0]["access"], "read-write");
+    let up = h
+        .audit_lines()
+        .into_iter()
+        .find(|e| e["event"] == "upgrade")
+        .expect("upgrade audited");
+    assert_eq!(up["old_hash"], old_hash.as_str());
+    assert_eq!(up["hash"], new_hash.as_str());
+
+    // revoke by label: back to not approved
+    assert!(h.ka(&["revoke", "my-tool"]).status.success());
+    assert_eq!(
+        h.client_at(&tool, &["get", "tok/a"])["code"],
+        "not_approved"
+    );
+
+    // deny: refused with `denied`, and no longer queued
+    assert!(h.ka(&["deny", &new_hash]).status.success());
+    let r = h.client_at(&tool, &["get", "tok/a"]);
+    assert_eq!(r["code"], "denied");
+    assert_eq!(h.ka(&["list-pending", "--json"]).stdout, b"[]\n");
+    assert!(h.audit_lines().iter().any(|e| e["event"] == "deny"));
+
+    // approving a hash nobody asked with is refused with a hint
+    let o = h.ka(&[
+        "approve",
+        &format!("sha256:{}", "0".repeat(64)),
+        "--scope",
+        "x",
+    ]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("register"), "{}", stderr(&o));
+}
+
+#[test]
+fn interpreters_are_never_approved_as_whole_binaries() {
+    let mut h = Home::new();
+    h.start(&["--store", "secret-service"]);
+    let sh = std::fs::canonicalize("/bin/sh").unwrap();
+    let o = h.ka(&["register", sh.to_str().unwrap(), "--scope", "*"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("interpreter"), "{}", stderr(&o));
+}
+
+#[test]
+fn admin_requests_only_from_the_cli() {
+    let mut h = Home::new();
+    h.start(&["--store", "secret-service"]);
+    for req in [
+        r#"{"type":"list_tools"}"#,
+        r#"{"type":"shutdown"}"#,
+        r#"{"type":"names"}"#,
+        r#"{"type":"register","path":"/bin/true","scopes":["*"]}"#,
+    ] {
+        let r = h.client(&["raw", req]);
+        assert_eq!(r["code"], "forbidden", "{req}: {r}");
+    }
+    assert!(h.ka(&["status"]).status.success(), "still running");
+    // Refused admin requests do not queue the caller.
+    let r = h.client(&["whoami"]);
+    assert_eq!(r["status"], "unknown");
+}

@@ -1,0 +1,170 @@
+//! Hostile input on the real socket: huge, zero, truncated, non-JSON, bad UTF-8, deeply
+//! nested and unknown frames, and requests before hello. Each gets an error frame where
+//! possible and a closed connection, and the daemon keeps serving everyone else.
+
+#![allow(clippy::unwrap_used)]
+
+use keychain_auth_e2e::{bin, sha256_file, Home};
+use serde_json::Value;
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::time::Duration;
+
+fn connect(h: &Home) -> UnixStream {
+    let s = UnixStream::connect(h.path("agent.sock")).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s
+}
+
+fn frame(payload: &[u8]) -> Vec<u8> {
+    let mut v = (payload.len() as u32).to_be_bytes().to_vec();
+    v.extend_from_slice(payload);
+    v
+}
+
+/// Reads one answer frame, then expects the daemon to close the connection.
+fn answer_then_closed(s: &mut UnixStream) -> Value {
+    let mut hdr = [0u8; 4];
+    s.read_exact(&mut hdr).unwrap();
+    let mut body = vec![0u8; u32::from_be_bytes(hdr) as usize];
+    s.read_exact(&mut body).unwrap();
+    let mut rest = Vec::new();
+    match s.read_to_end(&mut rest) {
+        Ok(n) => assert_eq!(n, 0, "connection closed after the error"),
+        // closed with bytes we sent still unread by the daemon
+        Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset),
+    }
+    serde_json::from_slice(&body).unwrap()
+}
+
+fn hello(s: &mut UnixStream) {
+    s.write_all(&frame(br#"{"type":"hello","protocol":1,"client":"raw"}"#))
+        .unwrap();
+    let mut hdr = [0u8; 4];
+    s.read_exact(&mut hdr).unwrap();
+    let mut body = vec![0u8; u32::from_be_bytes(hdr) as usize];
+    s.read_exact(&mut body).unwrap();
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v["type"], "hello");
+    assert_eq!(v["protocol"], 1);
+    assert!(v["server"].as_str().unwrap().starts_with("keychain-auth/"));
+}
+
+#[test]
+fn hostile_frames_get_an_error_and_a_closed_connection() {
+    let mut h = Home::new();
+    h.start(&["--store", "secret-service"]);
+    assert!(h
+        .ka_stdin(&["set", "h/x"], b"still-served")
+        .status
+        .success());
+    let client = bin("ka-test-client");
+    assert_eq!(h.client(&["get", "h/x"])["code"], "not_approved");
+    assert!(h
+        .ka(&["approve", &sha256_file(&client), "--scope", "h/*"])
+        .status
+        .success());
+
+    let nested = format!("{}{}", "[".repeat(30_000), "]".repeat(30_000));
+    let long_name = format!(r#"{{"type":"get","name":"{}"}}"#, "n".repeat(10_000));
+    let cases: Vec<(&str, bool, Vec<u8>, &str)> = vec![
+        (
+            "huge length",
+            false,
+            vec![0xff, 0xff, 0xff, 0xff],
+            "frame_too_large",
+        ),
+        (
+            "64 KiB + 1",
+            false,
+            (65_537u32).to_be_bytes().to_vec(),
+            "frame_too_large",
+        ),
+        ("zero length", false, vec![0, 0, 0, 0], "bad_request"),
+        ("not JSON", false, frame(b"hello there"), "bad_request"),
+        (
+            "bad UTF-8",
+            false,
+            frame(b"{\"type\":\"hello\xff\"}"),
+            "bad_request",
+        ),
+        ("JSON array", false, frame(b"[1,2,3]"), "bad_request"),
+        (
+            "unknown type",
+            false,
+            frame(br#"{"type":"steal_everything"}"#),
+            "bad_request",
+        ),
+        (
+            "get before hello",
+            false,
+            frame(br#"{"type":"get","name":"h/x"}"#),
+            "bad_request",
+        ),
+        (
+            "protocol 2",
+            false,
+            frame(br#"{"type":"hello","protocol":2}"#),
+            "unsupported_protocol",
+        ),
+        (
+            "unknown field",
+            true,
+            frame(br#"{"type":"get","name":"h/x","as_root":true}"#),
+            "bad_request",
+        ),
+        (
+            "deep nesting",
+            true,
+            frame(nested.as_bytes()),
+            "bad_request",
+        ),
+        (
+            "10k-char name",
+            true,
+            frame(long_name.as_bytes()),
+            "bad_request",
+        ),
+        (
+            "NUL in name",
+            true,
+            frame(br#"{"type":"get","name":"h/\u0000x"}"#),
+            "bad_request",
+        ),
+        (
+            "dot-dot name",
+            true,
+            frame(br#"{"type":"get","name":"h/../x"}"#),
+            "bad_request",
+        ),
+        (
+            "second hello",
+            true,
+            frame(br#"{"type":"hello","protocol":1}"#),
+            "bad_request",
+        ),
+    ];
+    for (what, greet, bytes, code) in cases {
+        let mut s = connect(&h);
+        if greet {
+            hello(&mut s);
+        }
+        s.write_all(&bytes).unwrap();
+        let v = answer_then_closed(&mut s);
+        assert_eq!(v["type"], "error", "{what}: {v}");
+        assert_eq!(v["code"], code, "{what}: {v}");
+        assert!(!v["message"].as_str().unwrap().is_empty(), "{what}");
+    }
+    // The approved client is still served after all of the above.
+    assert_eq!(h.client(&["get", "h/x"])["value"], "still-served");
+
+    // A truncated frame followed by a hang-up, and a frame cut mid-header.
+    let mut s = connect(&h);
+    s.write_all(&[0, 0, 0, 50, b'{']).unwrap();
+    drop(s);
+    let mut s = connect(&h);
+    s.write_all(&[0, 0]).unwrap();
+    drop(s);
+    assert_eq!(h.client(&["get", "h/x"])["value"], "still-served");
+    assert!(h.ka(&["status"]).status.success());
+}

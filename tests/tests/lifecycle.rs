@@ -1,0 +1,226 @@
+//! Starting and stopping the real daemon: background start, status, a second start, stop,
+//! a stale socket after `kill -9`, unsafe directories, a corrupt config, and approvals
+//! that survive a kill. Also the keyutils store, for real.
+
+#![allow(clippy::unwrap_used)]
+
+use keychain_auth_e2e::{bin, sha256_file, stderr, stdout, Home};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::process::Command;
+
+#[test]
+fn start_status_second_start_stop() {
+    let h = Home::new();
+    let o = h.ka(&["status"]);
+    assert_eq!(o.status.code(), Some(3), "not running yet: {}", stdout(&o));
+    let o = h.ka(&["start", "--store", "secret-service"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("started"), "{}", stdout(&o));
+    // start returns only once the socket accepts connections
+    let o = h.ka(&["status"]);
+    assert!(o.status.success(), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("store:    secret-service"),
+        "{}",
+        stdout(&o)
+    );
+    // socket 0600 in a 0700 directory
+    let sock = h.path("agent.sock");
+    assert_eq!(std::fs::metadata(&sock).unwrap().mode() & 0o777, 0o600);
+    assert_eq!(std::fs::metadata(&h.dir).unwrap().mode() & 0o777, 0o700);
+    // a second start does not steal the socket
+    let o = h.ka(&["start"]);
+    assert!(
+        stdout(&o).contains("already running"),
+        "{}{}",
+        stdout(&o),
+        stderr(&o)
+    );
+    let o = h.ka(&["start", "--foreground"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("already running"), "{}", stderr(&o));
+    assert!(h.ka(&["status"]).status.success());
+    let o = h.ka(&["stop"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(h.ka(&["status"]).status.code(), Some(3));
+    assert!(!sock.exists(), "socket removed on stop");
+}
+
+#[test]
+fn stale_socket_is_replaced_and_approvals_survive_kill_9() {
+    let mut h = Home::new();
+    h.start(&["--store", "secret-service"]);
+    assert!(h.ka_stdin(&["set", "k/one"], b"v1").status.success());
+    let client = bin("ka-test-client");
+    assert_eq!(h.client(&["get", "k/one"])["code"], "not_approved");
+    let hash = sha256_file(&client);
+    assert!(
+        h.ka(&["approve", &hash]).status.success(),
+        "default scope: the name it asked for"
+    );
+    h.kill_daemon();
+    assert!(
+        h.path("agent.sock").exists(),
+        "kill -9 leaves the socket behind"
+    );
+    h.start(&["--store", "secret-service"]);
+    let r = h.client(&["get", "k/one"]);
+    assert_eq!(r["value"], "v1", "{r}");
+    let list: serde_json::Value =
+        serde_json::from_slice(&h.ka(&["list", "--json"]).stdout).unwrap();
+    assert_eq!(list[0]["scopes"], serde_json::json!(["k/one"]));
+    let v = h.ka(&["audit", "verify"]);
+    assert!(v.status.success(), "{}{}", stdout(&v), stderr(&v));
+}
+
+#[test]
+fn unsafe_socket_directories_are_refused() {
+    // A symlinked home
+    let h = Home::new();
+    let link = h.dir.parent().unwrap().join("link");
+    std::os::unix::fs::symlink(&h.dir, &link).unwrap();
+    let o = Command::new(bin("keychain-auth"))
+        .args(["start", "--foreground"])
+        .env("KEYCHAIN_AUTH_HOME", &link)
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("symbolic link"), "{}", stderr(&o));
+
+    // A directory others can write to
+    std::fs::set_permissions(&h.dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let o = h.ka(&["start", "--foreground"]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("writable by group or others"),
+        "{}",
+        stderr(&o)
+    );
+    std::fs::set_permissions(&h.dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+
+    // A planted regular file where the socket goes
+    std::fs::write(h.path("agent.sock"), b"not a socket").unwrap();
+    let o = h.ka(&["start", "--foreground"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("not a socket"), "{}", stderr(&o));
+    assert_eq!(
+        std::fs::read(h.path("agent.sock")).unwrap(),
+        b"not a socket"
+    );
+}
+
+#[test]
+fn corrupt_files_stop_the_daemon_and_are_left_untouched() {
+    for (file, junk) in [
+        (
+            "config.json",
+            &b"{\"version\":1, \"tools\": [ {\"hash\": "[..],
+        ),
+        ("config.json", b"{\"version\":1,\"tols\":[]}"),
+        ("pending.json", b"\xff\xfe garbage"),
+        (
+            "audit.log",
+            b"{\"seq\":1,\"time\":\"x\",\"event\":\"daemon\"",
+        ),
+    ] {
+        let h = Home::new();
+        std::fs::write(h.path(file), junk).unwrap();
+        let o = h.ka(&["start", "--foreground", "--store", "secret-service"]);
+        assert!(!o.status.success(), "{file}");
+        let err = stderr(&o);
+        assert!(
+            err.contains(&h.path(file).display().to_string()),
+            "{file}: {err}"
+        );
+        assert_eq!(
+            std::fs::read(h.path(file)).unwrap(),
+            junk,
+            "{file} untouched"
+        );
+        assert!(!h.path("agent.sock").exists());
+        // background start reports the same error
+        let o = h.ka(&["start", "--store", "secret-service"]);
+        assert!(!o.status.success());
+        assert!(
+            stderr(&o).contains(&h.path(file).display().to_string()),
+            "{}",
+            stderr(&o)
+        );
+    }
+}
+
+#[test]
+fn keyutils_store_for_real() {
+    let mut h = Home::new();
+    h.start(&["--store", "keyutils"]);
+    let o = h.ka(&["status"]);
+    assert!(stdout(&o).contains("store:    keyutils"), "{}", stdout(&o));
+    assert!(h
+        .ka_stdin(&["set", "ku/token"], b"kernel-held")
+        .status
+        .success());
+    // The key is in the kernel's user keyring under <namespace>:<name>.
+    let desc = format!("{}:ku/token", h.namespace);
+    let id = Command::new("keyctl")
+        .args(["search", "@u", "user", &desc])
+        .output()
+        .unwrap();
+    assert!(id.status.success(), "{}", stderr(&id));
+    let id = stdout(&id).trim().to_string();
+    let val = Command::new("keyctl").args(["pipe", &id]).output().unwrap();
+    assert_eq!(stdout(&val), "kernel-held");
+
+    let client = bin("ka-test-client");
+    assert_eq!(h.client(&["get", "ku/token"])["code"], "not_approved");
+    assert!(h
+        .ka(&["approve", &sha256_file(&client), "--scope", "ku/*"])
+        .status
+        .success());
+    assert_eq!(h.client(&["get", "ku/token"])["value"], "kernel-held");
+    assert_eq!(
+        h.client(&["list"])["names"],
+        serde_json::json!(["ku/token"])
+    );
+    assert!(h.ka(&["delete", "ku/token"]).status.success());
+    assert_eq!(h.client(&["get", "ku/token"])["code"], "not_found");
+}
+
+#[test]
+fn audit_tampering_is_named_by_line() {
+    let mut h = Home::new();
+    h.start(&["--store", "secret-service"]);
+    for i in 0..4 {
+        assert!(h
+            .ka_stdin(&["set", &format!("a/{i}")], b"v")
+            .status
+            .success());
+    }
+    let path = h.path("audit.log");
+    let orig = std::fs::read_to_string(&path).unwrap();
+    let lines: Vec<&str> = orig.lines().collect();
+    assert!(lines.len() >= 5);
+
+    let edited = orig.replacen("a/2", "a/9", 1);
+    std::fs::write(&path, &edited).unwrap();
+    let o = h.ka(&["audit", "verify"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("line 5"), "{}", stderr(&o));
+
+    // the last line removed while the daemon runs: the daemon knows where its chain ends
+    let mut cut = lines[..lines.len() - 1].join("\n");
+    cut.push('\n');
+    std::fs::write(&path, &cut).unwrap();
+    let o = h.ka(&["audit", "verify"]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("removed from the end"),
+        "{}",
+        stderr(&o)
+    );
+
+    std::fs::write(&path, &orig).unwrap();
+    let o = h.ka(&["audit", "verify"]);
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    let o = h.ka(&["audit", "-n", "3"]);
+    assert_eq!(stdout(&o).lines().count(), 3, "{}", stdout(&o));
+}
