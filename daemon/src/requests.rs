@@ -427,6 +427,9 @@ impl State {
                         format!("{path} is a script interpreter; approving it would approve every script it runs"),
                     );
                 }
+                // Re-approving keeps what the tool had unless told otherwise.
+                let access = access.or(existing.as_ref().map(|t| t.access));
+                let label = label.or(existing.as_ref().map(|t| t.label.clone()));
                 let scopes = if scopes.is_empty() {
                     existing
                         .as_ref()

@@ -237,8 +237,9 @@ async fn serve_connection(state: Arc<State>, mut stream: UnixStream) {
         }
     };
     let mut greeted = false;
+    let mut reader = FrameReader::new();
     loop {
-        let payload = match read_payload(&mut stream).await {
+        let payload = match reader.next(&mut stream).await {
             Ok(p) => p,
             Err(ReadError::Closed) | Err(ReadError::Idle) | Err(ReadError::Io) => return,
             Err(ReadError::Frame(e)) => {
@@ -348,31 +349,68 @@ enum ReadError {
     Frame(FrameError),
 }
 
-async fn read_payload(stream: &mut UnixStream) -> Result<Vec<u8>, ReadError> {
-    let mut header = [0u8; 4];
-    // Wait for the first byte as long as the idle timeout; the rest of the frame must
-    // follow within the frame timeout.
-    let first = match tokio::time::timeout(IDLE_TIMEOUT, stream.read(&mut header)).await {
-        Err(_) => return Err(ReadError::Idle),
-        Ok(Ok(0)) => return Err(ReadError::Closed),
-        Ok(Ok(n)) => n,
-        Ok(Err(_)) => return Err(ReadError::Io),
-    };
-    let rest = async {
-        if stream.read_exact(&mut header[first..]).await.is_err() {
-            return Err(ReadError::Io);
+/// Reads frames from a connection through one buffer, so a frame that arrives in one
+/// piece costs one `read`. Consumed bytes are wiped (a `set` carries a secret value).
+struct FrameReader {
+    buf: Vec<u8>,
+}
+
+impl FrameReader {
+    fn new() -> FrameReader {
+        FrameReader {
+            buf: Vec::with_capacity(8192),
         }
-        let n = frame::check_len(header).map_err(ReadError::Frame)?;
-        debug_assert!(n <= MAX_FRAME);
-        let mut payload = vec![0u8; n];
-        if stream.read_exact(&mut payload).await.is_err() {
-            return Err(ReadError::Io);
+    }
+
+    /// Reads more bytes into the buffer; `Ok(false)` at end of stream.
+    async fn fill(&mut self, stream: &mut UnixStream) -> Result<bool, ReadError> {
+        let mut chunk = [0u8; 8192];
+        let n = stream.read(&mut chunk).await.map_err(|_| ReadError::Io)?;
+        self.buf.extend_from_slice(&chunk[..n]);
+        keychain_auth_sdk::secret::wipe(&mut chunk[..n]);
+        Ok(n > 0)
+    }
+
+    async fn next(&mut self, stream: &mut UnixStream) -> Result<Vec<u8>, ReadError> {
+        // Wait for the first byte as long as the idle timeout; the rest of the frame must
+        // follow within the frame timeout.
+        if self.buf.is_empty() {
+            match tokio::time::timeout(IDLE_TIMEOUT, self.fill(stream)).await {
+                Err(_) => return Err(ReadError::Idle),
+                Ok(Ok(false)) => return Err(ReadError::Closed),
+                Ok(Ok(true)) => {}
+                Ok(Err(e)) => return Err(e),
+            }
         }
-        Ok(payload)
-    };
-    match tokio::time::timeout(FRAME_TIMEOUT, rest).await {
-        Err(_) => Err(ReadError::Idle),
-        Ok(r) => r,
+        let rest = async {
+            while self.buf.len() < 4 {
+                if !self.fill(stream).await? {
+                    return Err(ReadError::Io);
+                }
+            }
+            let header: [u8; 4] = [self.buf[0], self.buf[1], self.buf[2], self.buf[3]];
+            let n = frame::check_len(header).map_err(ReadError::Frame)?;
+            debug_assert!(n <= MAX_FRAME);
+            while self.buf.len() < 4 + n {
+                if !self.fill(stream).await? {
+                    return Err(ReadError::Io);
+                }
+            }
+            let payload = self.buf[4..4 + n].to_vec();
+            keychain_auth_sdk::secret::wipe(&mut self.buf[..4 + n]);
+            self.buf.drain(..4 + n);
+            Ok(payload)
+        };
+        match tokio::time::timeout(FRAME_TIMEOUT, rest).await {
+            Err(_) => Err(ReadError::Idle),
+            Ok(r) => r,
+        }
+    }
+}
+
+impl Drop for FrameReader {
+    fn drop(&mut self) {
+        keychain_auth_sdk::secret::wipe(&mut self.buf);
     }
 }
 

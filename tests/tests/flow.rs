@@ -178,6 +178,17 @@ fn deny_revoke_register_and_upgrade() {
     assert_eq!(up["old_hash"], old_hash.as_str());
     assert_eq!(up["hash"], new_hash.as_str());
 
+    // re-approving to widen the scopes keeps label and access
+    let o = h.ka(&[
+        "approve", &new_hash, "--scope", "tok/*", "--scope", "more/*",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let list: serde_json::Value =
+        serde_json::from_slice(&h.ka(&["list", "--json"]).stdout).unwrap();
+    assert_eq!(list[0]["label"], "my-tool");
+    assert_eq!(list[0]["access"], "read-write");
+    assert_eq!(list[0]["scopes"], serde_json::json!(["tok/*", "more/*"]));
+
     // revoke by label: back to not approved
     assert!(h.ka(&["revoke", "my-tool"]).status.success());
     assert_eq!(
@@ -230,4 +241,51 @@ fn admin_requests_only_from_the_cli() {
     // Refused admin requests do not queue the caller.
     let r = h.client(&["whoami"]);
     assert_eq!(r["status"], "unknown");
+}
+
+#[test]
+fn a_waiting_get_is_answered_the_moment_the_user_approves() {
+    let mut h = Home::new();
+    h.start(&["--store", "secret-service"]);
+    assert!(h
+        .ka_stdin(&["set", "wait/token"], b"worth-the-wait")
+        .status
+        .success());
+    let client = h.client_copy("waiting-client", b"w");
+    let waiting = h
+        .command(&client)
+        .args(["get", "wait/token", "60000"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The request is queued as pending while it waits.
+    let hash = sha256_file(&client);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let p: serde_json::Value =
+            serde_json::from_slice(&h.ka(&["list-pending", "--json"]).stdout).unwrap();
+        if p.as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["hash"] == hash.as_str())
+        {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "never queued");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let started = std::time::Instant::now();
+    assert!(h.ka(&["approve", &hash]).status.success());
+    let out = waiting.wait_with_output().unwrap();
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["value"], "worth-the-wait", "{r}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(30),
+        "answered on approval, not at the end of the wait"
+    );
+
+    // A wait that ends without a decision is refused, never approved.
+    let other = h.client_copy("impatient-client", b"i");
+    let r = h.client_at(&other, &["get", "wait/token", "300"]);
+    assert_eq!(r["code"], "not_approved");
 }

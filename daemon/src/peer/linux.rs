@@ -227,7 +227,6 @@ pub(super) fn identify(sock: BorrowedFd<'_>, cache: &HashCache) -> Result<Peer, 
 
 pub(super) fn recheck(peer: &Peer) -> Result<(), PeerError> {
     let h = &peer.handle;
-    still_same(h.pidfd.as_ref(), peer.pid, h.start_time)?;
     let meta = std::fs::metadata(format!("/proc/{}/exe", peer.pid)).map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
             PeerError::Gone
@@ -235,7 +234,8 @@ pub(super) fn recheck(peer: &Peer) -> Result<(), PeerError> {
             inspect_err("stat /proc/<pid>/exe", e)
         }
     })?;
-    // Re-confirm after the stat, so the stat was of the peer and not of a reused pid.
+    // Confirm after the stat that the peer is alive: then the stat was of the peer and
+    // not of a process that reused its pid (a pid is not reused while its owner lives).
     still_same(h.pidfd.as_ref(), peer.pid, h.start_time)?;
     if (meta.dev(), meta.ino()) != h.exe_inode {
         return Err(PeerError::Changed);

@@ -52,8 +52,25 @@ impl SecretStore for KeyutilsStore {
             let Some(key) = self.find(name)? else {
                 return Ok(None);
             };
-            match key.read_to_vec() {
-                Ok(bytes) => secret_from_bytes(name, bytes).map(Some),
+            // One read into a 4 KiB buffer (most values fit); a larger key is read again
+            // at its full size.
+            let mut buf = vec![0u8; 4096];
+            let read = match key.read(&mut buf) {
+                Ok(n) if n <= buf.len() => Ok(n),
+                Ok(_) => {
+                    keychain_auth_sdk::secret::wipe(&mut buf);
+                    key.read_to_vec().map(|v| {
+                        buf = v;
+                        buf.len()
+                    })
+                }
+                Err(e) => Err(e),
+            };
+            match read {
+                Ok(n) => {
+                    buf.truncate(n);
+                    secret_from_bytes(name, buf).map(Some)
+                }
                 Err(KeyError::KeyDoesNotExist) | Err(KeyError::KeyRevoked) => Ok(None),
                 Err(e) => Err(unavailable("read", e)),
             }
