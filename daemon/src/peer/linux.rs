@@ -1,16 +1,18 @@
 //! Linux peer identification. `SO_PEERCRED` gives the uid; `SO_PEERPIDFD` gives a pidfd
-//! that pins the exact process. We read the pid from the pidfd, open `/proc/<pid>/exe`
-//! (the inode that is executing, even if its path was replaced), read its status and
-//! environment, and only then check the pidfd is still alive: if it is, the pid was not
-//! reused and everything read was the peer's. Kernels without `SO_PEERPIDFD` (< 6.5)
-//! fall back to `SO_PEERCRED` plus the process start time, checked before and after.
+//! that pins the exact process. We read the pid from the pidfd, open the `/proc/<pid>`
+//! directory, and only then check the pidfd is still alive: if it is, the pid was not
+//! reused and the directory is the peer's for good (once the peer dies, lookups in it
+//! fail rather than reach a process that reused the pid). Every later read goes through
+//! that directory: `exe` (the inode that is executing, even if its path was replaced),
+//! `status`, `environ`. Kernels without `SO_PEERPIDFD` (< 6.5) fall back to
+//! `SO_PEERCRED` plus the process start time, checked before and after each read.
 
 use super::{injected_env, is_interpreter, Peer, PeerError};
 use crate::digest::HashCache;
+use std::ffi::CString;
 use std::fs::File;
 use std::io::Read;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
-use std::os::unix::fs::MetadataExt;
 
 /// `SO_PEERPIDFD` from linux/socket.h (6.5+).
 const SO_PEERPIDFD: libc::c_int = 77;
@@ -19,6 +21,7 @@ const SO_PEERPIDFD: libc::c_int = 77;
 #[derive(Debug)]
 pub struct Handle {
     pidfd: Option<OwnedFd>,
+    proc_dir: OwnedFd,
     start_time: u64,
     exe_inode: (u64, u64),
 }
@@ -129,15 +132,91 @@ fn start_time(pid: i32) -> Result<u64, PeerError> {
         .ok_or_else(|| PeerError::Inspect("malformed /proc stat".into()))
 }
 
-fn read_proc(pid: i32, what: &str) -> Result<Vec<u8>, PeerError> {
+fn gone_or(what: &str, e: std::io::Error) -> PeerError {
+    match e.raw_os_error() {
+        Some(libc::ENOENT) | Some(libc::ESRCH) => PeerError::Gone,
+        _ => inspect_err(what, e),
+    }
+}
+
+fn c_name(name: &str) -> CString {
+    CString::new(name).unwrap_or_default()
+}
+
+/// Opens `/proc/<pid>` as an `O_PATH` directory handle.
+fn open_proc_dir(pid: i32) -> Result<OwnedFd, PeerError> {
+    let path = c_name(&format!("/proc/{pid}"));
+    // SAFETY: path is a valid C string; the returned fd is owned below.
+    let fd = unsafe {
+        libc::open(
+            path.as_ptr(),
+            libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return Err(gone_or("open /proc/<pid>", std::io::Error::last_os_error()));
+    }
+    // SAFETY: open returned a new descriptor nobody else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Opens a file inside the process directory for reading (following `exe`'s link).
+fn open_in(dir: &OwnedFd, name: &str) -> Result<File, PeerError> {
+    let c = c_name(name);
+    // SAFETY: dir is a valid directory fd and c a valid C string.
+    let fd = unsafe {
+        libc::openat(
+            dir.as_raw_fd(),
+            c.as_ptr(),
+            libc::O_RDONLY | libc::O_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return Err(gone_or(name, std::io::Error::last_os_error()));
+    }
+    // SAFETY: openat returned a new descriptor nobody else owns.
+    Ok(File::from(unsafe { OwnedFd::from_raw_fd(fd) }))
+}
+
+fn read_in(dir: &OwnedFd, name: &str) -> Result<Vec<u8>, PeerError> {
     let mut buf = Vec::new();
-    File::open(format!("/proc/{pid}/{what}"))
-        .and_then(|mut f| f.read_to_end(&mut buf))
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => PeerError::Gone,
-            _ => inspect_err(what, e),
-        })?;
+    open_in(dir, name)?
+        .read_to_end(&mut buf)
+        .map_err(|e| gone_or(name, e))?;
     Ok(buf)
+}
+
+/// The target of the `exe` link, as the kernel prints it.
+fn exe_path(dir: &OwnedFd) -> Result<String, PeerError> {
+    let mut buf = vec![0u8; libc::PATH_MAX as usize + 1];
+    let exe = c_name("exe");
+    // SAFETY: buf is writable for its length; dir and exe are valid.
+    let n = unsafe {
+        libc::readlinkat(
+            dir.as_raw_fd(),
+            exe.as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    if n < 0 {
+        return Err(gone_or("readlink exe", std::io::Error::last_os_error()));
+    }
+    buf.truncate(n as usize);
+    Ok(String::from_utf8_lossy(&buf).into_owned())
+}
+
+/// Device and inode of the executable, through the `exe` link.
+fn exe_inode(dir: &OwnedFd) -> Result<(u64, u64), PeerError> {
+    let exe = c_name("exe");
+    // SAFETY: an all-zero stat is a valid value to be overwritten.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: dir and exe are valid; st is writable.
+    let rc = unsafe { libc::fstatat(dir.as_raw_fd(), exe.as_ptr(), &mut st, 0) };
+    if rc != 0 {
+        return Err(gone_or("stat exe", std::io::Error::last_os_error()));
+    }
+    Ok((st.st_dev, st.st_ino))
 }
 
 fn tracer_pid(status: &[u8]) -> Option<i32> {
@@ -181,19 +260,18 @@ pub(super) fn identify(sock: BorrowedFd<'_>, cache: &HashCache) -> Result<Peer, 
         None => cred.pid,
     };
     let start = start_time(pid)?;
-    let exe = File::open(format!("/proc/{pid}/exe")).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => PeerError::Gone,
-        _ => inspect_err("open /proc/<pid>/exe", e),
-    })?;
-    let path = std::fs::read_link(format!("/proc/{pid}/exe"))
-        .map_err(|e| inspect_err("readlink /proc/<pid>/exe", e))?
-        .to_string_lossy()
-        .into_owned();
-    let status = read_proc(pid, "status")?;
-    let environ = read_proc(pid, "environ");
-    // Everything above was read through the pid; it was the peer's only if the peer is
+    let dir = open_proc_dir(pid)?;
+    // The directory was opened through the pid; it is the peer's only if the peer is
     // still alive now (a live pidfd means the pid cannot have been reused).
     still_same(pidfd.as_ref(), pid, start)?;
+    let exe = open_in(&dir, "exe")?;
+    let path = exe_path(&dir)?;
+    let status = read_in(&dir, "status")?;
+    let environ = read_in(&dir, "environ");
+    if pidfd.is_none() {
+        // Without a pidfd, confirm again that the pid still names the same process.
+        still_same(None, pid, start)?;
+    }
 
     let mut injection = match tracer_pid(&status) {
         Some(0) => None,
@@ -219,6 +297,7 @@ pub(super) fn identify(sock: BorrowedFd<'_>, cache: &HashCache) -> Result<Peer, 
         injection,
         handle: Handle {
             pidfd,
+            proc_dir: dir,
             start_time: start,
             exe_inode: key.inode(),
         },
@@ -227,17 +306,13 @@ pub(super) fn identify(sock: BorrowedFd<'_>, cache: &HashCache) -> Result<Peer, 
 
 pub(super) fn recheck(peer: &Peer) -> Result<(), PeerError> {
     let h = &peer.handle;
-    let meta = std::fs::metadata(format!("/proc/{}/exe", peer.pid)).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::NotFound {
-            PeerError::Gone
-        } else {
-            inspect_err("stat /proc/<pid>/exe", e)
-        }
-    })?;
-    // Confirm after the stat that the peer is alive: then the stat was of the peer and
-    // not of a process that reused its pid (a pid is not reused while its owner lives).
-    still_same(h.pidfd.as_ref(), peer.pid, h.start_time)?;
-    if (meta.dev(), meta.ino()) != h.exe_inode {
+    // Through the peer's own /proc directory: if the peer exited, this fails instead of
+    // reaching a process that reused the pid.
+    let inode = exe_inode(&h.proc_dir)?;
+    if h.pidfd.is_none() {
+        still_same(None, peer.pid, h.start_time)?;
+    }
+    if inode != h.exe_inode {
         return Err(PeerError::Changed);
     }
     Ok(())
