@@ -181,6 +181,24 @@ fn keyutils_store_for_real() {
         h.client(&["list"])["names"],
         serde_json::json!(["ku/token"])
     );
+    // Changed or removed behind the daemon's back: served fresh, never a stale value.
+    let upd = Command::new("keyctl")
+        .args(["update", &id, "changed-outside"])
+        .output()
+        .unwrap();
+    assert!(upd.status.success(), "{}", stderr(&upd));
+    assert_eq!(h.client(&["get", "ku/token"])["value"], "changed-outside");
+    let inv = Command::new("keyctl")
+        .args(["invalidate", &id])
+        .output()
+        .unwrap();
+    assert!(inv.status.success(), "{}", stderr(&inv));
+    let r = h.client(&["get", "ku/token"]);
+    assert_eq!(r["code"], "not_found", "{r}");
+    assert!(h
+        .ka_stdin(&["set", "ku/token"], b"kernel-held")
+        .status
+        .success());
     assert!(h.ka(&["delete", "ku/token"]).status.success());
     assert_eq!(h.client(&["get", "ku/token"])["code"], "not_found");
 }

@@ -1,10 +1,21 @@
 //! Kernel keyutils store (Linux): `user` keys in the user keyring (`@u`), described as
 //! `<namespace>:<name>`. No daemon or D-Bus needed, but the keys live in kernel memory and
 //! are gone after a reboot; the daemon warns loudly when it uses this store.
+//!
+//! The serial number a name was found under is remembered, so a warm read is one
+//! `keyctl read` instead of a search and a read. A remembered key that cannot be read
+//! (deleted, invalidated, revoked, expired) is searched for again by name. Serials are random and
+//! never reused while a key lives; any same-user process can read and change `@u` keys
+//! directly anyway, so remembering a serial gives nobody a power they did not have.
 
 use super::{secret_from_bytes, BoxFuture, SecretStore, StoreError};
 use keychain_auth_sdk::Secret;
-use linux_keyutils::{KeyError, KeyRing, KeyRingIdentifier, KeyType};
+use linux_keyutils::{Key, KeyError, KeyRing, KeyRingIdentifier, KeyType};
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+/// Most remembered serials before the map is emptied.
+const KNOWN_LIMIT: usize = 4096;
 
 /// Largest number of links read from the user keyring when listing.
 const MAX_LINKS: usize = 16_384;
@@ -14,6 +25,7 @@ const MAX_LINKS: usize = 16_384;
 pub struct KeyutilsStore {
     ring: KeyRing,
     prefix: String,
+    known: Mutex<HashMap<String, Key>>,
 }
 
 fn unavailable(what: &str, e: KeyError) -> StoreError {
@@ -28,17 +40,54 @@ impl KeyutilsStore {
         Ok(KeyutilsStore {
             ring,
             prefix: format!("{namespace}:"),
+            known: Mutex::new(HashMap::new()),
         })
     }
 
-    fn find(&self, name: &str) -> Result<Option<linux_keyutils::Key>, StoreError> {
+    fn known(&self) -> std::sync::MutexGuard<'_, HashMap<String, Key>> {
+        self.known.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn find(&self, name: &str) -> Result<Option<Key>, StoreError> {
         match self.ring.search(&format!("{}{name}", self.prefix)) {
-            Ok(k) => Ok(Some(k)),
+            Ok(k) => {
+                let mut known = self.known();
+                if known.len() >= KNOWN_LIMIT {
+                    known.clear();
+                }
+                known.insert(name.to_string(), k);
+                Ok(Some(k))
+            }
             Err(KeyError::KeyDoesNotExist)
             | Err(KeyError::KeyExpired)
             | Err(KeyError::KeyRevoked) => Ok(None),
             Err(e) => Err(unavailable("search", e)),
         }
+    }
+}
+
+/// Reads a key's value; `None` if the key no longer exists. One `keyctl read` into a
+/// 4 KiB buffer (most values fit); a larger key is read again at its full size.
+fn read_key(name: &str, key: Key) -> Result<Option<Secret>, StoreError> {
+    let mut buf = vec![0u8; 4096];
+    let read = match key.read(&mut buf) {
+        Ok(n) if n <= buf.len() => Ok(n),
+        Ok(_) => {
+            keychain_auth_sdk::secret::wipe(&mut buf);
+            key.read_to_vec().map(|v| {
+                buf = v;
+                buf.len()
+            })
+        }
+        Err(e) => Err(e),
+    };
+    match read {
+        Ok(n) => {
+            buf.truncate(n);
+            secret_from_bytes(name, buf).map(Some)
+        }
+        Err(KeyError::KeyDoesNotExist | KeyError::KeyRevoked | KeyError::KeyExpired) => Ok(None),
+        Err(e) => Err(unavailable("read", e)),
     }
 }
 
@@ -49,30 +98,18 @@ impl SecretStore for KeyutilsStore {
 
     fn get<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Option<Secret>, StoreError>> {
         Box::pin(async move {
-            let Some(key) = self.find(name)? else {
-                return Ok(None);
-            };
-            // One read into a 4 KiB buffer (most values fit); a larger key is read again
-            // at its full size.
-            let mut buf = vec![0u8; 4096];
-            let read = match key.read(&mut buf) {
-                Ok(n) if n <= buf.len() => Ok(n),
-                Ok(_) => {
-                    keychain_auth_sdk::secret::wipe(&mut buf);
-                    key.read_to_vec().map(|v| {
-                        buf = v;
-                        buf.len()
-                    })
+            let remembered = self.known().get(name).copied();
+            if let Some(key) = remembered {
+                // Any failure of a remembered serial (an invalidated key reads as EACCES)
+                // means it is stale: forget it and search by name.
+                if let Ok(Some(value)) = read_key(name, key) {
+                    return Ok(Some(value));
                 }
-                Err(e) => Err(e),
-            };
-            match read {
-                Ok(n) => {
-                    buf.truncate(n);
-                    secret_from_bytes(name, buf).map(Some)
-                }
-                Err(KeyError::KeyDoesNotExist) | Err(KeyError::KeyRevoked) => Ok(None),
-                Err(e) => Err(unavailable("read", e)),
+                self.known().remove(name);
+            }
+            match self.find(name)? {
+                Some(key) => read_key(name, key),
+                None => Ok(None),
             }
         })
     }
@@ -83,6 +120,7 @@ impl SecretStore for KeyutilsStore {
         value: &'a Secret,
     ) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
+            self.known().remove(name);
             self.ring
                 .add_key(&format!("{}{name}", self.prefix), value.expose().as_bytes())
                 .map(|_| ())
@@ -95,6 +133,7 @@ impl SecretStore for KeyutilsStore {
             let Some(key) = self.find(name)? else {
                 return Ok(false);
             };
+            self.known().remove(name);
             match key.invalidate() {
                 Ok(()) => Ok(true),
                 Err(KeyError::KeyDoesNotExist) => Ok(false),
