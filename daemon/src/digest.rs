@@ -91,6 +91,12 @@ impl HashCache {
         Ok((hash, key))
     }
 
+    /// The hash of an open file only if the cache already has it (no reading).
+    pub fn cached(&self, file: &File) -> std::io::Result<Option<(String, FileKey)>> {
+        let key = FileKey::of(file)?;
+        Ok(self.lock().get(&key).map(|h| (h.clone(), key)))
+    }
+
     /// Number of cached hashes.
     pub fn len(&self) -> usize {
         self.lock().len()

@@ -204,6 +204,12 @@ pub fn error(code: ErrorCode, message: impl Into<String>) -> Response {
 }
 
 async fn identify(state: &Arc<State>, stream: &UnixStream) -> Result<Peer, PeerError> {
+    // A known executable is identified right here; only hashing a new one (which may
+    // read hundreds of megabytes) moves to the blocking pool, so it delays nobody else.
+    match Peer::identify_cached(stream.as_fd(), &state.cache) {
+        Err(PeerError::NeedsHash) => {}
+        other => return other,
+    }
     let fd = stream
         .as_fd()
         .try_clone_to_owned()

@@ -236,7 +236,11 @@ fn still_same(pidfd: Option<&OwnedFd>, pid: i32, start: u64) -> Result<(), PeerE
     }
 }
 
-pub(super) fn identify(sock: BorrowedFd<'_>, cache: &HashCache) -> Result<Peer, PeerError> {
+pub(super) fn identify(
+    sock: BorrowedFd<'_>,
+    cache: &HashCache,
+    may_hash: bool,
+) -> Result<Peer, PeerError> {
     let cred = peer_cred(sock)?;
     let ours = crate::dirs::euid();
     if cred.uid != ours {
@@ -285,9 +289,14 @@ pub(super) fn identify(sock: BorrowedFd<'_>, cache: &HashCache) -> Result<Peer, 
             Err(e) => Some(format!("its environment is unreadable ({e})")),
         };
     }
-    let (hash, key) = cache
-        .hash_file(&exe)
-        .map_err(|e| inspect_err("hash executable", e))?;
+    let hashed = if may_hash {
+        cache.hash_file(&exe).map(Some)
+    } else {
+        cache.cached(&exe)
+    };
+    let (hash, key) = hashed
+        .map_err(|e| inspect_err("hash executable", e))?
+        .ok_or(PeerError::NeedsHash)?;
     Ok(Peer {
         pid,
         uid: cred.uid,
@@ -328,7 +337,7 @@ mod tests {
     fn identifies_this_process_through_a_socket_pair() {
         let (a, _b) = UnixStream::pair().expect("pair");
         let cache = HashCache::new();
-        let peer = identify(a.as_fd(), &cache).expect("identified");
+        let peer = identify(a.as_fd(), &cache, true).expect("identified");
         assert_eq!(peer.pid, std::process::id() as i32);
         let me = std::fs::read_link("/proc/self/exe").expect("exe");
         assert_eq!(peer.path, me.to_string_lossy());

@@ -38,6 +38,10 @@ pub enum PeerError {
     /// The peer could not be inspected.
     #[error("cannot inspect the connecting process: {0}")]
     Inspect(String),
+    /// The executable is not in the hash cache and hashing was not allowed (the caller
+    /// retries on a thread that may block).
+    #[error("the executable has not been hashed yet")]
+    NeedsHash,
     /// This OS has no peer-identification recipe in this build.
     #[error("peer identification is not implemented for this operating system yet")]
     Unsupported,
@@ -63,9 +67,17 @@ pub struct Peer {
 }
 
 impl Peer {
-    /// Identifies the process at the other end of a connected Unix socket.
+    /// Identifies the process at the other end of a connected Unix socket, hashing its
+    /// executable if the cache does not know it (which may take a while for a large file).
     pub fn identify(sock: BorrowedFd<'_>, cache: &HashCache) -> Result<Peer, PeerError> {
-        os::identify(sock, cache)
+        os::identify(sock, cache, true)
+    }
+
+    /// Like [`Peer::identify`] but never reads the executable: fails with
+    /// [`PeerError::NeedsHash`] when its hash is not cached. Cheap enough to run on an
+    /// async worker.
+    pub fn identify_cached(sock: BorrowedFd<'_>, cache: &HashCache) -> Result<Peer, PeerError> {
+        os::identify(sock, cache, false)
     }
 
     /// Checks that the peer is still alive and still runs the executable it was

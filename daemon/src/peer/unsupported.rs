@@ -9,7 +9,11 @@ use std::os::fd::BorrowedFd;
 #[derive(Debug)]
 pub struct Handle;
 
-pub(super) fn identify(_sock: BorrowedFd<'_>, _cache: &HashCache) -> Result<Peer, PeerError> {
+pub(super) fn identify(
+    _sock: BorrowedFd<'_>,
+    _cache: &HashCache,
+    _may_hash: bool,
+) -> Result<Peer, PeerError> {
     Err(PeerError::Unsupported)
 }
 
