@@ -18,7 +18,7 @@ use std::future::Future;
 use std::os::fd::AsFd;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncWriteExt, Interest};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{watch, Notify, Semaphore};
 
@@ -146,6 +146,7 @@ pub async fn run(
     state: Arc<State>,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
+    crate::peer::prepare_listener(listener.as_fd())?;
     let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     state.audit(
         Entry {
@@ -243,11 +244,28 @@ async fn serve_connection(state: Arc<State>, mut stream: UnixStream) {
         }
     };
     let mut greeted = false;
-    let mut reader = FrameReader::new();
+    let mut reader = FrameReader::new(&peer);
     loop {
         let payload = match reader.next(&mut stream).await {
             Ok(p) => p,
             Err(ReadError::Closed) | Err(ReadError::Idle) | Err(ReadError::Io) => return,
+            Err(ReadError::Sender(e)) => {
+                state.audit(
+                    Entry {
+                        event: "access".into(),
+                        decision: "deny".into(),
+                        reason: e.to_string(),
+                        pid: Some(peer.pid),
+                        uid: Some(peer.uid),
+                        path: Some(peer.path.clone()),
+                        hash: Some(peer.hash.clone()),
+                        ..Entry::default()
+                    },
+                    false,
+                );
+                let _ = write_response(&mut stream, &error(ErrorCode::Denied, e.to_string())).await;
+                return;
+            }
             Err(ReadError::Frame(e)) => {
                 let code = match e {
                     FrameError::TooLarge(_) => ErrorCode::FrameTooLarge,
@@ -353,25 +371,38 @@ enum ReadError {
     Idle,
     Io,
     Frame(FrameError),
+    Sender(PeerError),
 }
 
 /// Reads frames from a connection through one buffer, so a frame that arrives in one
-/// piece costs one `read`. Consumed bytes are wiped (a `set` carries a secret value).
-struct FrameReader {
+/// piece costs one `recvmsg`. Every read is checked to come from the peer that
+/// connected (an inherited socket fails). Consumed bytes are wiped (a `set` carries a
+/// secret value).
+struct FrameReader<'p> {
     buf: Vec<u8>,
+    peer: &'p Peer,
 }
 
-impl FrameReader {
-    fn new() -> FrameReader {
+impl<'p> FrameReader<'p> {
+    fn new(peer: &'p Peer) -> FrameReader<'p> {
         FrameReader {
             buf: Vec::with_capacity(8192),
+            peer,
         }
     }
 
     /// Reads more bytes into the buffer; `Ok(false)` at end of stream.
     async fn fill(&mut self, stream: &mut UnixStream) -> Result<bool, ReadError> {
         let mut chunk = [0u8; 8192];
-        let n = stream.read(&mut chunk).await.map_err(|_| ReadError::Io)?;
+        let (n, sender) = stream
+            .async_io(Interest::READABLE, || {
+                crate::peer::recv_with_sender(stream.as_fd(), &mut chunk)
+            })
+            .await
+            .map_err(|_| ReadError::Io)?;
+        if n > 0 {
+            self.peer.check_sender(sender).map_err(ReadError::Sender)?;
+        }
         self.buf.extend_from_slice(&chunk[..n]);
         keychain_auth_sdk::secret::wipe(&mut chunk[..n]);
         Ok(n > 0)
@@ -414,7 +445,7 @@ impl FrameReader {
     }
 }
 
-impl Drop for FrameReader {
+impl Drop for FrameReader<'_> {
     fn drop(&mut self) {
         keychain_auth_sdk::secret::wipe(&mut self.buf);
     }

@@ -168,3 +168,85 @@ fn hostile_frames_get_an_error_and_a_closed_connection() {
     assert_eq!(h.client(&["get", "h/x"])["value"], "still-served");
     assert!(h.ka(&["status"]).status.success());
 }
+
+#[test]
+fn a_process_that_execs_after_connecting_is_refused() {
+    let mut h = Home::new();
+    h.start(&["--store", "secret-service"]);
+    assert!(h
+        .ka_stdin(&["set", "x/secret"], b"never-to-the-new-binary")
+        .status
+        .success());
+    let approved = bin("ka-test-client");
+    assert_eq!(h.client(&["get", "x/secret"])["code"], "not_approved");
+    assert!(h
+        .ka(&["approve", &sha256_file(&approved), "--scope", "x/*"])
+        .status
+        .success());
+    let other = h.client_copy("other-binary", b"other");
+    // Control: the approved binary keeping its own connection is served.
+    let r = h.client(&["exec-after-hello", approved.to_str().unwrap(), "x/secret"]);
+    assert_eq!(r["value"], "never-to-the-new-binary", "{r}");
+    // The approved process says hello, then becomes another program that asks.
+    let r = h.client(&["exec-after-hello", other.to_str().unwrap(), "x/secret"]);
+    assert_eq!(r["type"], "error", "{r}");
+    assert_eq!(r["code"], "denied", "{r}");
+    assert!(r["message"].as_str().unwrap().contains("exec"), "{r}");
+    let log = std::fs::read_to_string(h.path("audit.log")).unwrap();
+    assert!(log.contains("replaced its executable"));
+}
+
+#[test]
+fn preloaded_or_audited_processes_are_denied() {
+    let mut h = Home::new();
+    h.start(&["--store", "secret-service"]);
+    assert!(h
+        .ka_stdin(&["set", "p/secret"], b"not-for-injected")
+        .status
+        .success());
+    let client = bin("ka-test-client");
+    assert_eq!(h.client(&["get", "p/secret"])["code"], "not_approved");
+    assert!(h
+        .ka(&["approve", &sha256_file(&client), "--scope", "p/*"])
+        .status
+        .success());
+    assert_eq!(h.client(&["get", "p/secret"])["value"], "not-for-injected");
+    // The loader ignores a library that does not exist, but the variable is there.
+    for var in ["LD_PRELOAD", "LD_AUDIT"] {
+        let out = keychain_auth_e2e::run_retrying(
+            h.command(&client)
+                .args(["get", "p/secret"])
+                .env(var, "/nonexistent/inject.so"),
+        );
+        let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(r["code"], "denied", "{var}: {r}");
+        assert!(r["message"].as_str().unwrap().contains(var), "{r}");
+    }
+}
+
+#[test]
+fn a_child_using_an_inherited_socket_is_refused() {
+    let mut h = Home::new();
+    h.start(&["--store", "secret-service"]);
+    assert!(h
+        .ka_stdin(&["set", "i/secret"], b"not-for-children")
+        .status
+        .success());
+    let approved = bin("ka-test-client");
+    assert_eq!(h.client(&["get", "i/secret"])["code"], "not_approved");
+    assert!(h
+        .ka(&["approve", &sha256_file(&approved), "--scope", "i/*"])
+        .status
+        .success());
+    // The approved process stays alive (same executable, same inode) while a child
+    // process, even a copy of the same binary, writes on the inherited connection.
+    let r = h.client(&["child-with-fd", approved.to_str().unwrap(), "i/secret"]);
+    assert_eq!(r["code"], "denied", "{r}");
+    assert!(
+        r["message"].as_str().unwrap().contains("inherited socket"),
+        "{r}"
+    );
+    let other = h.client_copy("child-binary", b"c");
+    let r = h.client(&["child-with-fd", other.to_str().unwrap(), "i/secret"]);
+    assert_eq!(r["code"], "denied", "{r}");
+}

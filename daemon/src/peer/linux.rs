@@ -327,6 +327,82 @@ pub(super) fn recheck(peer: &Peer) -> Result<(), PeerError> {
     Ok(())
 }
 
+/// Makes every connection accepted from this listener carry the sending process's
+/// credentials on each message (`SO_PASSCRED`; accepted sockets inherit it, and data
+/// written before the accept carries them too).
+pub(super) fn prepare_listener(listener: BorrowedFd<'_>) -> std::io::Result<()> {
+    let on: libc::c_int = 1;
+    // SAFETY: setsockopt reads one c_int from a valid pointer; the fd is borrowed.
+    let rc = unsafe {
+        libc::setsockopt(
+            listener.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PASSCRED,
+            (&on as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Receives bytes without blocking and reports which process wrote them: the kernel
+/// never merges data from different writers into one `recvmsg`, and attaches the
+/// writer's pid (`SCM_CREDENTIALS`). File descriptors a client tries to pass are closed.
+pub(super) fn recv_with_sender(
+    sock: BorrowedFd<'_>,
+    buf: &mut [u8],
+) -> std::io::Result<(usize, Option<i32>)> {
+    // Room for one ucred and a few stray descriptors, 8-byte aligned as cmsghdr needs.
+    let mut control = [0u64; 16];
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    // SAFETY: an all-zero msghdr is valid; the pointers set below outlive the call.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = std::mem::size_of_val(&control);
+    // SAFETY: msg describes valid, writable buffers for the duration of the call.
+    let n = unsafe {
+        libc::recvmsg(
+            sock.as_raw_fd(),
+            &mut msg,
+            libc::MSG_DONTWAIT | libc::MSG_CMSG_CLOEXEC,
+        )
+    };
+    if n < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let mut sender = None;
+    // SAFETY: the CMSG_* helpers walk the control buffer the kernel just filled, within
+    // msg_controllen; payloads are read unaligned.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(&msg);
+        while !c.is_null() {
+            let hdr = &*c;
+            if hdr.cmsg_level == libc::SOL_SOCKET && hdr.cmsg_type == libc::SCM_CREDENTIALS {
+                let cred: libc::ucred = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast());
+                sender = Some(cred.pid);
+            } else if hdr.cmsg_level == libc::SOL_SOCKET && hdr.cmsg_type == libc::SCM_RIGHTS {
+                let data = libc::CMSG_DATA(c);
+                let len = hdr.cmsg_len as usize - (data as usize - c as usize);
+                for i in 0..len / std::mem::size_of::<libc::c_int>() {
+                    let fd: libc::c_int =
+                        std::ptr::read_unaligned(data.cast::<libc::c_int>().add(i));
+                    libc::close(fd);
+                }
+            }
+            c = libc::CMSG_NXTHDR(&msg, c);
+        }
+    }
+    Ok((n as usize, sender))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -32,6 +32,9 @@ pub enum PeerError {
     /// The peer exited (its pid may already belong to another process).
     #[error("the connecting process exited before it could be checked")]
     Gone,
+    /// Another process wrote on the peer's connection (an inherited socket).
+    #[error("process {0} wrote on a connection that process {1} opened (an inherited socket)")]
+    ForeignSender(i32, i32),
     /// The peer now runs a different executable than when it connected.
     #[error("the connecting process replaced its executable (exec) after connecting")]
     Changed,
@@ -84,6 +87,33 @@ impl Peer {
     /// identified with. Call before answering each request.
     pub fn recheck(&self) -> Result<(), PeerError> {
         os::recheck(self)
+    }
+}
+
+/// Prepares a listening socket so each message carries its writer's credentials.
+pub fn prepare_listener(listener: BorrowedFd<'_>) -> std::io::Result<()> {
+    os::prepare_listener(listener)
+}
+
+/// Reads what is available from a connected socket without blocking, returning the
+/// byte count and, where the OS reports it, the pid of the process that wrote them.
+pub fn recv_with_sender(
+    sock: BorrowedFd<'_>,
+    buf: &mut [u8],
+) -> std::io::Result<(usize, Option<i32>)> {
+    os::recv_with_sender(sock, buf)
+}
+
+impl Peer {
+    /// Checks that bytes reported as written by `sender` came from this peer. On Linux the
+    /// kernel always reports the writer; a missing or different pid fails closed.
+    pub fn check_sender(&self, sender: Option<i32>) -> Result<(), PeerError> {
+        match sender {
+            Some(pid) if pid == self.pid => Ok(()),
+            Some(pid) => Err(PeerError::ForeignSender(pid, self.pid)),
+            None if cfg!(target_os = "linux") => Err(PeerError::ForeignSender(0, self.pid)),
+            None => Ok(()),
+        }
     }
 }
 

@@ -3,13 +3,30 @@
 //! daemon's answer as one JSON line and exits 0 when an answer arrived, 1 otherwise.
 //!
 //! Usage: `ka-test-client get NAME [WAIT_MS] | set NAME VALUE | delete NAME | list |
-//! whoami | raw JSON`
+//! whoami | raw JSON | exec-after-hello PROGRAM NAME | child-with-fd PROGRAM NAME |
+//! from-fd FD NAME`
+//!
+//! `exec-after-hello` connects, says hello, keeps the socket open across `exec` and runs
+//! `PROGRAM from-fd FD NAME`, which sends `get NAME` on the inherited connection: the
+//! attack of a process that swaps its executable after connecting. `child-with-fd` does
+//! the same from a child process while it stays alive itself: an inherited socket.
 
 use keychain_auth_sdk::protocol::{Request, Response};
 use keychain_auth_sdk::{Client, ClientError};
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
+        ["exec-after-hello", program, name] => exec_after_hello(program, name, true),
+        ["child-with-fd", program, name] => exec_after_hello(program, name, false),
+        ["from-fd", fd, name] => from_fd(fd.parse().expect("fd number"), name),
+        _ => {}
+    }
     let req = match args
         .iter()
         .map(String::as_str)
@@ -59,4 +76,53 @@ fn main() {
         "{}",
         serde_json::to_string(&resp).expect("response serializes")
     );
+}
+
+fn exec_after_hello(program: &str, name: &str, replace_self: bool) -> ! {
+    use keychain_auth_sdk::frame;
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    let socket = keychain_auth_sdk::paths::Paths::client_socket().expect("socket path");
+    let mut s = std::os::unix::net::UnixStream::connect(socket).expect("connect");
+    frame::write_frame(
+        &mut s,
+        &Request::Hello {
+            protocol: 1,
+            client: "exec".into(),
+        },
+    )
+    .expect("hello");
+    let _: Response = frame::read_frame(&mut s).expect("hello answer");
+    let fd = s.as_raw_fd();
+    // SAFETY: clearing FD_CLOEXEC on a descriptor this process owns; no memory involved.
+    unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
+    let mut cmd = std::process::Command::new(program);
+    cmd.args(["from-fd", &fd.to_string(), name]);
+    if !replace_self {
+        // The parent (the connecting process) stays alive while its child uses the socket.
+        let status = cmd.status().expect("spawn child");
+        std::process::exit(status.code().unwrap_or(1));
+    }
+    let err = cmd.exec();
+    panic!("exec failed: {err}");
+}
+
+fn from_fd(fd: i32, name: &str) -> ! {
+    use keychain_auth_sdk::frame;
+    use std::os::fd::FromRawFd;
+    // SAFETY: the descriptor was inherited on purpose and nothing else in this process uses it.
+    let mut s = unsafe { std::os::unix::net::UnixStream::from_raw_fd(fd) };
+    frame::write_frame(
+        &mut s,
+        &Request::Get {
+            name: name.into(),
+            wait_ms: None,
+        },
+    )
+    .expect("send");
+    match frame::read_frame::<Response, _>(&mut s) {
+        Ok(r) => println!("{}", serde_json::to_string(&r).expect("serializes")),
+        Err(e) => println!("{{\"type\":\"closed\",\"error\":{:?}}}", e.to_string()),
+    }
+    std::process::exit(0);
 }
