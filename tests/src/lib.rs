@@ -141,6 +141,12 @@ impl Home {
         self.wait_for_socket();
     }
 
+    /// Takes charge of a daemon started by the test itself, and waits for its socket.
+    pub fn adopt_daemon(&mut self, child: Child) {
+        self.daemon = Some(child);
+        self.wait_for_socket();
+    }
+
     /// Waits until the daemon answers a status request.
     pub fn wait_for_socket(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -149,12 +155,9 @@ impl Home {
                 if let Some(status) = child.try_wait().unwrap() {
                     let mut err = String::new();
                     use std::io::Read;
-                    child
-                        .stderr
-                        .take()
-                        .unwrap()
-                        .read_to_string(&mut err)
-                        .unwrap();
+                    if let Some(mut e) = child.stderr.take() {
+                        let _ = e.read_to_string(&mut err);
+                    }
                     panic!("daemon exited ({status}): {err}");
                 }
             }

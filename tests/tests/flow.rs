@@ -289,3 +289,48 @@ fn a_waiting_get_is_answered_the_moment_the_user_approves() {
     let r = h.client_at(&other, &["get", "wait/token", "300"]);
     assert_eq!(r["code"], "not_approved");
 }
+
+#[test]
+fn secret_values_never_reach_logs_even_at_trace_level() {
+    for store in ["secret-service", "keyutils"] {
+        let mut h = Home::new();
+        let value = format!("v4lue-that-must-not-leak-{store}");
+        let stderr_path = h.path("daemon-stderr.log");
+        let child = h
+            .command(&bin("keychain-auth"))
+            .args(["start", "--foreground", "--store", store])
+            .env("RUST_LOG", "trace")
+            .stderr(std::fs::File::create(&stderr_path).unwrap())
+            .spawn()
+            .unwrap();
+        h.adopt_daemon(child);
+        assert!(h
+            .ka_stdin(&["set", "leak/check"], value.as_bytes())
+            .status
+            .success());
+        let client = bin("ka-test-client");
+        assert_eq!(h.client(&["get", "leak/check"])["code"], "not_approved");
+        assert!(h.ka(&["approve", &sha256_file(&client)]).status.success());
+        let r = h.client(&["get", "leak/check"]);
+        assert_eq!(r["value"], value.as_str());
+        let r = h.client(&["get", "leak/other"]);
+        assert_eq!(r["code"], "out_of_scope");
+        let cli_out = h.ka(&["audit", "--json", "-n", "100"]);
+        h.kill_daemon();
+        let mut everything = stdout(&cli_out) + &stderr(&cli_out);
+        for entry in std::fs::read_dir(&h.dir).unwrap() {
+            let p = entry.unwrap().path();
+            if p.is_file() {
+                everything.push_str(&String::from_utf8_lossy(&std::fs::read(&p).unwrap()));
+            }
+        }
+        assert!(
+            everything.contains("leak/check"),
+            "the logs were read ({store})"
+        );
+        assert!(
+            !everything.contains(&value),
+            "a secret value reached a file or log ({store})"
+        );
+    }
+}
