@@ -284,6 +284,8 @@ impl State {
                     );
                     first = false;
                 }
+                // Lines about a request that waits are written before the wait.
+                self.flush_deferred();
                 if tokio::time::timeout_at(deadline, changes.changed())
                     .await
                     .is_err()

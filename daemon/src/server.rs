@@ -31,6 +31,13 @@ pub const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Most connections served at once; further ones wait in the kernel's backlog.
 pub const MAX_CONNECTIONS: usize = 4096;
 
+tokio::task_local! {
+    /// Access audit lines of the request being answered. They are written right after the
+    /// answer is sent, so the `write` to the log is not on the client's wait; a daemon
+    /// killed in that instant loses those lines, never an approval.
+    static DEFERRED: std::cell::RefCell<Vec<Entry>>;
+}
+
 /// `keychain-auth/<version>`.
 pub fn server_name() -> String {
     format!("keychain-auth/{}", env!("CARGO_PKG_VERSION"))
@@ -130,7 +137,35 @@ impl State {
     }
 
     /// Appends an audit line. A failure is logged, never fatal to the request.
+    ///
+    /// Access lines (`durable == false`) recorded while a request is being answered are
+    /// held until the answer has been sent, then written (see [`DEFERRED`]); admin
+    /// changes are written and fsynced before they are acknowledged.
     pub(crate) fn audit(&self, entry: Entry, durable: bool) {
+        let mut entry = Some(entry);
+        if !durable {
+            let _ = DEFERRED.try_with(|d| {
+                if let Some(e) = entry.take() {
+                    d.borrow_mut().push(e);
+                }
+            });
+        }
+        if let Some(entry) = entry {
+            self.write_audit(entry, durable);
+        }
+    }
+
+    /// Writes the access lines held back while answering the current request.
+    pub(crate) fn flush_deferred(&self) {
+        let held = DEFERRED
+            .try_with(|d| std::mem::take(&mut *d.borrow_mut()))
+            .unwrap_or_default();
+        for e in held {
+            self.write_audit(e, false);
+        }
+    }
+
+    fn write_audit(&self, entry: Entry, durable: bool) {
         let now = self.clock.rfc3339();
         let mut log = self.audit.lock().unwrap_or_else(|p| p.into_inner());
         if let Err(e) = log.append(entry, &now, durable) {
@@ -351,8 +386,15 @@ async fn serve_connection(state: Arc<State>, mut stream: UnixStream) {
             return;
         }
         let shutting_down = matches!(req, Request::Shutdown {});
-        let resp = state.handle(&peer, req).await;
-        if write_response(&mut stream, &resp).await.is_err() {
+        let (resp, written) = DEFERRED
+            .scope(std::cell::RefCell::new(Vec::new()), async {
+                let resp = state.handle(&peer, req).await;
+                let written = write_response(&mut stream, &resp).await;
+                state.flush_deferred();
+                (resp, written)
+            })
+            .await;
+        if written.is_err() {
             return;
         }
         // A malformed request ends the conversation: the client is broken or hostile.
