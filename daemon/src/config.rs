@@ -136,6 +136,35 @@ pub enum FileError {
     },
 }
 
+/// Reads and parses a file; `None` when it does not exist. A parse failure is reported
+/// as [`FileError::Corrupt`] naming the file, which is not touched.
+fn load_with<T>(
+    path: &Path,
+    parse: impl FnOnce(&[u8]) -> Result<T, String>,
+) -> Result<Option<T>, FileError> {
+    let Some(bytes) = read_optional(path)? else {
+        return Ok(None);
+    };
+    parse(&bytes)
+        .map(Some)
+        .map_err(|reason| FileError::Corrupt {
+            path: path.to_path_buf(),
+            reason,
+        })
+}
+
+/// Writes a value as pretty JSON, atomically (and durably when asked).
+fn save_json<T: Serialize>(value: &T, path: &Path, durable: bool) -> Result<(), FileError> {
+    let write_err = |source| FileError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut bytes =
+        serde_json::to_vec_pretty(value).map_err(|e| write_err(std::io::Error::other(e)))?;
+    bytes.push(b'\n');
+    write_atomic(path, &bytes, durable).map_err(write_err)
+}
+
 fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, FileError> {
     match std::fs::read(path) {
         Ok(b) => Ok(Some(b)),
@@ -192,28 +221,12 @@ impl Config {
 
     /// Loads config.json; `None` when it does not exist.
     pub fn load(path: &Path) -> Result<Option<Config>, FileError> {
-        let Some(bytes) = read_optional(path)? else {
-            return Ok(None);
-        };
-        Config::parse(&bytes)
-            .map(Some)
-            .map_err(|reason| FileError::Corrupt {
-                path: path.to_path_buf(),
-                reason,
-            })
+        load_with(path, Config::parse)
     }
 
     /// Saves config.json atomically and durably.
     pub fn save(&self, path: &Path) -> Result<(), FileError> {
-        let mut bytes = serde_json::to_vec_pretty(self).map_err(|e| FileError::Write {
-            path: path.to_path_buf(),
-            source: std::io::Error::other(e),
-        })?;
-        bytes.push(b'\n');
-        write_atomic(path, &bytes, true).map_err(|source| FileError::Write {
-            path: path.to_path_buf(),
-            source,
-        })
+        save_json(self, path, true)
     }
 
     /// The approved tool with this hash.
@@ -242,29 +255,15 @@ impl PendingFile {
 
     /// Loads pending.json; empty when it does not exist.
     pub fn load(path: &Path) -> Result<PendingFile, FileError> {
-        let Some(bytes) = read_optional(path)? else {
-            return Ok(PendingFile {
-                version: FILE_VERSION,
-                pending: Vec::new(),
-            });
-        };
-        PendingFile::parse(&bytes).map_err(|reason| FileError::Corrupt {
-            path: path.to_path_buf(),
-            reason,
-        })
+        Ok(load_with(path, PendingFile::parse)?.unwrap_or(PendingFile {
+            version: FILE_VERSION,
+            pending: Vec::new(),
+        }))
     }
 
     /// Saves pending.json atomically (not fsynced: it holds nothing a client was promised).
     pub fn save(&self, path: &Path) -> Result<(), FileError> {
-        let mut bytes = serde_json::to_vec_pretty(self).map_err(|e| FileError::Write {
-            path: path.to_path_buf(),
-            source: std::io::Error::other(e),
-        })?;
-        bytes.push(b'\n');
-        write_atomic(path, &bytes, false).map_err(|source| FileError::Write {
-            path: path.to_path_buf(),
-            source,
-        })
+        save_json(self, path, false)
     }
 }
 

@@ -9,7 +9,7 @@ use crate::config::{Config, DenyRule, PendingFile, FILE_VERSION};
 use crate::peer::{is_interpreter, Peer};
 use crate::pending::{Recorded, Sighting};
 use crate::policy::{self, Decision, Op, PeerFacts};
-use crate::server::{error, server_name, State};
+use crate::server::{access_entry, error, server_name, State};
 use keychain_auth_sdk::protocol::{
     validate_hash, validate_name, Access, ErrorBody, ErrorCode, Identity, Request, Response,
     Status, Tool, MAX_WAIT_MS,
@@ -27,23 +27,13 @@ impl State {
         }
     }
 
-    fn access_entry(&self, peer: &Peer, op: &str, names: Vec<String>) -> Entry {
-        Entry {
-            event: "access".into(),
-            pid: Some(peer.pid),
-            uid: Some(peer.uid),
-            path: Some(peer.path.clone()),
-            hash: Some(peer.hash.clone()),
-            op: Some(op.into()),
-            names,
-            ..Entry::default()
-        }
-    }
-
     fn audit_access(&self, peer: &Peer, op: &str, names: &[&str], decision: &str, reason: &str) {
-        let mut e = self.access_entry(peer, op, names.iter().map(|s| s.to_string()).collect());
-        e.decision = decision.into();
-        e.reason = reason.into();
+        let e = Entry {
+            decision: decision.into(),
+            reason: reason.into(),
+            names: names.iter().map(|s| s.to_string()).collect(),
+            ..access_entry(peer, Some(op))
+        };
         self.audit(e, false);
     }
 

@@ -229,6 +229,28 @@ pub async fn run(
     Ok(())
 }
 
+/// The start of an access audit line about a peer.
+pub(crate) fn access_entry(peer: &Peer, op: Option<&str>) -> Entry {
+    Entry {
+        event: "access".into(),
+        pid: Some(peer.pid),
+        uid: Some(peer.uid),
+        path: Some(peer.path.clone()),
+        hash: Some(peer.hash.clone()),
+        op: op.map(str::to_string),
+        ..Entry::default()
+    }
+}
+
+/// An access line for a connection refused because the peer changed.
+fn peer_refusal(peer: &Peer, op: Option<&str>, e: &PeerError) -> Entry {
+    Entry {
+        decision: "deny".into(),
+        reason: e.to_string(),
+        ..access_entry(peer, op)
+    }
+}
+
 /// An error response.
 pub fn error(code: ErrorCode, message: impl Into<String>) -> Response {
     Response::Error(ErrorBody {
@@ -285,19 +307,7 @@ async fn serve_connection(state: Arc<State>, mut stream: UnixStream) {
             Ok(p) => p,
             Err(ReadError::Closed) | Err(ReadError::Idle) | Err(ReadError::Io) => return,
             Err(ReadError::Sender(e)) => {
-                state.audit(
-                    Entry {
-                        event: "access".into(),
-                        decision: "deny".into(),
-                        reason: e.to_string(),
-                        pid: Some(peer.pid),
-                        uid: Some(peer.uid),
-                        path: Some(peer.path.clone()),
-                        hash: Some(peer.hash.clone()),
-                        ..Entry::default()
-                    },
-                    false,
-                );
+                state.audit(peer_refusal(&peer, None, &e), false);
                 let _ = write_response(&mut stream, &error(ErrorCode::Denied, e.to_string())).await;
                 return;
             }
@@ -368,20 +378,7 @@ async fn serve_connection(state: Arc<State>, mut stream: UnixStream) {
             return;
         }
         if let Err(e) = peer.recheck() {
-            state.audit(
-                Entry {
-                    event: "access".into(),
-                    decision: "deny".into(),
-                    reason: e.to_string(),
-                    pid: Some(peer.pid),
-                    uid: Some(peer.uid),
-                    path: Some(peer.path.clone()),
-                    hash: Some(peer.hash.clone()),
-                    op: Some(req.kind().into()),
-                    ..Entry::default()
-                },
-                false,
-            );
+            state.audit(peer_refusal(&peer, Some(req.kind()), &e), false);
             let _ = write_response(&mut stream, &error(ErrorCode::Denied, e.to_string())).await;
             return;
         }
