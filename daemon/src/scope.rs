@@ -93,3 +93,35 @@ mod tests {
         assert!(validate(&"x".repeat(2000)).is_err());
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::matches;
+    use proptest::prelude::*;
+
+    /// The obvious recursive definition, exponential but fine for short inputs.
+    fn reference(p: &[char], n: &[char]) -> bool {
+        match (p.first(), n.first()) {
+            (None, None) => true,
+            (None, Some(_)) => false,
+            (Some('*'), _) => reference(&p[1..], n) || (!n.is_empty() && reference(p, &n[1..])),
+            (Some(_), None) => false,
+            (Some('?'), Some(_)) => reference(&p[1..], &n[1..]),
+            (Some(c), Some(d)) => c == d && reference(&p[1..], &n[1..]),
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn agrees_with_the_reference(p in "[ab/*?é]{0,8}", n in "[ab/é]{0,10}") {
+            let pc: Vec<char> = p.chars().collect();
+            let nc: Vec<char> = n.chars().collect();
+            prop_assert_eq!(matches(&p, &n), reference(&pc, &nc), "pattern {:?} name {:?}", p, n);
+        }
+
+        #[test]
+        fn a_literal_pattern_matches_only_itself(n in "[a-z/]{0,12}", m in "[a-z/]{0,12}") {
+            prop_assert_eq!(matches(&n, &m), n == m);
+        }
+    }
+}

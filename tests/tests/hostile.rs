@@ -250,3 +250,70 @@ fn a_child_using_an_inherited_socket_is_refused() {
     let r = h.client(&["child-with-fd", other.to_str().unwrap(), "i/secret"]);
     assert_eq!(r["code"], "denied", "{r}");
 }
+
+/// Another user's process that reaches the socket (here because the test loosens the
+/// directory on purpose) is refused by the kernel-reported uid before anything is read.
+/// Needs root to create the user: CI and scripts/test run as root; elsewhere it says SKIP.
+#[test]
+fn another_uid_is_refused() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("SKIP another_uid_is_refused: needs root to create a second user");
+        return;
+    }
+    let user = "ka-e2e-other";
+    let _ = std::process::Command::new("useradd")
+        .args([
+            "--system",
+            "--no-create-home",
+            "--shell",
+            "/usr/sbin/nologin",
+            user,
+        ])
+        .output()
+        .unwrap();
+    let id = |flag: &str| {
+        let o = std::process::Command::new("id")
+            .args([flag, user])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "user {user} exists");
+        String::from_utf8(o.stdout).unwrap().trim().to_string()
+    };
+    let (uid, gid) = (id("-u"), id("-g"));
+    let mut h = Home::new();
+    h.start(&["--store", "secret-service"]);
+    assert!(h
+        .ka_stdin(&["set", "u/secret"], b"only-for-root")
+        .status
+        .success());
+    // Let the other user reach the socket: traverse the directories, connect to the socket.
+    use std::os::unix::fs::PermissionsExt;
+    for dir in [h.dir.parent().unwrap(), h.dir.as_path()] {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o711)).unwrap();
+    }
+    std::fs::set_permissions(h.path("agent.sock"), std::fs::Permissions::from_mode(0o666)).unwrap();
+    let out = keychain_auth_e2e::run_retrying(
+        std::process::Command::new("setpriv")
+            .args([
+                &format!("--reuid={uid}"),
+                &format!("--regid={gid}"),
+                "--clear-groups",
+            ])
+            .arg(bin("ka-test-client"))
+            .args(["get", "u/secret"])
+            .env("KEYCHAIN_AUTH_HOME", &h.dir),
+    );
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(!text.contains("only-for-root"), "{text}");
+    assert!(
+        text.contains("forbidden") || text.contains("runs as uid"),
+        "refused by uid: {text}"
+    );
+    let log = std::fs::read_to_string(h.path("audit.log")).unwrap();
+    assert!(
+        log.contains(&format!("runs as uid {uid}")),
+        "audited: {log}"
+    );
+}
