@@ -166,9 +166,10 @@ fn run(cli: Cli) -> Result<i32> {
         Cmd::Stop => println!("{}", crate::daemon::stop()?),
         Cmd::Status => return status(),
         Cmd::ListPending { json } => {
-            let Response::Pending { pending } = admin(Request::ListPending {})? else {
-                bail!("unexpected answer");
-            };
+            let pending = all_pages(|offset| match admin(Request::ListPending { offset })? {
+                Response::Pending { pending, next } => Ok((pending, next)),
+                other => bail!("unexpected answer: {other:?}"),
+            })?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&pending)?);
             } else if pending.is_empty() {
@@ -246,9 +247,10 @@ fn run(cli: Cli) -> Result<i32> {
             }
         }
         Cmd::List { json } => {
-            let Response::Tools { tools } = admin(Request::ListTools {})? else {
-                bail!("unexpected answer");
-            };
+            let tools = all_pages(|offset| match admin(Request::ListTools { offset })? {
+                Response::Tools { tools, next } => Ok((tools, next)),
+                other => bail!("unexpected answer: {other:?}"),
+            })?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&tools)?);
             } else if tools.is_empty() {
@@ -274,9 +276,10 @@ fn run(cli: Cli) -> Result<i32> {
             println!("deleted {name}");
         }
         Cmd::Names => {
-            let Response::Names { names } = admin(Request::Names {})? else {
-                bail!("unexpected answer");
-            };
+            let names = all_pages(|offset| match admin(Request::Names { offset })? {
+                Response::Names { names, next } => Ok((names, next)),
+                other => bail!("unexpected answer: {other:?}"),
+            })?;
             for n in names {
                 println!("{n}");
             }
@@ -300,6 +303,22 @@ fn run(cli: Cli) -> Result<i32> {
         }
     }
     Ok(0)
+}
+
+/// Collects every page of a paged admin listing.
+fn all_pages<T>(
+    mut fetch: impl FnMut(Option<u64>) -> Result<(Vec<T>, Option<u64>)>,
+) -> Result<Vec<T>> {
+    let mut all = Vec::new();
+    let mut offset = None;
+    loop {
+        let (items, next) = fetch(offset)?;
+        all.extend(items);
+        match next {
+            Some(n) if Some(n) != offset => offset = Some(n),
+            _ => return Ok(all),
+        }
+    }
 }
 
 fn status() -> Result<i32> {

@@ -17,6 +17,12 @@ pub const DEFAULT_NAMESPACE: &str = "keychain-auth";
 /// Default bound on pending.json entries.
 pub const DEFAULT_PENDING_LIMIT: usize = 256;
 
+/// Most scopes one tool may have.
+pub const MAX_SCOPES: usize = 64;
+
+/// Most bytes all of one tool's scopes may take together.
+pub const MAX_SCOPE_BYTES: usize = 16 * 1024;
+
 /// Which secret store to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -206,6 +212,16 @@ impl Config {
         }
         for (i, t) in self.tools.iter().enumerate() {
             validate_hash(&t.hash).map_err(|e| format!("tools[{i}]: {e}"))?;
+            // Bounded so that any one tool fits in a protocol frame with room to spare.
+            let scope_bytes: usize = t.scopes.iter().map(String::len).sum();
+            if t.scopes.len() > MAX_SCOPES || scope_bytes > MAX_SCOPE_BYTES {
+                return Err(format!(
+                    "tools[{i}]: at most {MAX_SCOPES} scopes of {MAX_SCOPE_BYTES} bytes in all"
+                ));
+            }
+            if t.label.len() > 256 || t.path.len() > 4096 {
+                return Err(format!("tools[{i}]: label or path is too long"));
+            }
             for s in &t.scopes {
                 crate::scope::validate(s).map_err(|e| format!("tools[{i}]: {e}"))?;
             }
@@ -303,6 +319,12 @@ mod tests {
             r#"{{"hash":"{h}","label":"t","path":"/t","scopes":["a\u0000"],"access":"read","approved_at":"x","approved_via":"cli"}}"#
         );
         assert!(Config::parse(format!(r#"{{"version":1,"tools":[{tool}]}}"#).as_bytes()).is_err());
+        let many: Vec<String> = (0..65).map(|i| format!("\"s{i}\"")).collect();
+        let too_many = tool.replace(r#"["a\u0000"]"#, &format!("[{}]", many.join(",")));
+        assert!(
+            Config::parse(format!(r#"{{"version":1,"tools":[{too_many}]}}"#).as_bytes()).is_err(),
+            "65 scopes are refused"
+        );
         let tool = tool.replace(r"a\u0000", "a/*");
         assert!(Config::parse(format!(r#"{{"version":1,"tools":[{tool}]}}"#).as_bytes()).is_ok());
         assert!(

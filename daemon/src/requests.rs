@@ -84,7 +84,7 @@ impl State {
                     Err(e) => self.store_error(peer, "delete", &name, e),
                 }
             }
-            Request::List {} => self.list(peer).await,
+            Request::List { offset } => self.list(peer, offset).await,
             Request::Hello { .. } => error(ErrorCode::BadRequest, "hello was already sent"),
             _ => error(ErrorCode::BadRequest, "unexpected request"),
         }
@@ -309,7 +309,7 @@ impl State {
         }
     }
 
-    async fn list(&self, peer: &Peer) -> Response {
+    async fn list(&self, peer: &Peer, offset: Option<u64>) -> Response {
         let config = self.config();
         let facts = self.facts(peer);
         match policy::decide(facts, Op::List, &config, &self.clock.rfc3339()) {
@@ -325,6 +325,7 @@ impl State {
             _ if facts.admin => all,
             _ => Vec::new(),
         };
+        let (names, next) = page(&names, offset);
         self.audit_access(
             peer,
             "list",
@@ -332,7 +333,7 @@ impl State {
             "allow",
             &format!("{} names", names.len()),
         );
-        Response::Names { names }
+        Response::Names { names, next }
     }
 
     /// Applies a config change: computes it from the current config, saves it durably,
@@ -548,19 +549,25 @@ impl State {
                 }
             }
             Request::Upgrade { path } => self.upgrade(peer, &path, now).await,
-            Request::ListTools {} => Response::Tools {
-                tools: self.config().tools.clone(),
-            },
-            Request::ListPending {} => Response::Pending {
-                pending: self
+            Request::ListTools { offset } => {
+                let (tools, next) = page(&self.config().tools, offset);
+                Response::Tools { tools, next }
+            }
+            Request::ListPending { offset } => {
+                let all = self
                     .pending
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .entries()
-                    .to_vec(),
-            },
-            Request::Names {} => match self.store.list().await {
-                Ok(names) => Response::Names { names },
+                    .to_vec();
+                let (pending, next) = page(&all, offset);
+                Response::Pending { pending, next }
+            }
+            Request::Names { offset } => match self.store.list().await {
+                Ok(all) => {
+                    let (names, next) = page(&all, offset);
+                    Response::Names { names, next }
+                }
                 Err(e) => error(ErrorCode::StoreUnavailable, e.to_string()),
             },
             Request::Status {} => {
@@ -751,6 +758,31 @@ impl State {
     }
 }
 
+/// Bytes of items one page may carry: the rest of the 64 KiB frame is left for the
+/// envelope, so any list fits in frames however long it grows.
+const PAGE_BUDGET: usize = 48 * 1024;
+
+/// The items from `offset` on that fit in one page, and the offset of the next page.
+/// A page always holds at least one item (items are bounded well below a frame).
+fn page<T: Clone + serde::Serialize>(items: &[T], offset: Option<u64>) -> (Vec<T>, Option<u64>) {
+    let start = (offset.unwrap_or(0) as usize).min(items.len());
+    let mut used = 0;
+    let mut out = Vec::new();
+    for item in &items[start..] {
+        let size = serde_json::to_vec(item)
+            .map(|v| v.len() + 1)
+            .unwrap_or(usize::MAX);
+        if !out.is_empty() && used + size > PAGE_BUDGET {
+            break;
+        }
+        used = used.saturating_add(size);
+        out.push(item.clone());
+    }
+    let end = start + out.len();
+    let next = (end < items.len()).then_some(end as u64);
+    (out, next)
+}
+
 /// Why a config change was refused (kept small; turned into an error response).
 struct Refusal(ErrorCode, String);
 
@@ -763,4 +795,37 @@ struct Pin {
     now: String,
     via: &'static str,
     event: &'static str,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{page, PAGE_BUDGET};
+
+    #[test]
+    fn pages_cover_everything_once_and_stay_under_budget() {
+        let items: Vec<String> = (0..5000)
+            .map(|i| format!("name/{i:05}/{}", "x".repeat(i % 300)))
+            .collect();
+        let mut seen = Vec::new();
+        let mut offset = None;
+        let mut pages = 0;
+        loop {
+            let (chunk, next) = page(&items, offset);
+            assert!(!chunk.is_empty());
+            assert!(serde_json::to_vec(&chunk).expect("json").len() <= PAGE_BUDGET + 2);
+            seen.extend(chunk);
+            pages += 1;
+            match next {
+                Some(n) => offset = Some(n),
+                None => break,
+            }
+        }
+        assert_eq!(seen, items);
+        assert!(pages > 1);
+        let (rest, next) = page(&items, Some(1_000_000));
+        assert!(
+            rest.is_empty() && next.is_none(),
+            "an offset past the end is an empty last page"
+        );
+    }
 }

@@ -173,11 +173,21 @@ impl Client {
         })
     }
 
-    /// Lists the secret names this binary may see.
+    /// Lists the secret names this binary may see (every page).
     pub fn list(&mut self) -> Result<Vec<String>, ClientError> {
-        match self.request(&Request::List {})? {
-            Response::Names { names } => Ok(names),
-            other => Err(ClientError::Unexpected(format!("{other:?}"))),
+        let mut all = Vec::new();
+        let mut offset = None;
+        loop {
+            match self.request(&Request::List { offset })? {
+                Response::Names { names, next } => {
+                    all.extend(names);
+                    match next {
+                        Some(n) if Some(n) != offset => offset = Some(n),
+                        _ => return Ok(all),
+                    }
+                }
+                other => return Err(ClientError::Unexpected(format!("{other:?}"))),
+            }
         }
     }
 

@@ -166,7 +166,7 @@ mod tests {
             Err(FrameError::Json(_))
         ));
         // a frame cut short
-        let mut bytes = encode(&Request::List {}).expect("encodes");
+        let mut bytes = encode(&Request::List { offset: None }).expect("encodes");
         bytes.truncate(bytes.len() - 1);
         assert!(matches!(
             read_payload(&mut &bytes[..]),

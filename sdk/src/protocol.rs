@@ -49,8 +49,12 @@ pub enum Request {
         /// Secret name.
         name: String,
     },
-    /// Lists the secret names within the caller's scopes.
-    List {},
+    /// Lists the secret names within the caller's scopes (one page; see `next`).
+    List {
+        /// Index of the first item wanted (from a previous answer's `next`); default 0.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        offset: Option<u64>,
+    },
     /// Tells the caller how the daemon sees it.
     Whoami {},
     /// Admin: approves a pending binary by hash.
@@ -95,12 +99,24 @@ pub enum Request {
         /// Absolute path of the tool's executable.
         path: String,
     },
-    /// Admin: lists approved tools.
-    ListTools {},
-    /// Admin: lists pending (unknown) binaries.
-    ListPending {},
-    /// Admin: lists every secret name in the store's namespace.
-    Names {},
+    /// Admin: lists approved tools (one page).
+    ListTools {
+        /// Index of the first item wanted (from a previous answer's `next`); default 0.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        offset: Option<u64>,
+    },
+    /// Admin: lists pending (unknown) binaries (one page).
+    ListPending {
+        /// Index of the first item wanted (from a previous answer's `next`); default 0.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        offset: Option<u64>,
+    },
+    /// Admin: lists every secret name in the store's namespace (one page).
+    Names {
+        /// Index of the first item wanted (from a previous answer's `next`); default 0.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        offset: Option<u64>,
+    },
     /// Admin: daemon status.
     Status {},
     /// Admin: stops the daemon.
@@ -115,16 +131,16 @@ impl Request {
             Request::Get { .. } => "get",
             Request::Set { .. } => "set",
             Request::Delete { .. } => "delete",
-            Request::List {} => "list",
+            Request::List { .. } => "list",
             Request::Whoami {} => "whoami",
             Request::Approve { .. } => "approve",
             Request::Register { .. } => "register",
             Request::Deny { .. } => "deny",
             Request::Revoke { .. } => "revoke",
             Request::Upgrade { .. } => "upgrade",
-            Request::ListTools {} => "list_tools",
-            Request::ListPending {} => "list_pending",
-            Request::Names {} => "names",
+            Request::ListTools { .. } => "list_tools",
+            Request::ListPending { .. } => "list_pending",
+            Request::Names { .. } => "names",
             Request::Status {} => "status",
             Request::Shutdown {} => "shutdown",
         }
@@ -139,9 +155,9 @@ impl Request {
                 | Request::Deny { .. }
                 | Request::Revoke { .. }
                 | Request::Upgrade { .. }
-                | Request::ListTools {}
-                | Request::ListPending {}
-                | Request::Names {}
+                | Request::ListTools { .. }
+                | Request::ListPending { .. }
+                | Request::Names { .. }
                 | Request::Status {}
                 | Request::Shutdown {}
         )
@@ -168,17 +184,23 @@ pub enum Response {
     },
     /// Answer to [`Request::Whoami`].
     Identity(Identity),
-    /// Secret names.
+    /// Secret names (one page).
     Names {
         /// Sorted names.
         names: Vec<String>,
+        /// Offset of the next page when more remain; absent on the last page.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        next: Option<u64>,
     },
     /// The request was carried out.
     Ok,
-    /// Approved tools.
+    /// Approved tools (one page).
     Tools {
-        /// Every approved tool.
+        /// Approved tools, in approval order.
         tools: Vec<Tool>,
+        /// Offset of the next page when more remain; absent on the last page.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        next: Option<u64>,
     },
     /// One tool, after approve/register/upgrade.
     Tool {
@@ -188,10 +210,13 @@ pub enum Response {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         previous_hash: Option<String>,
     },
-    /// Pending binaries.
+    /// Pending binaries (one page).
     Pending {
         /// Oldest first.
         pending: Vec<PendingEntry>,
+        /// Offset of the next page when more remain; absent on the last page.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        next: Option<u64>,
     },
     /// Daemon status.
     Status(Status),
@@ -470,7 +495,7 @@ mod tests {
             }
         );
         let r: Request = serde_json::from_str(r#"{"type":"list"}"#).expect("list parses");
-        assert_eq!(r, Request::List {});
+        assert_eq!(r, Request::List { offset: None });
         let r: Request =
             serde_json::from_str(r#"{"type":"get","name":"a","wait_ms":5}"#).expect("get");
         assert_eq!(

@@ -20,7 +20,7 @@ fn request() -> impl Strategy<Value = Request> {
             value: v.into()
         }),
         text().prop_map(|name| Request::Delete { name }),
-        Just(Request::List {}),
+        proptest::option::of(any::<u64>()).prop_map(|offset| Request::List { offset }),
         Just(Request::Whoami {}),
         (
             text(),
@@ -46,7 +46,11 @@ fn response() -> impl Strategy<Value = Response> {
             name,
             value: v.into()
         }),
-        proptest::collection::vec(text(), 0..5).prop_map(|names| Response::Names { names }),
+        (
+            proptest::collection::vec(text(), 0..5),
+            proptest::option::of(any::<u64>())
+        )
+            .prop_map(|(names, next)| Response::Names { names, next }),
         Just(Response::Ok),
         (
             text(),

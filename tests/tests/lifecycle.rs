@@ -242,3 +242,108 @@ fn audit_tampering_is_named_by_line() {
     let o = h.ka(&["audit", "-n", "3"]);
     assert_eq!(stdout(&o).lines().count(), 3, "{}", stdout(&o));
 }
+
+/// `kill -9` at 100 random moments while approvals, scope changes and audit writes are
+/// under way: afterwards the daemon starts (every file parses), every approval the CLI
+/// was told succeeded is in config.json, and the audit chain verifies.
+#[test]
+fn kill_9_storm_loses_no_acknowledged_approval() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+    let mut h = Home::new();
+    let mut seed: u64 = u64::from(std::process::id()) | 1;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let acknowledged: Arc<Mutex<Vec<String>>> = Arc::new(Mutex::new(Vec::new()));
+    let mut counter = 0u32;
+    for round in 0..100 {
+        h.start(&["--store", "keyutils"]);
+        let stop = Arc::new(AtomicBool::new(false));
+        let storm = {
+            let (stop, acked) = (stop.clone(), acknowledged.clone());
+            let dir = h.dir.clone();
+            let start = counter;
+            std::thread::spawn(move || {
+                let ka = bin("keychain-auth");
+                let mut i = start;
+                let run = |args: &[&str], stdin: Option<&[u8]>| {
+                    let mut cmd = Command::new(&ka);
+                    cmd.args(args).env("KEYCHAIN_AUTH_HOME", &dir);
+                    cmd.stdin(std::process::Stdio::piped())
+                        .stdout(std::process::Stdio::piped())
+                        .stderr(std::process::Stdio::piped());
+                    let mut child = cmd.spawn().unwrap();
+                    if let Some(input) = stdin {
+                        use std::io::Write;
+                        let _ = child.stdin.take().unwrap().write_all(input);
+                    }
+                    drop(child.stdin.take());
+                    child.wait().unwrap().success()
+                };
+                while !stop.load(Ordering::SeqCst) {
+                    i += 1;
+                    let tool = dir.join(format!("tool-{i}"));
+                    std::fs::write(&tool, format!("tool number {i}")).unwrap();
+                    let path = tool.to_str().unwrap().to_string();
+                    if run(&["register", &path, "--scope", &format!("s{i}/*")], None) {
+                        acked.lock().unwrap().push(sha256_file(&tool));
+                        // a scope change and an audited write on top
+                        let hash = sha256_file(&tool);
+                        run(
+                            &[
+                                "approve",
+                                &hash,
+                                "--scope",
+                                &format!("s{i}/*"),
+                                "--scope",
+                                "shared/*",
+                            ],
+                            None,
+                        );
+                    }
+                    run(&["set", &format!("storm/{i}")], Some(b"value"));
+                }
+                i
+            })
+        };
+        std::thread::sleep(std::time::Duration::from_millis(20 + next() % 180));
+        h.kill_daemon();
+        stop.store(true, Ordering::SeqCst);
+        counter = storm.join().unwrap();
+        assert!(round < 100);
+    }
+    h.start(&["--store", "keyutils"]);
+    let o = h.ka(&["list", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let list: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let present: Vec<String> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["hash"].as_str().unwrap().to_string())
+        .collect();
+    let acked = acknowledged.lock().unwrap();
+    assert!(
+        acked.len() >= 20,
+        "the storm made progress: {} approvals",
+        acked.len()
+    );
+    for hash in acked.iter() {
+        assert!(
+            present.contains(hash),
+            "acknowledged approval {hash} survived"
+        );
+    }
+    let pending: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(h.path("pending.json"))
+            .unwrap_or_else(|_| b"{\"version\":1,\"pending\":[]}".to_vec()),
+    )
+    .unwrap();
+    assert!(pending["pending"].is_array());
+    let v = h.ka(&["audit", "verify"]);
+    assert!(v.status.success(), "{}{}", stdout(&v), stderr(&v));
+}

@@ -48,7 +48,7 @@ fn main() {
         ["delete", name] => Request::Delete {
             name: name.to_string(),
         },
-        ["list"] => Request::List {},
+        ["list"] => Request::List { offset: None },
         ["whoami"] => Request::Whoami {},
         ["raw", json] => serde_json::from_str(json).expect("raw request is valid JSON"),
         _ => {
