@@ -102,6 +102,9 @@ pub fn run_foreground(store_override: Option<StoreChoice>) -> Result<()> {
     let admin_hash = self_hash()?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        // Hashing new executables runs here; a storm of them queues instead of
+        // spawning hundreds of threads.
+        .max_blocking_threads(8)
         .build()
         .context("starting the async runtime")?;
     rt.block_on(async move {

@@ -425,25 +425,29 @@ struct FrameReader<'p> {
 impl<'p> FrameReader<'p> {
     fn new(peer: &'p Peer) -> FrameReader<'p> {
         FrameReader {
-            buf: Vec::with_capacity(8192),
+            buf: Vec::new(),
             peer,
         }
     }
 
     /// Reads more bytes into the buffer; `Ok(false)` at end of stream.
     async fn fill(&mut self, stream: &mut UnixStream) -> Result<bool, ReadError> {
-        let mut chunk = [0u8; 8192];
+        let buf = &mut self.buf;
+        // The read buffer lives only inside the readiness callback, not in the waiting
+        // future, so an idle connection costs no more than its (empty) frame buffer.
         let (n, sender) = stream
             .async_io(Interest::READABLE, || {
-                crate::peer::recv_with_sender(stream.as_fd(), &mut chunk)
+                let mut chunk = [0u8; 8192];
+                let (n, sender) = crate::peer::recv_with_sender(stream.as_fd(), &mut chunk)?;
+                buf.extend_from_slice(&chunk[..n]);
+                keychain_auth_sdk::secret::wipe(&mut chunk[..n]);
+                Ok((n, sender))
             })
             .await
             .map_err(|_| ReadError::Io)?;
         if n > 0 {
             self.peer.check_sender(sender).map_err(ReadError::Sender)?;
         }
-        self.buf.extend_from_slice(&chunk[..n]);
-        keychain_auth_sdk::secret::wipe(&mut chunk[..n]);
         Ok(n > 0)
     }
 

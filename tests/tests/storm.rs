@@ -1,0 +1,174 @@
+//! Resource exhaustion against the real daemon: 1,000 idle and half-open connections
+//! (slowloris) held open while 2,000 distinct unknown binaries ask for a secret, and an
+//! approved client keeps asking throughout. Every one of its requests must be answered
+//! correctly, pending.json must stay within its bound, and the daemon must keep
+//! serving. Latency and memory figures are printed, not asserted.
+
+#![allow(clippy::unwrap_used)]
+
+use keychain_auth_e2e::{sha256_file, Home};
+use keychain_auth_sdk::Client;
+use std::io::Write;
+use std::os::unix::net::UnixStream;
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const IDLE: usize = 1000;
+const STORM: usize = 2000;
+const STORM_THREADS: usize = 4;
+
+#[test]
+fn slowloris_and_a_storm_of_unknown_binaries_do_not_starve_an_approved_client() {
+    let mut h = Home::new();
+    h.start(&["--store", "keyutils"]);
+    assert!(h
+        .ka_stdin(&["set", "storm/token"], b"steady")
+        .status
+        .success());
+    // The approved client is this test process itself.
+    let me = std::env::current_exe().unwrap();
+    let refusal = Client::connect_to(&h.path("agent.sock"), "approved")
+        .unwrap()
+        .get("storm/token")
+        .expect_err("not approved yet");
+    assert_eq!(
+        refusal.code(),
+        Some(keychain_auth_sdk::ErrorCode::NotApproved)
+    );
+    assert!(h
+        .ka(&["approve", &sha256_file(&me), "--scope", "storm/*"])
+        .status
+        .success());
+
+    let tiny = h.path("tiny-client");
+    let cc = Command::new("cc")
+        .args(["-O2", "-o"])
+        .arg(&tiny)
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/clients/tiny-client.c"
+        ))
+        .output()
+        .expect("a C compiler (cc) is installed");
+    assert!(
+        cc.status.success(),
+        "{}",
+        String::from_utf8_lossy(&cc.stderr)
+    );
+
+    // Slowloris: half say nothing, half send two bytes of a length prefix and stall.
+    let sock = h.path("agent.sock");
+    let idle: Vec<UnixStream> = (0..IDLE)
+        .map(|i| {
+            let mut s = UnixStream::connect(&sock).unwrap();
+            if i % 2 == 0 {
+                s.write_all(&[0, 0]).unwrap();
+            }
+            s
+        })
+        .collect();
+
+    let done = Arc::new(AtomicBool::new(false));
+    let refused = Arc::new(AtomicUsize::new(0));
+    let storm: Vec<_> = (0..STORM_THREADS)
+        .map(|t| {
+            let (dir, tiny, refused) = (h.dir.clone(), tiny.clone(), refused.clone());
+            std::thread::spawn(move || {
+                for j in 0..STORM / STORM_THREADS {
+                    let copy = dir.join(format!("storm-{t}-{j}"));
+                    // A distinct executable: the same program with its own trailing bytes.
+                    let ok = Command::new("sh")
+                        .args(["-c", "cp \"$0\" \"$1\" && printf '%s' \"$2\" >> \"$1\""])
+                        .arg(&tiny)
+                        .arg(&copy)
+                        .arg(format!("{t}-{j}"))
+                        .status()
+                        .unwrap();
+                    assert!(ok.success());
+                    let out = keychain_auth_e2e::run_retrying(
+                        Command::new(&copy)
+                            .arg("storm/token")
+                            .env("KEYCHAIN_AUTH_HOME", &dir),
+                    );
+                    let text = String::from_utf8_lossy(&out.stdout);
+                    assert!(
+                        !text.contains("steady"),
+                        "an unknown binary was served: {text}"
+                    );
+                    if text.contains("not_approved") {
+                        refused.fetch_add(1, Ordering::SeqCst);
+                    }
+                    let _ = std::fs::remove_file(&copy);
+                }
+            })
+        })
+        .collect();
+
+    // The approved client asks throughout the storm, on one connection and on new ones.
+    let mut latencies = Vec::new();
+    let mut warm = Client::connect_to(&sock, "approved").unwrap();
+    let watcher = {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            for s in storm {
+                s.join().unwrap();
+            }
+            done.store(true, Ordering::SeqCst);
+        })
+    };
+    let mut i = 0usize;
+    while !done.load(Ordering::SeqCst) {
+        let t = Instant::now();
+        let value = if i % 10 == 0 {
+            // every tenth request on a fresh connection
+            Client::connect_to(&sock, "approved")
+                .unwrap()
+                .get("storm/token")
+                .unwrap()
+        } else {
+            warm.get("storm/token").unwrap()
+        };
+        latencies.push(t.elapsed());
+        assert_eq!(value.expose(), "steady");
+        i += 1;
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    watcher.join().unwrap();
+
+    assert_eq!(
+        refused.load(Ordering::SeqCst),
+        STORM,
+        "every unknown binary was refused as not_approved"
+    );
+    let pending: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(h.path("pending.json")).unwrap()).unwrap();
+    let queued = pending["pending"].as_array().unwrap().len();
+    assert!(
+        queued <= 256,
+        "pending.json holds {queued} entries; the bound is 256"
+    );
+    assert!(
+        queued >= 200,
+        "the most recent unknown binaries are kept ({queued})"
+    );
+    assert!(h.ka(&["status"]).status.success());
+    drop(idle);
+
+    latencies.sort();
+    let pct = |p: f64| latencies[((latencies.len() - 1) as f64 * p) as usize];
+    let rss = std::fs::read_to_string(format!("/proc/{}/status", h.daemon_pid()))
+        .unwrap()
+        .lines()
+        .find(|l| l.starts_with("VmRSS"))
+        .unwrap_or("VmRSS: ?")
+        .to_string();
+    println!(
+        "storm: {} approved requests during {STORM} unknown binaries and {IDLE} idle connections: p50 {:?}, p99 {:?}, max {:?}; daemon {rss}",
+        latencies.len(),
+        pct(0.5),
+        pct(0.99),
+        latencies.last().unwrap()
+    );
+}
