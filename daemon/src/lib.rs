@@ -13,7 +13,8 @@
 //! - [`config`]: config.json and pending.json; [`pending`]: the bounded queue.
 //! - [`audit`]: the hash-chained audit log and its verifier.
 //! - [`store`]: Secret Service, keyutils (and an in-memory store for unit tests).
-//! - [`approver`]: the seam through which approvals reach a person.
+//! - [`approver`]: the seam through which approvals reach a person; [`ratelimit`]: how
+//!   often it may be asked.
 //! - [`dirs`], [`atomic`], [`hardening`], [`clock`]: private directories, atomic
 //!   writes, process hardening, time.
 //! - [`cli`]: the `keychain-auth` command line; [`daemon`]: starting and stopping.
@@ -33,6 +34,7 @@ pub mod hardening;
 pub mod peer;
 pub mod pending;
 pub mod policy;
+pub mod ratelimit;
 pub mod requests;
 pub mod scope;
 pub mod server;

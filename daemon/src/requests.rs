@@ -34,7 +34,12 @@ impl State {
             names: names.iter().map(|s| s.to_string()).collect(),
             ..access_entry(peer, Some(op))
         };
-        self.audit(e, false);
+        if matches!(op, "get" | "list") {
+            // Reads are the hot path: their line may follow the answer (see DEFERRED).
+            self.audit(e, false);
+        } else {
+            self.write_audit(e, false);
+        }
     }
 
     /// Answers one request from an identified peer.
@@ -205,7 +210,12 @@ impl State {
             tracing::error!("{e}");
         }
         if matches!(recorded, Recorded::New | Recorded::NewName) {
-            if let Some(entry) = entry {
+            let allowed = self
+                .prompts
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .allow(&peer.hash, std::time::Instant::now());
+            if let Some(entry) = entry.filter(|_| allowed) {
                 self.approver.pending_added(&entry);
             }
         }

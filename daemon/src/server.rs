@@ -32,9 +32,9 @@ pub const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 pub const MAX_CONNECTIONS: usize = 4096;
 
 tokio::task_local! {
-    /// Access audit lines of the request being answered. They are written right after the
-    /// answer is sent, so the `write` to the log is not on the client's wait; a daemon
-    /// killed in that instant loses those lines, never an approval.
+    /// Audit lines of the read being answered (`get`, `list`). They are written right
+    /// after the answer is sent, so the `write` to the log is not on the client's wait; a
+    /// daemon killed in that instant loses those lines, never an approval or a write.
     static DEFERRED: std::cell::RefCell<Vec<Entry>>;
 }
 
@@ -80,6 +80,8 @@ pub struct State {
     /// Serialises config changes (the file write happens under it).
     pub(crate) config_write: tokio::sync::Mutex<()>,
     pub(crate) pending: Mutex<pending::Queue>,
+    /// Bounds how often the approver is asked.
+    pub(crate) prompts: Mutex<crate::ratelimit::PromptLimiter>,
     pub(crate) audit: Mutex<audit::Log>,
     /// Bumped after every config change; waiting `get`s watch it.
     pub(crate) changes: watch::Sender<u64>,
@@ -117,6 +119,7 @@ impl State {
             config: RwLock::new(Arc::new(config)),
             config_write: tokio::sync::Mutex::new(()),
             pending: Mutex::new(queue),
+            prompts: Mutex::new(crate::ratelimit::PromptLimiter::default()),
             audit: Mutex::new(log),
             changes: watch::channel(0).0,
             shutdown: Notify::new(),
@@ -138,9 +141,10 @@ impl State {
 
     /// Appends an audit line. A failure is logged, never fatal to the request.
     ///
-    /// Access lines (`durable == false`) recorded while a request is being answered are
-    /// held until the answer has been sent, then written (see [`DEFERRED`]); admin
-    /// changes are written and fsynced before they are acknowledged.
+    /// Non-durable lines recorded while a request is being answered (the daemon sends
+    /// reads' access lines this way) are held until the answer has been sent, then
+    /// written (see [`DEFERRED`]); admin changes are written and fsynced before they are
+    /// acknowledged.
     pub(crate) fn audit(&self, entry: Entry, durable: bool) {
         let mut entry = Some(entry);
         if !durable {
@@ -165,7 +169,8 @@ impl State {
         }
     }
 
-    fn write_audit(&self, entry: Entry, durable: bool) {
+    /// Appends an audit line now, whatever request is being answered.
+    pub(crate) fn write_audit(&self, entry: Entry, durable: bool) {
         let now = self.clock.rfc3339();
         let mut log = self.audit.lock().unwrap_or_else(|p| p.into_inner());
         if let Err(e) = log.append(entry, &now, durable) {

@@ -264,6 +264,35 @@ pub fn run_retrying(cmd: &mut Command) -> Output {
     panic!("exec kept failing with ETXTBSY");
 }
 
+/// A second, unprivileged user for tests that need another uid: created on first use.
+/// `None` when not running as root (creating users needs root; CI runs as root).
+pub fn other_user() -> Option<(u32, u32)> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return None;
+    }
+    let user = "ka-e2e-other";
+    let _ = Command::new("useradd")
+        .args([
+            "--system",
+            "--no-create-home",
+            "--shell",
+            "/usr/sbin/nologin",
+            user,
+        ])
+        .output();
+    let id = |flag: &str| {
+        let o = Command::new("id").args([flag, user]).output().unwrap();
+        assert!(o.status.success(), "user {user} exists");
+        String::from_utf8(o.stdout)
+            .unwrap()
+            .trim()
+            .parse::<u32>()
+            .unwrap()
+    };
+    Some((id("-u"), id("-g")))
+}
+
 /// stdout as a string.
 pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()

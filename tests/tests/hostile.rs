@@ -256,31 +256,10 @@ fn a_child_using_an_inherited_socket_is_refused() {
 /// Needs root to create the user: CI and scripts/test run as root; elsewhere it says SKIP.
 #[test]
 fn another_uid_is_refused() {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
+    let Some((uid, gid)) = keychain_auth_e2e::other_user() else {
         eprintln!("SKIP another_uid_is_refused: needs root to create a second user");
         return;
-    }
-    let user = "ka-e2e-other";
-    let _ = std::process::Command::new("useradd")
-        .args([
-            "--system",
-            "--no-create-home",
-            "--shell",
-            "/usr/sbin/nologin",
-            user,
-        ])
-        .output()
-        .unwrap();
-    let id = |flag: &str| {
-        let o = std::process::Command::new("id")
-            .args([flag, user])
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "user {user} exists");
-        String::from_utf8(o.stdout).unwrap().trim().to_string()
     };
-    let (uid, gid) = (id("-u"), id("-g"));
     let mut h = Home::new();
     h.start(&["--store", "secret-service"]);
     assert!(h
@@ -316,4 +295,78 @@ fn another_uid_is_refused() {
         log.contains(&format!("runs as uid {uid}")),
         "audited: {log}"
     );
+}
+
+/// The daemon makes itself non-dumpable (no ptrace, no /proc/<pid>/mem for same-user
+/// processes) and turns core dumps off. Non-dumpable shows as its /proc files belonging
+/// to root while it runs as another user, so the daemon runs as the test's second user.
+#[test]
+fn the_daemon_is_not_dumpable_and_writes_no_core() {
+    let Some((uid, gid)) = keychain_auth_e2e::other_user() else {
+        eprintln!("SKIP the_daemon_is_not_dumpable_and_writes_no_core: needs root");
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("ka");
+    std::fs::create_dir(&home).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
+    std::os::unix::fs::chown(&home, Some(uid), Some(gid)).unwrap();
+    std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let mut daemon = std::process::Command::new("setpriv")
+        .args([
+            &format!("--reuid={uid}"),
+            &format!("--regid={gid}"),
+            "--clear-groups",
+        ])
+        .arg(bin("keychain-auth"))
+        .args(["start", "--foreground", "--store", "keyutils"])
+        .env("KEYCHAIN_AUTH_HOME", &home)
+        .env("HOME", &home)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !home.join("agent.sock").exists() {
+        if let Some(status) = daemon.try_wait().unwrap() {
+            let mut err = String::new();
+            daemon
+                .stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut err)
+                .unwrap();
+            panic!("daemon exited ({status}): {err}");
+        }
+        assert!(std::time::Instant::now() < deadline, "daemon did not start");
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    let pid = daemon.id();
+    use std::os::unix::fs::MetadataExt;
+    let status_file = format!("/proc/{pid}/status");
+    let status = std::fs::read_to_string(&status_file).unwrap();
+    let real_uid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|v| v.split_whitespace().next())
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        real_uid,
+        uid.to_string(),
+        "the daemon runs as the second user"
+    );
+    assert_eq!(
+        std::fs::metadata(&status_file).unwrap().uid(),
+        0,
+        "a non-dumpable process's /proc files belong to root"
+    );
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let core = limits
+        .lines()
+        .find(|l| l.starts_with("Max core file size"))
+        .unwrap();
+    assert_eq!(core.split_whitespace().nth(4), Some("0"), "{core}");
+    let _ = daemon.kill();
+    let _ = daemon.wait();
 }

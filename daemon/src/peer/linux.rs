@@ -13,6 +13,7 @@ use std::ffi::CString;
 use std::fs::File;
 use std::io::Read;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::unix::fs::MetadataExt;
 
 /// `SO_PEERPIDFD` from linux/socket.h (6.5+).
 const SO_PEERPIDFD: libc::c_int = 77;
@@ -179,10 +180,12 @@ fn open_in(dir: &OwnedFd, name: &str) -> Result<File, PeerError> {
 }
 
 fn read_in(dir: &OwnedFd, name: &str) -> Result<Vec<u8>, PeerError> {
+    read_all(open_in(dir, name)?, name)
+}
+
+fn read_all(mut f: File, name: &str) -> Result<Vec<u8>, PeerError> {
     let mut buf = Vec::new();
-    open_in(dir, name)?
-        .read_to_end(&mut buf)
-        .map_err(|e| gone_or(name, e))?;
+    f.read_to_end(&mut buf).map_err(|e| gone_or(name, e))?;
     Ok(buf)
 }
 
@@ -270,7 +273,15 @@ pub(super) fn identify(
     still_same(pidfd.as_ref(), pid, start)?;
     let exe = open_in(&dir, "exe")?;
     let path = exe_path(&dir)?;
-    let status = read_in(&dir, "status")?;
+    let status_file = open_in(&dir, "status")?;
+    // The kernel gives a non-dumpable process's /proc entries to root: an owner other than
+    // the peer's uid means the peer made itself non-dumpable (or exec'd something setuid).
+    // When the peer is root this cannot be told apart.
+    let status_owner = status_file
+        .metadata()
+        .map_err(|e| gone_or("status", e))?
+        .uid();
+    let status = read_all(status_file, "status")?;
     let environ = read_in(&dir, "environ");
     if pidfd.is_none() {
         // Without a pidfd, confirm again that the pid still names the same process.
@@ -278,6 +289,9 @@ pub(super) fn identify(
     }
 
     let mut injection = match tracer_pid(&status) {
+        _ if status_owner != cred.uid => Some(format!(
+            "it made itself non-dumpable (its /proc entries belong to uid {status_owner})"
+        )),
         Some(0) => None,
         Some(t) => Some(format!("it is being traced by pid {t}")),
         None => Some("its tracer status is unreadable".to_string()),
