@@ -370,3 +370,64 @@ fn the_daemon_is_not_dumpable_and_writes_no_core() {
     let _ = daemon.kill();
     let _ = daemon.wait();
 }
+
+#[test]
+fn a_traced_client_is_refused() {
+    let mut h = Home::new();
+    h.start(&["--store", "secret-service"]);
+    assert!(h
+        .ka_stdin(&["set", "t/secret"], b"not-for-debuggers")
+        .status
+        .success());
+    let client = bin("ka-test-client");
+    assert_eq!(h.client(&["get", "t/secret"])["code"], "not_approved");
+    assert!(h
+        .ka(&["approve", &sha256_file(&client), "--scope", "t/*"])
+        .status
+        .success());
+    assert_eq!(h.client(&["get", "t/secret"])["value"], "not-for-debuggers");
+    let traced = concat!(env!("CARGO_MANIFEST_DIR"), "/clients/traced.py");
+    let out = keychain_auth_e2e::run_retrying(h.command(std::path::Path::new("python3")).args([
+        traced,
+        client.to_str().unwrap(),
+        "get",
+        "t/secret",
+    ]));
+    let r: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(r["code"], "denied", "{r}");
+    assert!(r["message"].as_str().unwrap().contains("traced"), "{r}");
+}
+
+#[test]
+fn common_interpreters_cannot_be_approved_as_whole_binaries() {
+    let mut h = Home::new();
+    h.start(&["--store", "secret-service"]);
+    let mut tried = 0;
+    for name in ["python3", "bash", "perl", "sh", "node"] {
+        let Ok(found) = std::process::Command::new("sh")
+            .args(["-c", &format!("command -v {name}")])
+            .output()
+        else {
+            continue;
+        };
+        let path = String::from_utf8_lossy(&found.stdout).trim().to_string();
+        if path.is_empty() {
+            continue; // not installed here (node usually is not)
+        }
+        tried += 1;
+        let o = h.ka(&["register", &path, "--scope", "*"]);
+        assert!(!o.status.success(), "{name} was approved");
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains("interpreter"),
+            "{name}: {:?}",
+            o
+        );
+    }
+    assert!(
+        tried >= 3,
+        "python3, bash, perl and sh are on every machine this runs on"
+    );
+    let list: Value = serde_json::from_slice(&h.ka(&["list", "--json"]).stdout).unwrap();
+    assert_eq!(list, serde_json::json!([]));
+}
