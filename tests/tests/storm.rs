@@ -1,5 +1,5 @@
 //! Resource exhaustion against the real daemon: 1,000 idle and half-open connections
-//! (slowloris) held open while 2,000 distinct unknown binaries ask for a secret, and an
+//! (slowloris) held open while 10,000 distinct unknown binaries ask for a secret, and an
 //! approved client keeps asking throughout. Every one of its requests must be answered
 //! correctly, pending.json must stay within its bound, and the daemon must keep
 //! serving. Latency and memory figures are printed, not asserted.
@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const IDLE: usize = 1000;
-const STORM: usize = 2000;
+const STORM: usize = 10_000;
 const STORM_THREADS: usize = 4;
 
 #[test]
