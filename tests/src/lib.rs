@@ -223,6 +223,19 @@ impl Home {
         dst
     }
 
+    /// The flow most tests start from: stores `value` under `name` with the CLI, lets
+    /// `program` ask once (turned away as not approved, with its hash), then approves that
+    /// hash for `scope`.
+    pub fn approve_client(&self, program: &Path, name: &str, value: &[u8], scope: &str) {
+        let o = self.ka_stdin(&["set", name], value);
+        assert!(o.status.success(), "set {name}: {}", stderr(&o));
+        let r = self.client_at(program, &["get", name]);
+        assert_eq!(r["code"], "not_approved", "{r}");
+        assert_eq!(r["hash"], sha256_file(program).as_str(), "{r}");
+        let o = self.ka(&["approve", &sha256_file(program), "--scope", scope]);
+        assert!(o.status.success(), "approve: {}", stderr(&o));
+    }
+
     /// The audit log's lines.
     pub fn audit_lines(&self) -> Vec<Value> {
         std::fs::read_to_string(self.path("audit.log"))

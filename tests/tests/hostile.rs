@@ -4,7 +4,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-use keychain_auth_e2e::{bin, sha256_file, Home};
+use keychain_auth_e2e::{bin, Home};
 use serde_json::Value;
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
@@ -54,16 +54,8 @@ fn hello(s: &mut UnixStream) {
 fn hostile_frames_get_an_error_and_a_closed_connection() {
     let mut h = Home::new();
     h.start(&["--store", "secret-service"]);
-    assert!(h
-        .ka_stdin(&["set", "h/x"], b"still-served")
-        .status
-        .success());
     let client = bin("ka-test-client");
-    assert_eq!(h.client(&["get", "h/x"])["code"], "not_approved");
-    assert!(h
-        .ka(&["approve", &sha256_file(&client), "--scope", "h/*"])
-        .status
-        .success());
+    h.approve_client(&client, "h/x", b"still-served", "h/*");
 
     let nested = format!("{}{}", "[".repeat(30_000), "]".repeat(30_000));
     let long_name = format!(r#"{{"type":"get","name":"{}"}}"#, "n".repeat(10_000));
@@ -173,16 +165,8 @@ fn hostile_frames_get_an_error_and_a_closed_connection() {
 fn a_process_that_execs_after_connecting_is_refused() {
     let mut h = Home::new();
     h.start(&["--store", "secret-service"]);
-    assert!(h
-        .ka_stdin(&["set", "x/secret"], b"never-to-the-new-binary")
-        .status
-        .success());
     let approved = bin("ka-test-client");
-    assert_eq!(h.client(&["get", "x/secret"])["code"], "not_approved");
-    assert!(h
-        .ka(&["approve", &sha256_file(&approved), "--scope", "x/*"])
-        .status
-        .success());
+    h.approve_client(&approved, "x/secret", b"never-to-the-new-binary", "x/*");
     let other = h.client_copy("other-binary", b"other");
     // Control: the approved binary keeping its own connection is served.
     let r = h.client(&["exec-after-hello", approved.to_str().unwrap(), "x/secret"]);
@@ -200,16 +184,8 @@ fn a_process_that_execs_after_connecting_is_refused() {
 fn preloaded_or_audited_processes_are_denied() {
     let mut h = Home::new();
     h.start(&["--store", "secret-service"]);
-    assert!(h
-        .ka_stdin(&["set", "p/secret"], b"not-for-injected")
-        .status
-        .success());
     let client = bin("ka-test-client");
-    assert_eq!(h.client(&["get", "p/secret"])["code"], "not_approved");
-    assert!(h
-        .ka(&["approve", &sha256_file(&client), "--scope", "p/*"])
-        .status
-        .success());
+    h.approve_client(&client, "p/secret", b"not-for-injected", "p/*");
     assert_eq!(h.client(&["get", "p/secret"])["value"], "not-for-injected");
     // The loader ignores a library that does not exist, but the variable is there.
     for var in ["LD_PRELOAD", "LD_AUDIT"] {
@@ -228,16 +204,8 @@ fn preloaded_or_audited_processes_are_denied() {
 fn a_child_using_an_inherited_socket_is_refused() {
     let mut h = Home::new();
     h.start(&["--store", "secret-service"]);
-    assert!(h
-        .ka_stdin(&["set", "i/secret"], b"not-for-children")
-        .status
-        .success());
     let approved = bin("ka-test-client");
-    assert_eq!(h.client(&["get", "i/secret"])["code"], "not_approved");
-    assert!(h
-        .ka(&["approve", &sha256_file(&approved), "--scope", "i/*"])
-        .status
-        .success());
+    h.approve_client(&approved, "i/secret", b"not-for-children", "i/*");
     // The approved process stays alive (same executable, same inode) while a child
     // process, even a copy of the same binary, writes on the inherited connection.
     let r = h.client(&["child-with-fd", approved.to_str().unwrap(), "i/secret"]);
@@ -375,16 +343,8 @@ fn the_daemon_is_not_dumpable_and_writes_no_core() {
 fn a_traced_client_is_refused() {
     let mut h = Home::new();
     h.start(&["--store", "secret-service"]);
-    assert!(h
-        .ka_stdin(&["set", "t/secret"], b"not-for-debuggers")
-        .status
-        .success());
     let client = bin("ka-test-client");
-    assert_eq!(h.client(&["get", "t/secret"])["code"], "not_approved");
-    assert!(h
-        .ka(&["approve", &sha256_file(&client), "--scope", "t/*"])
-        .status
-        .success());
+    h.approve_client(&client, "t/secret", b"not-for-debuggers", "t/*");
     assert_eq!(h.client(&["get", "t/secret"])["value"], "not-for-debuggers");
     let traced = concat!(env!("CARGO_MANIFEST_DIR"), "/clients/traced.py");
     let out = keychain_auth_e2e::run_retrying(h.command(std::path::Path::new("python3")).args([
