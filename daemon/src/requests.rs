@@ -49,7 +49,7 @@ impl State {
             let config = self.config();
             match policy::decide(self.facts(peer), Op::Admin, &config, &self.clock.rfc3339()) {
                 Decision::Allow => return self.admin(peer, req).await,
-                d => return self.refuse(peer, op_name, &[], d, None),
+                d => return self.refuse(peer, op_name, &[], d),
             }
         }
         match req {
@@ -59,7 +59,7 @@ impl State {
                 if let Err(e) = validate_name(&name) {
                     return error(ErrorCode::BadRequest, e.to_string());
                 }
-                if let Some(r) = self.gate(peer, Op::Set(&name), "set", &name, None) {
+                if let Some(r) = self.gate(peer, Op::Set(&name), "set", &name) {
                     return r;
                 }
                 match self.store.set(&name, &value).await {
@@ -74,7 +74,7 @@ impl State {
                 if let Err(e) = validate_name(&name) {
                     return error(ErrorCode::BadRequest, e.to_string());
                 }
-                if let Some(r) = self.gate(peer, Op::Delete(&name), "delete", &name, None) {
+                if let Some(r) = self.gate(peer, Op::Delete(&name), "delete", &name) {
                     return r;
                 }
                 match self.store.delete(&name).await {
@@ -96,29 +96,15 @@ impl State {
     }
 
     /// Decides; returns the refusal to send, or `None` to go ahead.
-    fn gate(
-        &self,
-        peer: &Peer,
-        op: Op<'_>,
-        op_name: &str,
-        name: &str,
-        wait: Option<u64>,
-    ) -> Option<Response> {
+    fn gate(&self, peer: &Peer, op: Op<'_>, op_name: &str, name: &str) -> Option<Response> {
         let config = self.config();
         match policy::decide(self.facts(peer), op, &config, &self.clock.rfc3339()) {
             Decision::Allow => None,
-            d => Some(self.refuse(peer, op_name, &[name], d, wait)),
+            d => Some(self.refuse(peer, op_name, &[name], d)),
         }
     }
 
-    fn refuse(
-        &self,
-        peer: &Peer,
-        op: &str,
-        names: &[&str],
-        d: Decision,
-        _wait: Option<u64>,
-    ) -> Response {
+    fn refuse(&self, peer: &Peer, op: &str, names: &[&str], d: Decision) -> Response {
         let names: Vec<&str> = names.iter().copied().filter(|n| !n.is_empty()).collect();
         match d {
             Decision::Allow => Response::Ok,
@@ -300,7 +286,7 @@ impl State {
                 continue;
             }
             if d != Decision::Allow {
-                return self.refuse(peer, "get", &[name], d, wait_ms);
+                return self.refuse(peer, "get", &[name], d);
             }
             return match self.store.get(name).await {
                 Ok(Some(value)) => {
@@ -324,7 +310,7 @@ impl State {
         let facts = self.facts(peer);
         match policy::decide(facts, Op::List, &config, &self.clock.rfc3339()) {
             Decision::Allow => {}
-            d => return self.refuse(peer, "list", &[], d, None),
+            d => return self.refuse(peer, "list", &[], d),
         }
         let all = match self.store.list().await {
             Ok(n) => n,
