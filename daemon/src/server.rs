@@ -26,10 +26,38 @@ use tokio::sync::{watch, Notify, Semaphore};
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long the rest of a frame may take once its first byte arrived.
 pub const FRAME_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a new connection may take to start its `hello` (the rest of the frame then
+/// has [`FRAME_TIMEOUT`]). A real client sends it at once; a connection that says
+/// nothing is dropped early instead of holding a slot for the idle timeout (slowloris).
+pub const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long writing an answer may take.
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
-/// Most connections served at once; further ones wait in the kernel's backlog.
+/// Most connections served at once; further ones wait in the kernel's backlog. Lower
+/// when the file descriptor limit is too small to hold this many (see
+/// [`connection_limit`]).
 pub const MAX_CONNECTIONS: usize = 4096;
+/// Descriptors one connection may hold at once: the socket, its pidfd, its /proc
+/// directory, and a duplicate of the socket while a new executable is hashed.
+const FDS_PER_CONNECTION: u64 = 4;
+/// Descriptors kept for everything else: listener, runtime, files, store.
+const FDS_RESERVED: u64 = 64;
+
+/// How many connections fit in the process's file descriptor limit, at most
+/// [`MAX_CONNECTIONS`]. Serving more would make `accept` (or the /proc reads that
+/// identify a peer) fail with EMFILE instead of leaving the extra clients waiting in
+/// the backlog.
+pub fn connection_limit() -> usize {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into a valid rlimit struct.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return 64;
+    }
+    let fit = lim.rlim_cur.saturating_sub(FDS_RESERVED) / FDS_PER_CONNECTION;
+    (fit as usize).clamp(8, MAX_CONNECTIONS)
+}
 
 tokio::task_local! {
     /// Audit lines of the read being answered (`get`, `list`). They are written right
@@ -187,7 +215,13 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     crate::peer::prepare_listener(listener.as_fd())?;
-    let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let max = connection_limit();
+    if max < MAX_CONNECTIONS {
+        tracing::warn!(
+            "the file descriptor limit allows {max} connections at once (not {MAX_CONNECTIONS}); more wait in the backlog"
+        );
+    }
+    let limit = Arc::new(Semaphore::new(max));
     state.audit(
         Entry {
             event: "daemon".into(),
@@ -308,7 +342,8 @@ async fn serve_connection(state: Arc<State>, mut stream: UnixStream) {
     let mut greeted = false;
     let mut reader = FrameReader::new(&peer);
     loop {
-        let payload = match reader.next(&mut stream).await {
+        let wait = if greeted { IDLE_TIMEOUT } else { HELLO_TIMEOUT };
+        let payload = match reader.next(&mut stream, wait).await {
             Ok(p) => p,
             Err(ReadError::Closed) | Err(ReadError::Idle) | Err(ReadError::Io) => return,
             Err(ReadError::Sender(e)) => {
@@ -456,11 +491,15 @@ impl<'p> FrameReader<'p> {
         Ok(n > 0)
     }
 
-    async fn next(&mut self, stream: &mut UnixStream) -> Result<Vec<u8>, ReadError> {
-        // Wait for the first byte as long as the idle timeout; the rest of the frame must
-        // follow within the frame timeout.
+    /// The next frame. Its first byte may take up to `idle`; the rest must follow within
+    /// [`FRAME_TIMEOUT`].
+    async fn next(
+        &mut self,
+        stream: &mut UnixStream,
+        idle: Duration,
+    ) -> Result<Vec<u8>, ReadError> {
         if self.buf.is_empty() {
-            match tokio::time::timeout(IDLE_TIMEOUT, self.fill(stream)).await {
+            match tokio::time::timeout(idle, self.fill(stream)).await {
                 Err(_) => return Err(ReadError::Idle),
                 Ok(Ok(false)) => return Err(ReadError::Closed),
                 Ok(Ok(true)) => {}

@@ -124,7 +124,23 @@ impl Client {
     /// Sends one request and reads its answer. A daemon error becomes
     /// [`ClientError::Daemon`].
     pub fn request(&mut self, req: &Request) -> Result<Response, ClientError> {
-        frame::write_frame(&mut self.stream, req)?;
+        if let Err(e) = frame::write_frame(&mut self.stream, req) {
+            // The daemon may have refused this connection (wrong user, changed binary)
+            // and closed it before the request was written: its reason is already in
+            // the receive buffer, and says more than "broken pipe".
+            let closed = matches!(&e, FrameError::Io(io) if matches!(
+                io.kind(),
+                std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset
+            ));
+            if closed {
+                if let Ok(Response::Error(body)) =
+                    frame::read_frame::<Response, _>(&mut self.stream)
+                {
+                    return Err(ClientError::Daemon(body));
+                }
+            }
+            return Err(e.into());
+        }
         match frame::read_frame::<Response, _>(&mut self.stream)? {
             Response::Error(body) => Err(ClientError::Daemon(body)),
             other => Ok(other),
@@ -204,5 +220,35 @@ impl Client {
             Response::Ok => Ok(()),
             other => Err(ClientError::Unexpected(format!("{other:?}"))),
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refusal_sent_before_closing_is_reported_not_a_broken_pipe() {
+        let (client_end, mut daemon_end) = UnixStream::pair().unwrap();
+        let refusal = Response::Error(ErrorBody {
+            code: ErrorCode::Forbidden,
+            message: "runs as uid 999".into(),
+            hash: None,
+            pending: None,
+        });
+        frame::write_frame(&mut daemon_end, &refusal).unwrap();
+        drop(daemon_end);
+        let mut client = Client {
+            stream: client_end,
+            server: String::new(),
+        };
+        let err = client
+            .request(&Request::Hello {
+                protocol: PROTOCOL_VERSION,
+                client: "t".into(),
+            })
+            .unwrap_err();
+        assert_eq!(err.code(), Some(ErrorCode::Forbidden), "{err}");
     }
 }

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -44,6 +45,10 @@ int main(int argc, char **argv) {
     snprintf(addr.sun_path, sizeof addr.sun_path, "%s/agent.sock", home);
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0 || connect(fd, (struct sockaddr *)&addr, sizeof addr) != 0) return 1;
+    /* A daemon that never answers fails this client instead of hanging the test. */
+    struct timeval tv = {.tv_sec = 30};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
     static char buf[70000];
     if (send_frame(fd, "{\"type\":\"hello\",\"protocol\":1,\"client\":\"tiny\"}") || read_frame(fd, buf, sizeof buf))
         return 1;

@@ -60,6 +60,49 @@ pub struct Home {
     /// The secret namespace this test uses.
     pub namespace: String,
     daemon: Option<Child>,
+    /// Dropped with the home; until then a watchdog waits on its other end.
+    _watchdog: std::sync::mpsc::Sender<()>,
+}
+
+/// How long one test's home may live before the watchdog ends the test binary: a hung
+/// test fails loudly instead of using up the CI time limit.
+const WATCHDOG: Duration = Duration::from_secs(15 * 60);
+
+/// Starts a thread that aborts the process unless the returned sender is dropped within
+/// [`WATCHDOG`].
+fn watchdog(what: String) -> std::sync::mpsc::Sender<()> {
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    std::thread::spawn(move || {
+        if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(WATCHDOG) {
+            eprintln!("watchdog: the test using {what} ran longer than {WATCHDOG:?}; aborting");
+            std::process::abort();
+        }
+    });
+    tx
+}
+
+/// Raises this process's soft file descriptor limit to its hard limit; returns the new
+/// soft limit.
+pub fn raise_fd_limit() -> u64 {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into a valid rlimit struct.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return 1024;
+    }
+    if lim.rlim_cur < lim.rlim_max {
+        let raised = libc::rlimit {
+            rlim_cur: lim.rlim_max,
+            rlim_max: lim.rlim_max,
+        };
+        // SAFETY: setrlimit reads a valid rlimit struct.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+            return raised.rlim_cur;
+        }
+    }
+    lim.rlim_cur
 }
 
 impl Home {
@@ -86,6 +129,7 @@ impl Home {
         )
         .unwrap();
         Home {
+            _watchdog: watchdog(dir.display().to_string()),
             _tmp: tmp,
             dir,
             namespace: namespace.to_string(),
