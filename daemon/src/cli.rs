@@ -186,10 +186,25 @@ fn run(cli: Cli) -> Result<i32> {
                             p.names.join(", ")
                         }
                     );
+                    if !p.requested_scopes.is_empty() || p.requested_access.is_some() {
+                        println!(
+                            "    requests:  {} ({}; what approving it grants unless you pass --scope/--access)",
+                            if p.requested_scopes.is_empty() {
+                                "(the names above)".into()
+                            } else {
+                                p.requested_scopes.join(", ")
+                            },
+                            p.requested_access.unwrap_or_default()
+                        );
+                    }
                     println!(
                         "    attempts:  {} (first {}, last {})",
                         p.attempts, p.first_seen, p.last_seen
                     );
+                    if let Some(sc) = &p.script {
+                        println!("    script:    {} run by {}", sc.path, sc.interpreter);
+                        println!("    note:      a script's identity is interpreter + path + contents, and which script runs is read from the process's own command line (advisory)");
+                    }
                     if p.interpreter {
                         println!("    note:      a script interpreter; it cannot be approved as a whole binary");
                     }
@@ -410,6 +425,16 @@ fn print_tool(verb: &str, resp: Response) {
 fn print_tool_lines(t: &Tool) {
     println!("{}  {}", t.label, t.hash);
     println!("    path:   {}", t.path);
+    if let Some(sc) = &t.script {
+        println!(
+            "    script: run by {} ({})",
+            sc.interpreter, sc.interpreter_hash
+        );
+        println!(
+            "            contents {} (advisory: see docs/threat-model.md)",
+            sc.hash
+        );
+    }
     println!("    scopes: {}", t.scopes.join(", "));
     println!("    access: {}", t.access);
     println!("    since:  {} (via {})", t.approved_at, t.approved_via);

@@ -36,6 +36,10 @@ pub struct Sighting<'a> {
     pub name: Option<&'a str>,
     /// Whether the executable is an interpreter.
     pub interpreter: bool,
+    /// What its `hello` asked for, if anything.
+    pub wants: Option<&'a crate::peer::Wants>,
+    /// The script, when the identity is an interpreter's script.
+    pub script: Option<&'a keychain_auth_sdk::protocol::ScriptIdentity>,
     /// RFC 3339 now.
     pub now: &'a str,
 }
@@ -66,6 +70,10 @@ impl Queue {
             e.attempts = e.attempts.saturating_add(1);
             e.last_seen = s.now.to_string();
             e.path = s.path.to_string();
+            if let Some(w) = s.wants {
+                e.requested_scopes = w.scopes.clone();
+                e.requested_access = w.access;
+            }
             if let Some(n) = s.name {
                 if !e.names.iter().any(|x| x == n) && e.names.len() < MAX_NAMES_PER_ENTRY {
                     e.names.push(n.to_string());
@@ -85,6 +93,9 @@ impl Queue {
             attempts: 1,
             names: s.name.map(|n| vec![n.to_string()]).unwrap_or_default(),
             interpreter: s.interpreter,
+            requested_scopes: s.wants.map(|w| w.scopes.clone()).unwrap_or_default(),
+            requested_access: s.wants.and_then(|w| w.access),
+            script: s.script.cloned(),
         });
         Recorded::New
     }
@@ -117,6 +128,8 @@ mod tests {
             path: "/bin/x",
             name,
             interpreter: false,
+            wants: None,
+            script: None,
             now,
         }
     }

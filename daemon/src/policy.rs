@@ -11,8 +11,10 @@ use keychain_auth_sdk::protocol::{Access, Tool};
 pub struct PeerFacts<'a> {
     /// `sha256:<hex>` of its executable.
     pub hash: &'a str,
-    /// Its executable is a script interpreter.
+    /// Its executable is a script interpreter and no script identity applies.
     pub interpreter: bool,
+    /// Why no script identity applies (inline code, an interactive shell, …).
+    pub no_script: Option<&'a str>,
     /// Why it looks injected or tampered with (LD_PRELOAD, tracer, …), if it does.
     pub injection: Option<&'a str>,
     /// It is the keychain-auth CLI (or the hosting app).
@@ -73,9 +75,13 @@ pub fn decide(peer: PeerFacts<'_>, op: Op<'_>, config: &Config, now_rfc3339: &st
         return Decision::Denied("this binary was denied by the user".into());
     }
     if peer.interpreter {
-        return Decision::Denied(
-            "this executable is a script interpreter; approving it would approve every script it runs, so it is never approved as a whole binary".into(),
-        );
+        let why = peer
+            .no_script
+            .map(|w| format!(" and {w}"))
+            .unwrap_or_default();
+        return Decision::Denied(format!(
+            "this executable is a script interpreter{why}; approving it would approve every script it runs, so it is never approved as a whole binary. Run the code from a script file: a script is identified (and approved) as interpreter + script path + script hash"
+        ));
     }
     let Some(tool) = config.tool(peer.hash) else {
         return Decision::NotApproved;
@@ -154,6 +160,7 @@ mod tests {
         PeerFacts {
             hash,
             interpreter: false,
+            no_script: None,
             injection: None,
             admin: false,
         }

@@ -22,6 +22,7 @@ impl State {
         PeerFacts {
             hash: &peer.hash,
             interpreter: peer.interpreter,
+            no_script: peer.no_script.as_deref(),
             injection: peer.injection.as_deref(),
             admin: peer.injection.is_none() && self.admin_hashes.contains(&peer.hash),
         }
@@ -184,6 +185,8 @@ impl State {
                 path: &peer.path,
                 name,
                 interpreter: peer.interpreter,
+                wants: peer.wants.get(),
+                script: peer.script.as_ref(),
                 now: &now,
             });
             (r, q.entries().to_vec(), q.get(&peer.hash).cloned())
@@ -238,6 +241,7 @@ impl State {
             access: tool.map(|t| t.access),
             label: tool.map(|t| t.label.clone()),
             pid: peer.pid,
+            script: peer.script.clone(),
         }
     }
 
@@ -410,20 +414,37 @@ impl State {
                         )
                     }
                 };
-                if entry.as_ref().is_some_and(|e| e.interpreter) || is_interpreter(&path) {
+                // A script run by an interpreter is approved as that script; the bare
+                // interpreter never is.
+                let script = entry
+                    .as_ref()
+                    .and_then(|e| e.script.clone())
+                    .or_else(|| existing.as_ref().and_then(|t| t.script.clone()));
+                let path = script.as_ref().map_or(path, |s| s.path.clone());
+                if script.is_none()
+                    && (entry.as_ref().is_some_and(|e| e.interpreter) || is_interpreter(&path))
+                {
                     return error(
                         ErrorCode::Forbidden,
                         format!("{path} is a script interpreter; approving it would approve every script it runs"),
                     );
                 }
-                // Re-approving keeps what the tool had unless told otherwise.
-                let access = access.or(existing.as_ref().map(|t| t.access));
+                // Re-approving keeps what the tool had unless told otherwise; a new
+                // tool gets what its hello asked for, else the names it asked for.
+                let (asked_scopes, asked_access) = entry
+                    .as_ref()
+                    .map(|e| (e.requested_scopes.clone(), e.requested_access))
+                    .unwrap_or_default();
+                let access = access
+                    .or(existing.as_ref().map(|t| t.access))
+                    .or(asked_access);
                 let label = label.or(existing.as_ref().map(|t| t.label.clone()));
                 let scopes = if scopes.is_empty() {
                     existing
                         .as_ref()
                         .map(|t| t.scopes.clone())
                         .filter(|s| !s.is_empty())
+                        .or(Some(asked_scopes).filter(|s| !s.is_empty()))
                         .unwrap_or(asked)
                 } else {
                     scopes
@@ -433,6 +454,7 @@ impl State {
                     Pin {
                         hash: hash.clone(),
                         path,
+                        script,
                         scopes,
                         access,
                         label,
@@ -464,6 +486,7 @@ impl State {
                     Pin {
                         hash,
                         path: canonical,
+                        script: None,
                         scopes,
                         access,
                         label,
@@ -657,7 +680,7 @@ impl State {
             approved_at: p.now.clone(),
             approved_via: p.via.into(),
             expires_at: None,
-            script: None,
+            script: p.script.clone(),
             parent: None,
             macos: None,
         };
@@ -699,7 +722,23 @@ impl State {
         if !self.approver.confirm(AdminAction::Upgrade(&hash)) {
             return error(ErrorCode::Denied, "the upgrade was not confirmed");
         }
-        let (given, canon, new_hash) = (path.to_string(), canonical.clone(), hash.clone());
+        // A script tool is re-pinned to its script's new contents and to its interpreter
+        // as it is now (an updated python3 changes every script identity it runs).
+        let interpreter = self
+            .config()
+            .tools
+            .iter()
+            .find(|t| t.path == canonical || t.path == path)
+            .and_then(|t| t.script.as_ref())
+            .map(|s| s.interpreter.clone());
+        let interpreter_hash = match interpreter {
+            Some(i) => match self.hash_path(&i).await {
+                Ok((_, h)) => Some(h),
+                Err(r) => return r,
+            },
+            None => None,
+        };
+        let (given, canon, file_hash) = (path.to_string(), canonical.clone(), hash.clone());
         let res = self
             .change_config(move |c| {
                 let i = c
@@ -713,6 +752,16 @@ impl State {
                         )
                     })?;
                 let old = c.tools[i].hash.clone();
+                let mut script = c.tools[i].script.clone();
+                let new_hash = match (&mut script, &interpreter_hash) {
+                    (Some(s), Some(ih)) => {
+                        s.hash = file_hash.clone();
+                        s.path = canon.clone();
+                        s.interpreter_hash = ih.clone();
+                        crate::peer::script_identity_hash(s)
+                    }
+                    _ => file_hash.clone(),
+                };
                 if old == new_hash {
                     return Ok((c.tools[i].clone(), old));
                 }
@@ -724,6 +773,7 @@ impl State {
                 }
                 c.tools[i].hash = new_hash.clone();
                 c.tools[i].path = canon.clone();
+                c.tools[i].script = script;
                 c.tools[i].approved_at = now;
                 c.denied.retain(|d| d.hash != new_hash);
                 Ok((c.tools[i].clone(), old))
@@ -785,6 +835,7 @@ struct Refusal(ErrorCode, String);
 struct Pin {
     hash: String,
     path: String,
+    script: Option<keychain_auth_sdk::protocol::ScriptIdentity>,
     scopes: Vec<String>,
     access: Option<Access>,
     label: Option<String>,

@@ -372,13 +372,24 @@ async fn serve_connection(state: Arc<State>, mut stream: UnixStream) {
         };
         if !greeted {
             let (resp, ok) = match req {
-                Request::Hello { protocol, .. } if protocol == PROTOCOL_VERSION => (
-                    Response::Hello {
-                        protocol: PROTOCOL_VERSION,
-                        server: server_name(),
-                    },
-                    true,
-                ),
+                Request::Hello {
+                    protocol,
+                    scopes,
+                    access,
+                    ..
+                } if protocol == PROTOCOL_VERSION => match check_wants(scopes, access) {
+                    Ok(wants) => {
+                        let _ = peer.wants.set(wants);
+                        (
+                            Response::Hello {
+                                protocol: PROTOCOL_VERSION,
+                                server: server_name(),
+                            },
+                            true,
+                        )
+                    }
+                    Err(e) => (error(ErrorCode::BadRequest, e), false),
+                },
                 Request::Hello { protocol, .. } => (
                     error(
                         ErrorCode::UnsupportedProtocol,
@@ -443,6 +454,24 @@ async fn serve_connection(state: Arc<State>, mut stream: UnixStream) {
             return;
         }
     }
+}
+
+/// Checks the scopes and access a `hello` asks for.
+fn check_wants(
+    scopes: Vec<String>,
+    access: Option<keychain_auth_sdk::protocol::Access>,
+) -> Result<crate::peer::Wants, String> {
+    if scopes.len() > keychain_auth_sdk::protocol::MAX_REQUESTED_SCOPES {
+        return Err(format!(
+            "hello asks for {} scopes; at most {} may be asked for",
+            scopes.len(),
+            keychain_auth_sdk::protocol::MAX_REQUESTED_SCOPES
+        ));
+    }
+    for s in &scopes {
+        crate::scope::validate(s).map_err(|e| format!("hello asks for scope {s:?}: {e}"))?;
+    }
+    Ok(crate::peer::Wants { scopes, access })
 }
 
 enum ReadError {

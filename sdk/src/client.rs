@@ -5,7 +5,9 @@
 
 use crate::frame::{self, FrameError};
 use crate::paths::{PathError, Paths};
-use crate::protocol::{ErrorBody, ErrorCode, Identity, Request, Response, PROTOCOL_VERSION};
+use crate::protocol::{
+    Access, ErrorBody, ErrorCode, Identity, Request, Response, PROTOCOL_VERSION,
+};
 use crate::secret::Secret;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -85,6 +87,18 @@ impl Client {
 
     /// Connects to a given socket and says hello.
     pub fn connect_to(socket: &Path, client_name: &str) -> Result<Client, ClientError> {
+        Client::connect_asking(socket, client_name, &[], None)
+    }
+
+    /// Connects and says hello, asking for `scopes` and `access` should the user approve
+    /// this program. The daemon records them with the program's pending entry and offers
+    /// them as the default of `keychain-auth approve`; they grant nothing by themselves.
+    pub fn connect_asking(
+        socket: &Path,
+        client_name: &str,
+        scopes: &[&str],
+        access: Option<Access>,
+    ) -> Result<Client, ClientError> {
         // std's UnixStream::connect creates the socket with SOCK_CLOEXEC.
         let stream = UnixStream::connect(socket).map_err(|source| ClientError::NotRunning {
             socket: socket.to_path_buf(),
@@ -98,6 +112,8 @@ impl Client {
         let hello = Request::Hello {
             protocol: PROTOCOL_VERSION,
             client: client_name.to_string(),
+            scopes: scopes.iter().map(|s| s.to_string()).collect(),
+            access,
         };
         match client.request(&hello)? {
             Response::Hello { server, protocol } if protocol == PROTOCOL_VERSION => {
@@ -247,6 +263,8 @@ mod tests {
             .request(&Request::Hello {
                 protocol: PROTOCOL_VERSION,
                 client: "t".into(),
+                scopes: Vec::new(),
+                access: None,
             })
             .unwrap_err();
         assert_eq!(err.code(), Some(ErrorCode::Forbidden), "{err}");

@@ -13,6 +13,9 @@ pub const PROTOCOL_VERSION: u32 = 1;
 /// Longest secret name accepted, in bytes.
 pub const MAX_NAME_LEN: usize = 1024;
 
+/// Most scopes a `hello` may ask for.
+pub const MAX_REQUESTED_SCOPES: usize = 16;
+
 /// Longest `wait_ms` the daemon honours (ten minutes); larger values are clamped.
 pub const MAX_WAIT_MS: u64 = 600_000;
 
@@ -27,6 +30,15 @@ pub enum Request {
         /// Free-form client name, for diagnostics only (never trusted).
         #[serde(default)]
         client: String,
+        /// Scopes the client would like if the user approves it: recorded with its
+        /// pending entry and offered as the default when the user approves it by hash.
+        /// Self-reported, so never granted by itself; at most
+        /// [`MAX_REQUESTED_SCOPES`].
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        scopes: Vec<String>,
+        /// Access the client would like (`read` or `read-write`); a default like `scopes`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        access: Option<Access>,
     },
     /// Reads a secret.
     Get {
@@ -243,6 +255,9 @@ pub struct Identity {
     pub label: Option<String>,
     /// Process id the kernel gave for the peer.
     pub pid: i32,
+    /// For a script run by an interpreter: what `hash` was made of.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub script: Option<ScriptIdentity>,
 }
 
 /// The error body of a [`Response::Error`].
@@ -363,15 +378,31 @@ pub struct Tool {
     /// RFC 3339 expiry, or none.
     #[serde(default)]
     pub expires_at: Option<String>,
-    /// For interpreter-run scripts (reserved).
+    /// For a script run by an interpreter: what its identity (`hash`) was made of.
     #[serde(default)]
-    pub script: Option<serde_json::Value>,
+    pub script: Option<ScriptIdentity>,
     /// For `keychain-auth get` callers (reserved).
     #[serde(default)]
     pub parent: Option<serde_json::Value>,
     /// macOS code-signing facts (reserved).
     #[serde(default)]
     pub macos: Option<serde_json::Value>,
+}
+
+/// A script run by an interpreter, as identified: the peer's `hash` is then
+/// `sha256("keychain-auth script v1\0" + interpreter_hash + "\0" + path + "\0" + hash)`.
+/// Advisory: which script runs is read from the process's own command line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScriptIdentity {
+    /// The interpreter's executable path.
+    pub interpreter: String,
+    /// `sha256:<hex>` of the interpreter's executable.
+    pub interpreter_hash: String,
+    /// The script's absolute path (symbolic links resolved).
+    pub path: String,
+    /// `sha256:<hex>` of the script's contents.
+    pub hash: String,
 }
 
 /// A binary that asked and is not approved, as in pending.json.
@@ -393,6 +424,15 @@ pub struct PendingEntry {
     /// The executable is a script interpreter, which is never approved as a whole.
     #[serde(default)]
     pub interpreter: bool,
+    /// Scopes its `hello` asked for (self-reported; the default of `approve`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub requested_scopes: Vec<String>,
+    /// Access its `hello` asked for (self-reported; the default of `approve`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_access: Option<Access>,
+    /// For a script run by an interpreter: what its identity was made of.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub script: Option<ScriptIdentity>,
 }
 
 /// Daemon status, for `keychain-auth status`.
@@ -491,7 +531,9 @@ mod tests {
             r,
             Request::Hello {
                 protocol: 1,
-                client: "x".into()
+                client: "x".into(),
+                scopes: Vec::new(),
+                access: None,
             }
         );
         let r: Request = serde_json::from_str(r#"{"type":"list"}"#).expect("list parses");

@@ -12,7 +12,18 @@ fn text() -> impl Strategy<Value = String> {
 
 fn request() -> impl Strategy<Value = Request> {
     prop_oneof![
-        (any::<u32>(), text()).prop_map(|(protocol, client)| Request::Hello { protocol, client }),
+        (
+            any::<u32>(),
+            text(),
+            proptest::collection::vec(text(), 0..3),
+            proptest::option::of(any::<bool>())
+        )
+            .prop_map(|(protocol, client, scopes, rw)| Request::Hello {
+                protocol,
+                client,
+                scopes,
+                access: rw.map(|rw| if rw { Access::ReadWrite } else { Access::Read }),
+            }),
         (text(), proptest::option::of(any::<u64>()))
             .prop_map(|(name, wait_ms)| Request::Get { name, wait_ms }),
         (text(), text()).prop_map(|(name, v)| Request::Set {

@@ -266,6 +266,20 @@ pub(super) fn identify(
         }
         None => cred.pid,
     };
+    inspect(pidfd, pid, cred.uid, cache, may_hash)
+}
+
+/// Identifies a process whose pid was just taken from a pidfd (or, without one, from the
+/// kernel): its executable, its hash, injection signals, and the script an interpreter
+/// runs. Every read goes through a `/proc/<pid>` directory that is confirmed to be the
+/// process's own.
+fn inspect(
+    pidfd: Option<OwnedFd>,
+    pid: i32,
+    uid: u32,
+    cache: &HashCache,
+    may_hash: bool,
+) -> Result<Peer, PeerError> {
     let start = start_time(pid)?;
     let dir = open_proc_dir(pid)?;
     // The directory was opened through the pid; it is the peer's only if the peer is
@@ -289,7 +303,7 @@ pub(super) fn identify(
     }
 
     let mut injection = match tracer_pid(&status) {
-        _ if status_owner != cred.uid => Some(format!(
+        _ if status_owner != uid => Some(format!(
             "it made itself non-dumpable (its /proc entries belong to uid {status_owner})"
         )),
         Some(0) => None,
@@ -308,13 +322,28 @@ pub(super) fn identify(
     } else {
         cache.cached(&exe)
     };
-    let (hash, key) = hashed
+    let (exe_hash, key) = hashed
         .map_err(|e| inspect_err("hash executable", e))?
         .ok_or(PeerError::NeedsHash)?;
+    let (mut hash, mut interpreter, mut no_script, mut script) = (exe_hash, false, None, None);
+    if is_interpreter(&path) {
+        match script_of(&dir, &path, &hash, cache, may_hash)? {
+            Ok(s) => {
+                hash = super::script_identity_hash(&s);
+                script = Some(s);
+            }
+            Err(why) => {
+                interpreter = true;
+                no_script = Some(why);
+            }
+        }
+    }
     Ok(Peer {
         pid,
-        uid: cred.uid,
-        interpreter: is_interpreter(&path),
+        uid,
+        interpreter,
+        no_script,
+        script,
         path,
         hash,
         injection,
@@ -324,7 +353,106 @@ pub(super) fn identify(
             start_time: start,
             exe_inode: key.inode(),
         },
+        wants: std::sync::OnceLock::new(),
     })
+}
+
+/// Largest script hashed; a bigger "script" is refused as one.
+const MAX_SCRIPT: u64 = 64 * 1024 * 1024;
+
+/// The script an interpreter process runs, from its command line, resolved against its
+/// working directory and hashed. `Ok(Err(why))` when it runs none that can be named.
+fn script_of(
+    dir: &OwnedFd,
+    interpreter: &str,
+    interpreter_hash: &str,
+    cache: &HashCache,
+    may_hash: bool,
+) -> Result<Result<super::ScriptIdentity, String>, PeerError> {
+    use super::script::{runs, Runs};
+    let cmdline = read_in(dir, "cmdline")?;
+    let mut argv: Vec<String> = cmdline
+        .split(|&b| b == 0)
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    // The kernel ends each argument with a NUL, so the split leaves an empty last piece.
+    while argv.last().is_some_and(String::is_empty) {
+        argv.pop();
+    }
+    let base = interpreter
+        .strip_suffix(" (deleted)")
+        .unwrap_or(interpreter)
+        .rsplit('/')
+        .next()
+        .unwrap_or(interpreter);
+    let named = match runs(base, &argv) {
+        Runs::Script(p) => p,
+        Runs::Inline(how) => return Ok(Err(format!("it runs {how}, not a script file"))),
+        Runs::Interactive => return Ok(Err("it runs no script (an interactive session)".into())),
+    };
+    let file = match open_script(dir, &named) {
+        Ok(f) => f,
+        Err(e) => return Ok(Err(format!("its script {named:?} cannot be read: {e}"))),
+    };
+    let meta = file.metadata().map_err(|e| inspect_err("stat script", e))?;
+    if !meta.is_file() {
+        return Ok(Err(format!("its script {named:?} is not a regular file")));
+    }
+    if meta.len() > MAX_SCRIPT {
+        return Ok(Err(format!(
+            "its script {named:?} is larger than {MAX_SCRIPT} bytes"
+        )));
+    }
+    let resolved = std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd()))
+        .map_err(|e| inspect_err("resolve script path", e))?;
+    let hashed = if may_hash {
+        cache.hash_file(&file).map(Some)
+    } else {
+        cache.cached(&file)
+    };
+    let (hash, _) = hashed
+        .map_err(|e| inspect_err("hash script", e))?
+        .ok_or(PeerError::NeedsHash)?;
+    Ok(Ok(super::ScriptIdentity {
+        interpreter: interpreter.to_string(),
+        interpreter_hash: interpreter_hash.to_string(),
+        path: resolved.to_string_lossy().into_owned(),
+        hash,
+    }))
+}
+
+/// Opens a script named on a process's command line: absolute as is, relative against
+/// the process's working directory (through its /proc directory). Non-blocking, so a
+/// FIFO cannot hold the daemon.
+fn open_script(dir: &OwnedFd, named: &str) -> std::io::Result<File> {
+    let flags = libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NONBLOCK | libc::O_NOCTTY;
+    let c = CString::new(named).map_err(|_| std::io::Error::other("NUL in path"))?;
+    let fd = if named.starts_with('/') {
+        // SAFETY: c is a valid C string; the fd is owned below.
+        unsafe { libc::open(c.as_ptr(), flags) }
+    } else {
+        let cwd_name = c_name("cwd");
+        // SAFETY: dir and cwd_name are valid; the fd is owned below.
+        let cwd = unsafe {
+            libc::openat(
+                dir.as_raw_fd(),
+                cwd_name.as_ptr(),
+                libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+            )
+        };
+        if cwd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: openat returned a new descriptor nobody else owns.
+        let cwd = unsafe { OwnedFd::from_raw_fd(cwd) };
+        // SAFETY: cwd and c are valid; the fd is owned below.
+        unsafe { libc::openat(cwd.as_raw_fd(), c.as_ptr(), flags) }
+    };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: open/openat returned a new descriptor nobody else owns.
+    Ok(File::from(unsafe { OwnedFd::from_raw_fd(fd) }))
 }
 
 pub(super) fn recheck(peer: &Peer) -> Result<(), PeerError> {

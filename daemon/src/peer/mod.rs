@@ -4,7 +4,10 @@
 //! recipe is written; everything above this module sees only [`Peer`].
 
 use crate::digest::HashCache;
+pub use keychain_auth_sdk::protocol::ScriptIdentity;
 use std::os::fd::BorrowedFd;
+
+pub mod script;
 
 #[cfg(target_os = "linux")]
 mod linux;
@@ -59,14 +62,46 @@ pub struct Peer {
     pub uid: u32,
     /// Executable path as the kernel reports it (may end in " (deleted)").
     pub path: String,
-    /// `sha256:<hex>` of the executable that is running.
+    /// The identity decisions are keyed on: `sha256:<hex>` of the executable that is
+    /// running, or for a script run by an interpreter, of its [`ScriptIdentity`].
     pub hash: String,
-    /// The executable is a script interpreter.
+    /// The executable is a script interpreter and no script identity applies (inline
+    /// code, an interactive shell, an unreadable script): never approvable.
     pub interpreter: bool,
+    /// Why an interpreter has no script identity, for the refusal message.
+    pub no_script: Option<String>,
+    /// The script an interpreter runs, when it runs one from a file.
+    pub script: Option<ScriptIdentity>,
     /// Why the process looks tampered with, if it does.
     pub injection: Option<String>,
     /// OS state used to re-check the peer before each answer.
     pub handle: Handle,
+    /// What its `hello` asked for, set once when the hello arrives. Self-reported: only
+    /// a default offered to the user, never a grant.
+    pub wants: std::sync::OnceLock<Wants>,
+}
+
+/// The identity of a script: `sha256:` of a domain-separated concatenation of the
+/// interpreter's hash, the script's path and the script's hash.
+pub fn script_identity_hash(s: &ScriptIdentity) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(b"keychain-auth script v1\0");
+    h.update(s.interpreter_hash.as_bytes());
+    h.update(b"\0");
+    h.update(s.path.as_bytes());
+    h.update(b"\0");
+    h.update(s.hash.as_bytes());
+    format!("sha256:{}", hex::encode(h.finalize()))
+}
+
+/// Scopes and access a client's `hello` asked for.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Wants {
+    /// Scope patterns (each valid, at most `MAX_REQUESTED_SCOPES`).
+    pub scopes: Vec<String>,
+    /// `read` or `read-write`.
+    pub access: Option<keychain_auth_sdk::protocol::Access>,
 }
 
 impl Peer {

@@ -89,6 +89,8 @@ fn exec_after_hello(program: &str, name: &str, replace_self: bool) -> ! {
         &Request::Hello {
             protocol: 1,
             client: "exec".into(),
+            scopes: Vec::new(),
+            access: None,
         },
     )
     .expect("hello");

@@ -1,0 +1,174 @@
+//! The helper's three actions (`get`, `store`, `erase`) against the keychain-auth
+//! daemon, and the messages a person sees when something is in the way.
+
+use crate::credential::Credential;
+use crate::naming::{self, SCOPE};
+use keychain_auth_sdk::paths::Paths;
+use keychain_auth_sdk::protocol::Access;
+use keychain_auth_sdk::{Client, ClientError, ErrorCode, Secret};
+use std::io::Write;
+use std::time::Duration;
+
+/// This program's name, as messages start.
+pub const NAME: &str = "git-credential-keychain-auth";
+
+/// Why an action failed; printed on standard error, exit status 1.
+#[derive(Debug)]
+pub struct Failure(pub String);
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<E: std::error::Error> From<E> for Failure {
+    fn from(e: E) -> Self {
+        Failure(e.to_string())
+    }
+}
+
+/// Options from the command line.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    /// With `--wait SECONDS`: when not yet approved, hold `get` this long for the user.
+    pub wait: Option<Duration>,
+}
+
+/// Runs one action on parsed input and writes git's answer to `out`.
+pub fn run(
+    action: &str,
+    c: &Credential,
+    opts: Options,
+    out: &mut dyn Write,
+) -> Result<(), Failure> {
+    match action {
+        "get" => get(c, opts, out),
+        "store" => store(c),
+        "erase" => erase(c),
+        // git-credential(1): helpers ignore actions they do not know.
+        _ => Ok(()),
+    }
+}
+
+fn connect() -> Result<Client, Failure> {
+    let socket = Paths::client_socket().map_err(|e| Failure(e.to_string()))?;
+    Client::connect_asking(&socket, NAME, &[SCOPE], Some(Access::ReadWrite)).map_err(explain)
+}
+
+fn get(c: &Credential, opts: Options, out: &mut dyn Write) -> Result<(), Failure> {
+    let prefix = naming::prefix(c)?;
+    let mut client = connect()?;
+    let (user, secret) = if c.username.is_some() {
+        let name = naming::name(c)?;
+        let found = match opts.wait {
+            Some(w) => client.get_wait(&name, w),
+            None => client.get(&name),
+        };
+        match found {
+            Ok(s) => (c.username.clone().unwrap_or_default(), s),
+            Err(e) if e.code() == Some(ErrorCode::NotFound) => return Ok(()),
+            Err(e) => return Err(explain(e)),
+        }
+    } else {
+        let mut listed = client.list();
+        if let (Some(w), Some(ErrorCode::NotApproved)) =
+            (opts.wait, listed.as_ref().err().and_then(ClientError::code))
+        {
+            // Hold one request for the user's decision, then look again.
+            match client.get_wait(prefix.trim_end_matches('/'), w) {
+                Ok(_) => {}
+                Err(e) if e.code() == Some(ErrorCode::NotFound) => {}
+                Err(e) => return Err(explain(e)),
+            }
+            listed = client.list();
+        }
+        let mut users: Vec<(String, String)> = listed
+            .map_err(explain)?
+            .into_iter()
+            .filter_map(|n| naming::username_under(&prefix, &n).map(|u| (u, n)))
+            .collect();
+        users.sort();
+        // Several accounts on one site: the first by name (git offers no way to choose;
+        // put the user name in the remote URL to pick one).
+        let Some((user, name)) = users.into_iter().next() else {
+            return Ok(());
+        };
+        match client.get(&name) {
+            Ok(s) => (user, s),
+            Err(e) if e.code() == Some(ErrorCode::NotFound) => return Ok(()),
+            Err(e) => return Err(explain(e)),
+        }
+    };
+    let answer = Credential::answer(&user, &secret)?;
+    out.write_all(answer.as_bytes())?;
+    Ok(())
+}
+
+fn store(c: &Credential) -> Result<(), Failure> {
+    let name = naming::name(c)?;
+    let Some(password) = c.password.as_ref().filter(|p| !p.is_empty()) else {
+        return Err(Failure("git sent no password to store".into()));
+    };
+    let mut client = connect()?;
+    client
+        .set(&name, Secret::from(password.expose()))
+        .map_err(explain)
+}
+
+fn erase(c: &Credential) -> Result<(), Failure> {
+    let prefix = naming::prefix(c)?;
+    let mut client = connect()?;
+    let names = if c.username.is_some() {
+        vec![naming::name(c)?]
+    } else {
+        client
+            .list()
+            .map_err(explain)?
+            .into_iter()
+            .filter(|n| naming::username_under(&prefix, n).is_some())
+            .collect()
+    };
+    for name in names {
+        // With a password, erase only a credential that still holds it: git erases the
+        // password that just failed, which must not remove a newer one stored since.
+        if let Some(pw) = &c.password {
+            match client.get(&name) {
+                Ok(stored) if stored.expose() == pw.expose() => {}
+                Ok(_) => continue,
+                Err(e) if e.code() == Some(ErrorCode::NotFound) => continue,
+                Err(e) => return Err(explain(e)),
+            }
+        }
+        match client.delete(&name) {
+            Ok(()) => {}
+            Err(e) if e.code() == Some(ErrorCode::NotFound) => {}
+            Err(e) => return Err(explain(e)),
+        }
+    }
+    Ok(())
+}
+
+/// Turns a client error into what a person needs to read next.
+fn explain(e: ClientError) -> Failure {
+    match e {
+        ClientError::NotRunning { socket, source } => Failure(format!(
+            "keychain-auth is not running (nothing answers at {}: {source}); start it with `keychain-auth start`",
+            socket.display()
+        )),
+        ClientError::Daemon(body) => match (body.code, &body.hash) {
+            (ErrorCode::NotApproved, Some(hash)) => Failure(format!(
+                "this helper is not approved yet, so git asks for the password itself this time.\n  \
+                 To approve it (it asks for {SCOPE}, read-write), run:\n    keychain-auth approve {hash}\n  \
+                 (keychain-auth: {})",
+                body.message
+            )),
+            (ErrorCode::Forbidden, _) => Failure(format!(
+                "{} (to store and erase, approve the helper with --access read-write)",
+                body.message
+            )),
+            _ => Failure(body.message),
+        },
+        other => Failure(other.to_string()),
+    }
+}
