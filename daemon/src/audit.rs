@@ -53,6 +53,10 @@ pub struct Entry {
     /// Scopes set by an approval.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub scopes: Vec<String>,
+    /// How the request reached the daemon when the peer did not ask itself
+    /// (`keychain-auth get` asking for its parent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via: Option<String>,
 }
 
 /// One line of the log.

@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand};
 use keychain_auth_sdk::paths::Paths;
 use keychain_auth_sdk::protocol::{validate_name, Access, Request, Response, Tool};
 use keychain_auth_sdk::{Client, Secret};
-use std::io::{IsTerminal, Read};
+use std::io::{IsTerminal, Read, Write};
 
 /// keychain-auth: hash-pinned, per-binary access to the OS keychain for CLI tools.
 #[derive(Debug, Parser)]
@@ -75,6 +75,15 @@ enum Cmd {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// Print a secret for the script that runs this command. The daemon identifies the
+    /// calling process (this command's parent) and answers only if it is approved.
+    Get {
+        /// Secret name.
+        name: String,
+        /// When the caller is not approved yet, wait this many seconds for the user.
+        #[arg(long, value_name = "SECONDS")]
+        wait: Option<u64>,
     },
     /// Store a secret; the value is read from stdin (or a hidden prompt), never argv.
     Set {
@@ -276,6 +285,38 @@ fn run(cli: Cli) -> Result<i32> {
                 }
             }
         }
+        Cmd::Get { name, wait } => {
+            validate_name(&name).with_context(|| format!("cannot read {name:?}"))?;
+            let mut client = connect()?;
+            let wait_ms = wait.map(|w| w.saturating_mul(1000));
+            if let Some(ms) = wait_ms {
+                client
+                    .set_timeout(Some(
+                        std::time::Duration::from_millis(ms)
+                            + keychain_auth_sdk::client::DEFAULT_TIMEOUT,
+                    ))
+                    .map_err(|e| anyhow!(e))?;
+            }
+            match client
+                .request(&Request::GetForParent {
+                    name: name.clone(),
+                    wait_ms,
+                })
+                .map_err(|e| anyhow!(e))?
+            {
+                Response::Secret { value, .. } => {
+                    // Exactly the value, like `secret-tool lookup`; a newline only for a
+                    // person reading a terminal.
+                    let mut out = std::io::stdout().lock();
+                    out.write_all(value.expose().as_bytes())?;
+                    if out.is_terminal() {
+                        out.write_all(b"\n")?;
+                    }
+                    out.flush()?;
+                }
+                other => bail!("unexpected answer: {other:?}"),
+            }
+        }
         Cmd::Set { name } => {
             validate_name(&name).with_context(|| format!("cannot store {name:?}"))?;
             let value = read_value(&name)?;
@@ -399,6 +440,9 @@ fn describe(r: &audit::Record) -> String {
     let mut s = format!("{} #{} {} {}", r.time, r.seq, e.event, e.decision);
     if let Some(op) = &e.op {
         s.push_str(&format!(" {op}"));
+    }
+    if let Some(via) = &e.via {
+        s.push_str(&format!(" (via {via})"));
     }
     if !e.names.is_empty() {
         s.push_str(&format!(" [{}]", e.names.join(", ")));

@@ -118,15 +118,19 @@ impl State {
                     "not_approved",
                     "binary not approved; queued as pending",
                 );
+                // What approving grants by default: the scopes its hello asked for, else
+                // the names it asked for; suggest a scope only in the second case.
+                let asked_scopes = peer.wants.get().is_some_and(|w| !w.scopes.is_empty());
                 let scope_hint = names
                     .first()
+                    .filter(|_| !asked_scopes)
                     .map(|n| format!(" --scope '{n}'"))
                     .unwrap_or_default();
                 Response::Error(ErrorBody {
                     code: ErrorCode::NotApproved,
                     message: format!(
                         "{} ({}) is not approved. It is waiting for your decision; approve it with: keychain-auth approve {}{scope_hint}",
-                        peer.path, peer.hash, peer.hash
+                        describe(peer), peer.hash, peer.hash
                     ),
                     hash: Some(peer.hash.clone()),
                     pending: Some(true),
@@ -568,6 +572,9 @@ impl State {
                 }
             }
             Request::Upgrade { path } => self.upgrade(peer, &path, now).await,
+            Request::GetForParent { name, wait_ms } => {
+                self.get_for_parent(peer, &name, wait_ms).await
+            }
             Request::ListTools { offset } => {
                 let (tools, next) = page(&self.config().tools, offset);
                 Response::Tools { tools, next }
@@ -613,6 +620,60 @@ impl State {
             Request::Shutdown {} => Response::Ok,
             _ => error(ErrorCode::BadRequest, "not an admin request"),
         }
+    }
+
+    /// `keychain-auth get`: the CLI (already verified by hash) asks for the process that
+    /// started it. That parent is identified with the same recipe as a connecting peer
+    /// (pidfd, /proc, hash, tamper signals, script identity) and the request is decided,
+    /// queued and audited as the parent's own `get`.
+    async fn get_for_parent(
+        self: &Arc<Self>,
+        cli: &Peer,
+        name: &str,
+        wait_ms: Option<u64>,
+    ) -> Response {
+        let seed = match cli.parent() {
+            Ok(s) => s,
+            Err(e) => {
+                return error(
+                    ErrorCode::Denied,
+                    format!("cannot identify the program that ran keychain-auth get: {e}"),
+                )
+            }
+        };
+        let st = self.clone();
+        let parent = match tokio::task::spawn_blocking(move || seed.identify(&st.cache, true)).await
+        {
+            Ok(Ok(p)) => p,
+            Ok(Err(e)) => {
+                return error(
+                    ErrorCode::Denied,
+                    format!("cannot identify the program that ran keychain-auth get: {e}"),
+                )
+            }
+            Err(e) => return error(ErrorCode::Denied, format!("identification failed: {e}")),
+        };
+        let parent = Peer {
+            via: Some(format!("keychain-auth get (pid {})", cli.pid)),
+            ..parent
+        };
+        if self.admin_hashes.contains(&parent.hash) {
+            return self.refuse(
+                &parent,
+                "get",
+                &[name],
+                Decision::Forbidden("keychain-auth get was run by keychain-auth itself".into()),
+            );
+        }
+        if parent.interpreter && parent.injection.is_none() {
+            let why = parent.no_script.as_deref().unwrap_or("runs no script file");
+            let msg = format!(
+                "keychain-auth get was run by {}, a script interpreter; {why}. An interpreter is never approved as a whole (every command run in it could then read the secret). Put the command in a script file and run that (for example `bash ./fetch-token.sh`): the script is identified as interpreter + script path + script hash and can be approved",
+                parent.path
+            );
+            return self.refuse(&parent, "get", &[name], Decision::Denied(msg));
+        }
+        self.get(&parent, name, wait_ms).await
     }
 
     async fn hash_path(self: &Arc<Self>, path: &str) -> Result<(String, String), Response> {
@@ -831,6 +892,15 @@ fn page<T: Clone + serde::Serialize>(items: &[T], offset: Option<u64>) -> (Vec<T
 
 /// Why a config change was refused (kept small; turned into an error response).
 struct Refusal(ErrorCode, String);
+
+/// How a peer is named to a person: its executable, or for a script the script and
+/// what runs it.
+fn describe(peer: &Peer) -> String {
+    match &peer.script {
+        Some(s) => format!("the script {} (run by {})", s.path, s.interpreter),
+        None => peer.path.clone(),
+    }
+}
 
 struct Pin {
     hash: String,

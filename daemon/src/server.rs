@@ -274,9 +274,15 @@ pub(crate) fn access_entry(peer: &Peer, op: Option<&str>) -> Entry {
         event: "access".into(),
         pid: Some(peer.pid),
         uid: Some(peer.uid),
-        path: Some(peer.path.clone()),
+        // For a script, the script: the interpreter is in its identity, not its name.
+        path: Some(
+            peer.script
+                .as_ref()
+                .map_or_else(|| peer.path.clone(), |s| s.path.clone()),
+        ),
         hash: Some(peer.hash.clone()),
         op: op.map(str::to_string),
+        via: peer.via.clone(),
         ..Entry::default()
     }
 }

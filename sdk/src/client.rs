@@ -44,6 +44,15 @@ impl ClientError {
             _ => None,
         }
     }
+
+    /// For `not_approved` and `denied`: the caller's identity (`sha256:…`), which is
+    /// what `keychain-auth approve` takes.
+    pub fn hash(&self) -> Option<&str> {
+        match self {
+            ClientError::Daemon(b) => b.hash.as_deref(),
+            _ => None,
+        }
+    }
 }
 
 impl std::fmt::Display for ClientError {
@@ -75,6 +84,14 @@ impl From<FrameError> for ClientError {
 pub struct Client {
     stream: UnixStream,
     server: String,
+}
+
+/// The connection's descriptor, for polling or inspection. It is close-on-exec: a
+/// program this process starts does not inherit it.
+impl std::os::fd::AsFd for Client {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.stream.as_fd()
+    }
 }
 
 impl Client {

@@ -49,6 +49,16 @@ pub enum Request {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         wait_ms: Option<u64>,
     },
+    /// Reads a secret for the process that started the caller (`keychain-auth get` in a
+    /// script): the daemon identifies the caller's parent and decides for it. Accepted
+    /// only from the keychain-auth CLI.
+    GetForParent {
+        /// Secret name.
+        name: String,
+        /// As in [`Request::Get`]: how long an unapproved parent's request may wait.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        wait_ms: Option<u64>,
+    },
     /// Stores a secret (needs `read-write` access, or the keychain-auth CLI).
     Set {
         /// Secret name.
@@ -141,6 +151,7 @@ impl Request {
         match self {
             Request::Hello { .. } => "hello",
             Request::Get { .. } => "get",
+            Request::GetForParent { .. } => "get_for_parent",
             Request::Set { .. } => "set",
             Request::Delete { .. } => "delete",
             Request::List { .. } => "list",
@@ -163,6 +174,7 @@ impl Request {
         matches!(
             self,
             Request::Approve { .. }
+                | Request::GetForParent { .. }
                 | Request::Register { .. }
                 | Request::Deny { .. }
                 | Request::Revoke { .. }

@@ -3,6 +3,7 @@
  * executable (a new hash) that costs 16 KiB instead of a Rust binary's megabytes.
  * Usage: tiny-client NAME   (socket: $KEYCHAIN_AUTH_HOME/agent.sock) */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,17 +45,45 @@ int main(int argc, char **argv) {
     struct sockaddr_un addr = {.sun_family = AF_UNIX};
     snprintf(addr.sun_path, sizeof addr.sun_path, "%s/agent.sock", home);
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0 || connect(fd, (struct sockaddr *)&addr, sizeof addr) != 0) return 1;
+    if (fd < 0 || connect(fd, (struct sockaddr *)&addr, sizeof addr) != 0) {
+        fprintf(stderr, "connect: %s\n", strerror(errno));
+        return 1;
+    }
     /* A daemon that never answers fails this client instead of hanging the test. */
     struct timeval tv = {.tv_sec = 30};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
     static char buf[70000];
-    if (send_frame(fd, "{\"type\":\"hello\",\"protocol\":1,\"client\":\"tiny\"}") || read_frame(fd, buf, sizeof buf))
+    /* A refusal sent before the daemon read anything is still there to read after EPIPE. */
+    if (send_frame(fd, "{\"type\":\"hello\",\"protocol\":1,\"client\":\"tiny\"}")) {
+        int e = errno;
+        if (read_frame(fd, buf, sizeof buf) == 0) {
+            puts(buf);
+            return 0;
+        }
+        fprintf(stderr, "send hello: %s\n", strerror(e));
         return 1;
+    }
+    errno = 0;
+    if (read_frame(fd, buf, sizeof buf)) {
+        fprintf(stderr, "read hello answer: %s\n", errno ? strerror(errno) : "closed");
+        return 1;
+    }
+    if (strstr(buf, "\"type\":\"error\"")) {
+        puts(buf);
+        return 0;
+    }
     char req[2048];
     snprintf(req, sizeof req, "{\"type\":\"get\",\"name\":\"%s\"}", argv[1]);
-    if (send_frame(fd, req) || read_frame(fd, buf, sizeof buf)) return 1;
+    if (send_frame(fd, req)) {
+        fprintf(stderr, "send get: %s\n", strerror(errno));
+        return 1;
+    }
+    errno = 0;
+    if (read_frame(fd, buf, sizeof buf)) {
+        fprintf(stderr, "read get answer: %s\n", errno ? strerror(errno) : "closed");
+        return 1;
+    }
     puts(buf);
     return 0;
 }

@@ -200,6 +200,18 @@ fn preloaded_or_audited_processes_are_denied() {
     }
 }
 
+/// The SDK opens its socket close-on-exec: a program its user starts the ordinary way
+/// does not hold the connection (the control, the same socket with close-on-exec
+/// cleared, is seen by the child).
+#[test]
+fn an_sdk_connection_is_not_inherited_by_a_child() {
+    let mut h = Home::new();
+    h.start(&["--store", "keyutils"]);
+    let r = h.client(&["spawn-child"]);
+    assert_eq!(r["child"], "closed", "{r}");
+    assert_eq!(r["control"], "inherited", "{r}");
+}
+
 #[test]
 fn a_child_using_an_inherited_socket_is_refused() {
     let mut h = Home::new();

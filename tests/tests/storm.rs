@@ -82,9 +82,12 @@ fn slowloris_and_a_storm_of_unknown_binaries_do_not_starve_an_approved_client() 
         })
     };
     let refused = Arc::new(AtomicUsize::new(0));
+    // What the first few binaries that were not refused as not_approved got instead.
+    let odd = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
     let storm: Vec<_> = (0..STORM_THREADS)
         .map(|t| {
-            let (dir, tiny, refused) = (h.dir.clone(), tiny.clone(), refused.clone());
+            let (dir, tiny, refused, odd) =
+                (h.dir.clone(), tiny.clone(), refused.clone(), odd.clone());
             std::thread::spawn(move || {
                 for j in 0..STORM / STORM_THREADS {
                     let copy = dir.join(format!("storm-{t}-{j}"));
@@ -109,6 +112,15 @@ fn slowloris_and_a_storm_of_unknown_binaries_do_not_starve_an_approved_client() 
                     );
                     if text.contains("not_approved") {
                         refused.fetch_add(1, Ordering::SeqCst);
+                    } else {
+                        let mut o = odd.lock().unwrap();
+                        if o.len() < 5 {
+                            o.push(format!(
+                                "{:?} stdout {text:?} stderr {:?}",
+                                out.status,
+                                String::from_utf8_lossy(&out.stderr)
+                            ));
+                        }
                     }
                     let _ = std::fs::remove_file(&copy);
                 }
@@ -154,7 +166,8 @@ fn slowloris_and_a_storm_of_unknown_binaries_do_not_starve_an_approved_client() 
     assert_eq!(
         refused.load(Ordering::SeqCst),
         STORM,
-        "every unknown binary was refused as not_approved"
+        "every unknown binary was refused as not_approved; others got: {:?}",
+        odd.lock().unwrap()
     );
     let pending: serde_json::Value =
         serde_json::from_slice(&std::fs::read(h.path("pending.json")).unwrap()).unwrap();

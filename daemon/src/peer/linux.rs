@@ -344,6 +344,7 @@ fn inspect(
         interpreter,
         no_script,
         script,
+        via: None,
         path,
         hash,
         injection,
@@ -385,11 +386,15 @@ fn script_of(
         .rsplit('/')
         .next()
         .unwrap_or(interpreter);
-    let named = match runs(base, &argv) {
-        Runs::Script(p) => p,
-        Runs::Inline(how) => return Ok(Err(format!("it runs {how}, not a script file"))),
-        Runs::Interactive => return Ok(Err("it runs no script (an interactive session)".into())),
-    };
+    let named =
+        match runs(base, &argv) {
+            Runs::Script(p) => p,
+            Runs::Inline(how) => return Ok(Err(format!("it runs {how}, not a script file"))),
+            Runs::Interactive => return Ok(Err(
+                "it runs no script file (an interactive session, or commands from standard input)"
+                    .into(),
+            )),
+        };
     let file = match open_script(dir, &named) {
         Ok(f) => f,
         Err(e) => return Ok(Err(format!("its script {named:?} cannot be read: {e}"))),
@@ -453,6 +458,89 @@ fn open_script(dir: &OwnedFd, named: &str) -> std::io::Result<File> {
     }
     // SAFETY: open/openat returned a new descriptor nobody else owns.
     Ok(File::from(unsafe { OwnedFd::from_raw_fd(fd) }))
+}
+
+/// A parent process pinned by a pidfd, not yet identified.
+#[derive(Debug)]
+pub struct ParentSeed {
+    pidfd: OwnedFd,
+    pid: i32,
+    uid: u32,
+}
+
+/// The `PPid:` line of a status file.
+fn parent_pid(status: &[u8]) -> Option<i32> {
+    String::from_utf8_lossy(status)
+        .lines()
+        .find_map(|l| l.strip_prefix("PPid:"))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// The real uid (first field of `Uid:`) of a status file.
+fn real_uid(status: &[u8]) -> Option<u32> {
+    String::from_utf8_lossy(status)
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+}
+
+pub(super) fn parent(peer: &Peer) -> Result<ParentSeed, PeerError> {
+    let h = &peer.handle;
+    let ppid = parent_pid(&read_in(&h.proc_dir, "status")?)
+        .ok_or_else(|| PeerError::Inspect("no PPid in the caller's status".into()))?;
+    if ppid <= 1 {
+        return Err(PeerError::Inspect(
+            "the caller has no parent process to ask for (it was orphaned)".into(),
+        ));
+    }
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, ppid, 0) };
+    if fd < 0 {
+        return Err(gone_or(
+            "pidfd_open parent",
+            std::io::Error::last_os_error(),
+        ));
+    }
+    // SAFETY: pidfd_open returned a new descriptor nobody else owns.
+    let pidfd = unsafe { OwnedFd::from_raw_fd(fd as libc::c_int) };
+    // The pid was read before the pidfd was taken: if the parent exited in between and
+    // its pid was reused, the caller (still alive, checked through its own pidfd) has
+    // been reparented, so its PPid no longer names that pid.
+    let again = parent_pid(&read_in(&h.proc_dir, "status")?);
+    match &h.pidfd {
+        Some(fd) if !pidfd_alive(fd) => return Err(PeerError::Gone),
+        None => still_same(None, peer.pid, h.start_time)?,
+        Some(_) => {}
+    }
+    if again != Some(ppid) {
+        return Err(PeerError::Inspect(
+            "the caller's parent exited while it was being identified".into(),
+        ));
+    }
+    let status = read_in(&open_proc_dir(ppid)?, "status")?;
+    if !pidfd_alive(&pidfd) {
+        return Err(PeerError::Gone);
+    }
+    let uid = real_uid(&status)
+        .ok_or_else(|| PeerError::Inspect("no Uid in the parent's status".into()))?;
+    let ours = crate::dirs::euid();
+    if uid != ours {
+        return Err(PeerError::WrongUser { peer: uid, ours });
+    }
+    Ok(ParentSeed {
+        pidfd,
+        pid: ppid,
+        uid,
+    })
+}
+
+pub(super) fn identify_seed(
+    seed: ParentSeed,
+    cache: &HashCache,
+    may_hash: bool,
+) -> Result<Peer, PeerError> {
+    inspect(Some(seed.pidfd), seed.pid, seed.uid, cache, may_hash)
 }
 
 pub(super) fn recheck(peer: &Peer) -> Result<(), PeerError> {
@@ -562,6 +650,27 @@ mod tests {
         let expected = crate::digest::hash_reader(File::open(&me).expect("open")).expect("hash");
         assert_eq!(peer.hash, expected);
         recheck(&peer).expect("still the same process");
+    }
+
+    #[test]
+    fn this_process_parent_is_found_and_identified() {
+        let (a, _b) = UnixStream::pair().expect("pair");
+        let cache = HashCache::new();
+        let peer = identify(a.as_fd(), &cache, true).expect("identified");
+        let seed = parent(&peer).expect("parent");
+        // SAFETY: getppid has no preconditions.
+        let ppid = unsafe { libc::getppid() };
+        assert_eq!(seed.pid, ppid);
+        let p = identify_seed(seed, &cache, true).expect("parent identified");
+        assert_eq!(p.pid, ppid);
+    }
+
+    #[test]
+    fn status_fields_parse() {
+        let st = b"Name:\tbash\nPPid:\t42\nUid:\t1000\t1000\t1000\t1000\n";
+        assert_eq!(parent_pid(st), Some(42));
+        assert_eq!(real_uid(st), Some(1000));
+        assert_eq!(parent_pid(b"Name:\tx\n"), None);
     }
 
     #[test]

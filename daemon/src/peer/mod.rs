@@ -19,7 +19,7 @@ mod unsupported;
 #[cfg(not(target_os = "linux"))]
 use unsupported as os;
 
-pub use os::Handle;
+pub use os::{Handle, ParentSeed};
 
 /// Why a peer could not be identified or is no longer the process it was.
 #[derive(Debug, thiserror::Error)]
@@ -72,6 +72,8 @@ pub struct Peer {
     pub no_script: Option<String>,
     /// The script an interpreter runs, when it runs one from a file.
     pub script: Option<ScriptIdentity>,
+    /// How the request reached the daemon when not directly (`keychain-auth get`).
+    pub via: Option<String>,
     /// Why the process looks tampered with, if it does.
     pub injection: Option<String>,
     /// OS state used to re-check the peer before each answer.
@@ -118,10 +120,24 @@ impl Peer {
         os::identify(sock, cache, false)
     }
 
+    /// The process that started this one (for `keychain-auth get`, which asks on behalf
+    /// of its caller), pinned and confirmed to be this process's live parent. Cheap;
+    /// identifying it ([`ParentSeed::identify`]) may hash.
+    pub fn parent(&self) -> Result<ParentSeed, PeerError> {
+        os::parent(self)
+    }
+
     /// Checks that the peer is still alive and still runs the executable it was
     /// identified with. Call before answering each request.
     pub fn recheck(&self) -> Result<(), PeerError> {
         os::recheck(self)
+    }
+}
+
+impl ParentSeed {
+    /// Identifies the parent with the same recipe as a connecting peer.
+    pub fn identify(self, cache: &HashCache, may_hash: bool) -> Result<Peer, PeerError> {
+        os::identify_seed(self, cache, may_hash)
     }
 }
 

@@ -17,6 +17,22 @@ pub(super) fn identify(
     Err(PeerError::Unsupported)
 }
 
+/// No OS state.
+#[derive(Debug)]
+pub struct ParentSeed;
+
+pub(super) fn parent(_peer: &Peer) -> Result<ParentSeed, PeerError> {
+    Err(PeerError::Unsupported)
+}
+
+pub(super) fn identify_seed(
+    _seed: ParentSeed,
+    _cache: &HashCache,
+    _may_hash: bool,
+) -> Result<Peer, PeerError> {
+    Err(PeerError::Unsupported)
+}
+
 pub(super) fn recheck(_peer: &Peer) -> Result<(), PeerError> {
     Err(PeerError::Unsupported)
 }

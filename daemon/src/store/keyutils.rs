@@ -10,15 +10,46 @@
 
 use super::{secret_from_bytes, BoxFuture, SecretStore, StoreError};
 use keychain_auth_sdk::Secret;
-use linux_keyutils::{Key, KeyError, KeyRing, KeyRingIdentifier, KeyType};
+use linux_keyutils::{Key, KeyError, KeyRing, KeyRingIdentifier, KeySerialId, KeyType};
 use std::collections::HashMap;
 use std::sync::Mutex;
 
 /// Most remembered serials before the map is emptied.
 const KNOWN_LIMIT: usize = 4096;
 
-/// Largest number of links read from the user keyring when listing.
-const MAX_LINKS: usize = 16_384;
+/// Every serial linked from the user keyring, however many. (linux-keyutils 0.2's
+/// `get_links` passes its element count as the buffer's byte length and then trusts the
+/// kernel's "size needed" answer, so a keyring with more links than fit comes back cut
+/// short, with entries that were never written. This uses the kernel's sizing protocol:
+/// ask, grow to the size it reports, ask again.)
+fn user_keyring_serials() -> std::io::Result<Vec<i32>> {
+    let mut buf: Vec<i32> = Vec::with_capacity(1024);
+    loop {
+        let cap = buf.capacity() * std::mem::size_of::<i32>();
+        // SAFETY: KEYCTL_READ writes at most `cap` bytes into buf's spare capacity and
+        // returns how many bytes the whole list takes.
+        let n = unsafe {
+            libc::syscall(
+                libc::SYS_keyctl,
+                libc::KEYCTL_READ,
+                libc::KEY_SPEC_USER_KEYRING,
+                buf.as_mut_ptr(),
+                cap,
+            )
+        };
+        if n < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let n = n as usize;
+        if n <= cap {
+            // SAFETY: the kernel wrote n bytes (n / 4 serials) into the buffer.
+            unsafe { buf.set_len(n / std::mem::size_of::<i32>()) };
+            return Ok(buf);
+        }
+        // Keys were added since the last call, or the buffer was small: grow and retry.
+        buf = Vec::with_capacity(n / std::mem::size_of::<i32>() + 256);
+    }
+}
 
 /// The keyutils store.
 #[derive(Debug)]
@@ -144,13 +175,14 @@ impl SecretStore for KeyutilsStore {
 
     fn list(&self) -> BoxFuture<'_, Result<Vec<String>, StoreError>> {
         Box::pin(async move {
-            let links = self
-                .ring
-                .get_links(MAX_LINKS)
-                .map_err(|e| unavailable("reading the user keyring", e))?;
-            let mut names: Vec<String> = links
-                .iter()
-                .filter_map(|node| node.as_key())
+            let serials = user_keyring_serials().map_err(|e| {
+                StoreError::Unavailable(format!(
+                    "kernel keyutils reading the user keyring failed: {e}"
+                ))
+            })?;
+            let mut names: Vec<String> = serials
+                .into_iter()
+                .map(|id| Key::from_id(KeySerialId(id)))
                 .filter_map(|k| k.metadata().ok())
                 .filter(|m| m.get_type() == KeyType::User)
                 .filter_map(|m| {
@@ -163,5 +195,37 @@ impl SecretStore for KeyutilsStore {
             names.dedup();
             Ok(names)
         })
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn block_on<T>(f: BoxFuture<'_, T>) -> T {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(f)
+    }
+
+    /// Real kernel keyutils: a listing sees every key of the namespace even when the user
+    /// keyring holds more links than one small read returns (the kernel allows a
+    /// non-root user only 200 keys, so the full count needs root).
+    #[test]
+    fn listing_sees_every_key_however_full_the_keyring_is() {
+        let many = if crate::dirs::euid() == 0 { 5000 } else { 150 };
+        let ns = format!("ka-unit-{}", std::process::id());
+        let store = KeyutilsStore::open(&ns).unwrap();
+        let names: Vec<String> = (0..many).map(|i| format!("many/{i:05}")).collect();
+        for n in &names {
+            block_on(store.set(n, &Secret::from("v"))).unwrap();
+        }
+        let listed = block_on(store.list());
+        for n in &names {
+            let _ = block_on(store.delete(n));
+        }
+        assert_eq!(listed.unwrap(), names);
     }
 }

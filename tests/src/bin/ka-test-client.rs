@@ -4,12 +4,14 @@
 //!
 //! Usage: `ka-test-client get NAME [WAIT_MS] | set NAME VALUE | delete NAME | list |
 //! whoami | raw JSON | exec-after-hello PROGRAM NAME | child-with-fd PROGRAM NAME |
-//! from-fd FD NAME`
+//! from-fd FD NAME | spawn-child`
 //!
 //! `exec-after-hello` connects, says hello, keeps the socket open across `exec` and runs
 //! `PROGRAM from-fd FD NAME`, which sends `get NAME` on the inherited connection: the
 //! attack of a process that swaps its executable after connecting. `child-with-fd` does
 //! the same from a child process while it stays alive itself: an inherited socket.
+//! `spawn-child` connects with the SDK and starts a shell the ordinary way
+//! (`std::process::Command`), which reports whether it holds the connection's descriptor.
 
 use keychain_auth_sdk::protocol::{Request, Response};
 use keychain_auth_sdk::{Client, ClientError};
@@ -25,6 +27,7 @@ fn main() {
         ["exec-after-hello", program, name] => exec_after_hello(program, name, true),
         ["child-with-fd", program, name] => exec_after_hello(program, name, false),
         ["from-fd", fd, name] => from_fd(fd.parse().expect("fd number"), name),
+        ["spawn-child"] => spawn_child(),
         _ => {}
     }
     let req = match args
@@ -126,5 +129,35 @@ fn from_fd(fd: i32, name: &str) -> ! {
         Ok(r) => println!("{}", serde_json::to_string(&r).expect("serializes")),
         Err(e) => println!("{{\"type\":\"closed\",\"error\":{:?}}}", e.to_string()),
     }
+    std::process::exit(0);
+}
+
+fn spawn_child() -> ! {
+    use std::os::fd::{AsFd, AsRawFd};
+    let client = Client::connect("ka-test-client").expect("connect");
+    let check = |fd: i32| {
+        let out = std::process::Command::new("sh")
+            .args([
+                "-c",
+                "if [ -e /proc/$$/fd/$1 ]; then echo inherited; else echo closed; fi",
+                "sh",
+                &fd.to_string(),
+            ])
+            .output()
+            .expect("spawn sh");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let fd = client.as_fd().as_raw_fd();
+    let child = check(fd);
+    // The control: a duplicate with close-on-exec cleared must be seen by the child, or
+    // the check above proves nothing.
+    let dup = client.as_fd().try_clone_to_owned().expect("dup");
+    // SAFETY: clearing FD_CLOEXEC on a descriptor this process owns; no memory involved.
+    unsafe { libc::fcntl(dup.as_raw_fd(), libc::F_SETFD, 0) };
+    let control = check(dup.as_raw_fd());
+    println!(
+        "{}",
+        serde_json::json!({"fd": fd, "child": child, "control": control})
+    );
     std::process::exit(0);
 }
