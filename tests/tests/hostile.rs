@@ -4,7 +4,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-use keychain_auth_e2e::{bin, Home};
+use keychain_auth_e2e::{bin, sha256_file, Home};
 use serde_json::Value;
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
@@ -402,4 +402,162 @@ fn common_interpreters_cannot_be_approved_as_whole_binaries() {
     );
     let list: Value = serde_json::from_slice(&h.ka(&["list", "--json"]).stdout).unwrap();
     assert_eq!(list, serde_json::json!([]));
+}
+
+/// An approved binary whose file is replaced after approval: by renaming another file
+/// over its path, and by overwriting it in place (same inode, same size, other bytes)
+/// while it is not running. Each time the daemon hashes what is there now.
+#[test]
+fn an_approved_binary_replaced_by_rename_or_overwritten_is_a_new_identity() {
+    let mut h = Home::new();
+    h.start(&["--store", "keyutils"]);
+    let tool = h.client_copy("tool", b"v1");
+    h.approve_client(&tool, "r/secret", b"only-v1", "r/*");
+    assert_eq!(h.client_at(&tool, &["get", "r/secret"])["value"], "only-v1");
+
+    // Replaced by rename: another build moved over the approved path.
+    let other = h.client_copy("tool.new", b"v2");
+    std::fs::rename(&other, &tool).unwrap();
+    let r = h.client_at(&tool, &["get", "r/secret"]);
+    assert_eq!(r["code"], "not_approved", "{r}");
+    assert_eq!(r["hash"], sha256_file(&tool).as_str());
+
+    // Back to the approved bytes, then overwritten in place: same inode, same length.
+    let approved = h.client_copy("tool.v1", b"v1");
+    std::fs::rename(&approved, &tool).unwrap();
+    assert_eq!(h.client_at(&tool, &["get", "r/secret"])["value"], "only-v1");
+    let inode = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&tool).unwrap());
+    let mut bytes = std::fs::read(&tool).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff; // the appended "1" becomes another byte
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&tool)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, &bytes))
+        .unwrap();
+    assert_eq!(
+        std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&tool).unwrap()),
+        inode,
+        "overwritten in place"
+    );
+    let r = h.client_at(&tool, &["get", "r/secret"]);
+    assert_eq!(r["code"], "not_approved", "{r}");
+    assert!(!r.to_string().contains("only-v1"));
+}
+
+/// PID reuse: a peer connects, writes `hello` and `get`, hands the connection to a child
+/// and exits before the daemon has looked at it; then (as root, through
+/// `/proc/sys/kernel/ns_last_pid`) an approved binary is started so that it gets the
+/// dead peer's pid. The daemon is kept from accepting until then: its descriptor limit
+/// allows few connections and idle ones hold them for the hello timeout. When it finally
+/// accepts, `SO_PEERCRED` names a pid that now belongs to the approved binary, but the
+/// pidfd from `SO_PEERPIDFD` is the dead process's: the daemon must refuse, never serve.
+#[test]
+fn a_peer_that_exits_before_it_is_checked_is_refused_even_if_its_pid_is_reused() {
+    use std::os::unix::process::CommandExt;
+    let mut h = Home::new();
+    // A hard descriptor limit of 100 leaves the daemon (100 - 64) / 4 = 9 connections.
+    let mut daemon = h.command(&bin("keychain-auth"));
+    daemon
+        .args(["start", "--foreground", "--store", "keyutils"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    // SAFETY: setrlimit is async-signal-safe and touches only the child's own limits.
+    unsafe {
+        daemon.pre_exec(|| {
+            let lim = libc::rlimit {
+                rlim_cur: 100,
+                rlim_max: 100,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    h.adopt_daemon(daemon.spawn().unwrap());
+    let approved = h.client_copy("approved", b"ok");
+    h.approve_client(&approved, "p/secret", b"pid-reuse-secret", "p/*");
+
+    // Fill every connection slot with connections that say nothing (dropped after 5 s).
+    let sock = h.path("agent.sock");
+    let idle: Vec<UnixStream> = (0..12)
+        .map(|_| UnixStream::connect(&sock).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+
+    // The vanishing peer: an unapproved binary, waiting in the backlog.
+    let mut vanish = h
+        .command(&bin("ka-test-client"))
+        .args(["write-and-vanish", "p/secret"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = vanish.stdout.take().unwrap();
+    let mut first = String::new();
+    while !first.ends_with('\n') {
+        let mut b = [0u8; 1];
+        assert_eq!(out.read(&mut b).unwrap(), 1, "the peer printed its pid");
+        first.push(b[0] as char);
+    }
+    let pid: i32 = first.trim().strip_prefix("pid ").unwrap().parse().unwrap();
+    // Reaped, so its pid is free (its child, holding the connection, lives on).
+    assert!(vanish.wait().unwrap().success());
+
+    // Reuse its pid for the approved binary, when this test may steer pid allocation.
+    let mut reused = false;
+    let mut holder = None;
+    for _ in 0..20 {
+        if std::fs::write("/proc/sys/kernel/ns_last_pid", (pid - 1).to_string()).is_err() {
+            break;
+        }
+        let child = h.command(&approved).args(["hold", "20"]).spawn().unwrap();
+        if child.id() as i32 == pid {
+            reused = true;
+            holder = Some(child);
+            break;
+        }
+        let mut c = child;
+        let _ = c.kill();
+        let _ = c.wait();
+        // Another process took it; the old pid is free again once this one is reaped.
+    }
+    println!(
+        "pid {pid} {}",
+        if reused {
+            "was reused by the approved binary"
+        } else {
+            "could not be reused here (needs root and ns_last_pid); only the exit path is tested"
+        }
+    );
+
+    // What reached the connection once the daemon got to it.
+    let mut rest = String::new();
+    out.read_to_string(&mut rest).unwrap();
+    drop(idle);
+    if let Some(mut c) = holder {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+    assert!(
+        !rest.contains("pid-reuse-secret"),
+        "served a dead peer: {rest}"
+    );
+    assert!(
+        rest.contains("exited before it could be checked"),
+        "refused as gone: {rest}"
+    );
+    let refused = h.audit_lines().into_iter().any(|l| {
+        l["decision"] == "deny"
+            && l["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("exited before it could be checked"))
+    });
+    assert!(refused, "the refusal is audited");
+    let served_to_pid = h
+        .audit_lines()
+        .into_iter()
+        .any(|l| l["decision"] == "allow" && l["pid"] == pid && l["names"][0] == "p/secret");
+    assert!(!served_to_pid, "nothing was served to pid {pid}");
 }

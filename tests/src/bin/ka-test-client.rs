@@ -4,7 +4,7 @@
 //!
 //! Usage: `ka-test-client get NAME [WAIT_MS] | set NAME VALUE | delete NAME | list |
 //! whoami | raw JSON | exec-after-hello PROGRAM NAME | child-with-fd PROGRAM NAME |
-//! from-fd FD NAME | spawn-child`
+//! from-fd FD NAME | spawn-child | write-and-vanish NAME | read-fd FD | hold SECONDS`
 //!
 //! `exec-after-hello` connects, says hello, keeps the socket open across `exec` and runs
 //! `PROGRAM from-fd FD NAME`, which sends `get NAME` on the inherited connection: the
@@ -28,6 +28,14 @@ fn main() {
         ["child-with-fd", program, name] => exec_after_hello(program, name, false),
         ["from-fd", fd, name] => from_fd(fd.parse().expect("fd number"), name),
         ["spawn-child"] => spawn_child(),
+        ["write-and-vanish", name] => write_and_vanish(name),
+        ["read-fd", fd] => read_fd(fd.parse().expect("fd number")),
+        ["hold", secs] => {
+            std::thread::sleep(std::time::Duration::from_secs(
+                secs.parse().expect("seconds"),
+            ));
+            std::process::exit(0);
+        }
         _ => {}
     }
     let req = match args
@@ -159,5 +167,61 @@ fn spawn_child() -> ! {
         "{}",
         serde_json::json!({"fd": fd, "child": child, "control": control})
     );
+    std::process::exit(0);
+}
+
+/// Connects, writes `hello` and `get NAME` at once, hands the connection to a child
+/// (`read-fd`) that waits for the answers, prints its own pid and exits at once: a peer
+/// that is gone before the daemon gets to check it, whose pid may then be reused.
+fn write_and_vanish(name: &str) -> ! {
+    use keychain_auth_sdk::frame;
+    use std::io::Write;
+    use std::os::fd::AsRawFd;
+    let socket = keychain_auth_sdk::paths::Paths::client_socket().expect("socket path");
+    let mut s = std::os::unix::net::UnixStream::connect(socket).expect("connect");
+    let mut bytes = frame::encode(&Request::Hello {
+        protocol: 1,
+        client: "vanish".into(),
+        scopes: Vec::new(),
+        access: None,
+    })
+    .expect("hello");
+    bytes.extend(
+        frame::encode(&Request::Get {
+            name: name.into(),
+            wait_ms: None,
+        })
+        .expect("get"),
+    );
+    s.write_all(&bytes).expect("write");
+    let fd = s.as_raw_fd();
+    // SAFETY: clearing FD_CLOEXEC on a descriptor this process owns; no memory involved.
+    unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
+    let me = std::env::current_exe().expect("exe");
+    std::process::Command::new(me)
+        .args(["read-fd", &fd.to_string()])
+        .spawn()
+        .expect("spawn reader");
+    println!("pid {}", std::process::id());
+    std::process::exit(0);
+}
+
+/// Prints every frame that arrives on an inherited connection (at most two), then
+/// `{"type":"closed"}` when it ends.
+fn read_fd(fd: i32) -> ! {
+    use keychain_auth_sdk::frame;
+    use std::os::fd::FromRawFd;
+    // SAFETY: the descriptor was inherited on purpose and nothing else here uses it.
+    let mut s = unsafe { std::os::unix::net::UnixStream::from_raw_fd(fd) };
+    let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(60)));
+    for _ in 0..2 {
+        match frame::read_frame::<Response, _>(&mut s) {
+            Ok(r) => println!("{}", serde_json::to_string(&r).expect("serializes")),
+            Err(e) => {
+                println!("{{\"type\":\"closed\",\"error\":{:?}}}", e.to_string());
+                break;
+            }
+        }
+    }
     std::process::exit(0);
 }
