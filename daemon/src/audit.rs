@@ -23,7 +23,8 @@ pub const DEFAULT_KEEP: usize = 4;
 /// What a caller records; [`Log::append`] adds seq, time and prev.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Entry {
-    /// `access`, `approve`, `deny`, `revoke`, `upgrade`, `register`, `daemon`, `rotate`.
+    /// `access`, `approve`, `deny`, `revoke`, `upgrade`, `register`, `daemon`, `rotate`,
+    /// `notification`.
     pub event: String,
     /// `allow`, `deny`, `not_approved`, `out_of_scope`, `forbidden`, `not_found`, `error`, `ok`.
     pub decision: String,

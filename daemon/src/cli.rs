@@ -30,6 +30,9 @@ enum Cmd {
         /// Secret store: auto, secret-service or keyutils.
         #[arg(long)]
         store: Option<StoreChoice>,
+        /// Ask on the desktop: a notification with Approve / Deny for each new binary.
+        #[arg(long)]
+        notify: bool,
     },
     /// Stop the running daemon.
     Stop,
@@ -165,13 +168,15 @@ fn run(cli: Cli) -> Result<i32> {
         Cmd::Start {
             foreground: true,
             store,
+            notify,
         } => {
-            crate::daemon::run_foreground(store)?;
+            crate::daemon::run_foreground(store, notify)?;
         }
         Cmd::Start {
             foreground: false,
             store,
-        } => println!("{}", crate::daemon::start_background(store)?),
+            notify,
+        } => println!("{}", crate::daemon::start_background(store, notify)?),
         Cmd::Stop => println!("{}", crate::daemon::stop()?),
         Cmd::Status => return status(),
         Cmd::ListPending { json } => {

@@ -91,7 +91,7 @@ fn clear_stale_socket(socket: &Path) -> Result<()> {
 }
 
 /// Runs the daemon in this process until SIGINT, SIGTERM or an admin `shutdown`.
-pub fn run_foreground(store_override: Option<StoreChoice>) -> Result<()> {
+pub fn run_foreground(store_override: Option<StoreChoice>, notify: bool) -> Result<()> {
     let paths = Paths::from_env()?;
     for failure in crate::hardening::harden_process() {
         tracing::warn!("hardening step failed: {failure}");
@@ -115,13 +115,17 @@ pub fn run_foreground(store_override: Option<StoreChoice>) -> Result<()> {
         if let Some(w) = warning {
             eprintln!("keychain-auth: WARNING: {w}");
         }
+        let (approver, desktop) = approver(notify);
         let state = Arc::new(State::load(Deps {
             paths: paths.clone(),
             store,
-            approver: Arc::new(Headless),
+            approver,
             clock: Arc::new(SystemClock),
             admin_hashes: vec![admin_hash],
         })?);
+        if let Some(events) = desktop {
+            tokio::spawn(follow_desktop(state.clone(), events));
+        }
         clear_stale_socket(&paths.socket)?;
         let listener = tokio::net::UnixListener::bind(&paths.socket)
             .with_context(|| format!("binding {}", paths.socket.display()))?;
@@ -155,7 +159,7 @@ async fn shutdown_signal() {
 }
 
 /// Starts the daemon in the background and waits until its socket answers.
-pub fn start_background(store: Option<StoreChoice>) -> Result<String> {
+pub fn start_background(store: Option<StoreChoice>, notify: bool) -> Result<String> {
     let paths = Paths::from_env()?;
     if let Ok(c) = Client::connect_to(&paths.socket, "keychain-auth-cli") {
         return Ok(format!(
@@ -177,6 +181,9 @@ pub fn start_background(store: Option<StoreChoice>) -> Result<String> {
     cmd.arg("start").arg("--foreground");
     if let Some(s) = store {
         cmd.arg("--store").arg(store_arg(s));
+    }
+    if notify {
+        cmd.arg("--notify");
     }
     use std::os::unix::process::CommandExt;
     cmd.stdin(Stdio::null())
@@ -251,3 +258,53 @@ pub fn stop() -> Result<String> {
     }
     bail!("the daemon did not stop within 10s")
 }
+
+/// Events from the desktop notifier, when notifications are on.
+#[cfg(target_os = "linux")]
+type DesktopEvents = tokio::sync::mpsc::UnboundedReceiver<crate::notify::Event>;
+#[cfg(not(target_os = "linux"))]
+type DesktopEvents = ();
+
+/// The approver: desktop notifications when asked for (Linux), else headless.
+fn approver(notify: bool) -> (Arc<dyn crate::approver::Approver>, Option<DesktopEvents>) {
+    #[cfg(target_os = "linux")]
+    if notify {
+        let (desktop, events) = crate::notify::Desktop::start();
+        return (Arc::new(desktop), Some(events));
+    }
+    if notify {
+        tracing::warn!("desktop notifications are not available on this system; use the CLI");
+    }
+    (Arc::new(Headless), None)
+}
+
+/// Applies what the person chose on a notification, and audits what the notifier saw.
+#[cfg(target_os = "linux")]
+async fn follow_desktop(state: Arc<State>, mut events: DesktopEvents) {
+    use crate::notify::{Choice, Event};
+    while let Some(ev) = events.recv().await {
+        match ev {
+            Event::Shown { hash, id } => {
+                state.note_desktop(format!("asked on the desktop (notification {id})"), "ok", Some(hash))
+            }
+            Event::Answer { hash, choice } => {
+                let resp = state.decide_on_desktop(&hash, choice == Choice::Approve).await;
+                if let keychain_auth_sdk::Response::Error(e) = resp {
+                    tracing::warn!("notification answer for {hash} not applied: {}", e.message);
+                }
+            }
+            Event::Forged { sender, action } => state.note_desktop(
+                format!("ignored an ActionInvoked {action:?} from {sender}, which does not own org.freedesktop.Notifications"),
+                "deny",
+                None,
+            ),
+            Event::Unavailable(why) => {
+                tracing::warn!("desktop notifications unavailable: {why}");
+                state.note_desktop(format!("notifications unavailable: {why}"), "error", None)
+            }
+        }
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+async fn follow_desktop(_state: Arc<State>, _events: DesktopEvents) {}

@@ -31,6 +31,8 @@ pub mod daemon;
 pub mod digest;
 pub mod dirs;
 pub mod hardening;
+#[cfg(target_os = "linux")]
+pub mod notify;
 pub mod peer;
 pub mod pending;
 pub mod policy;

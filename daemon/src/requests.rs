@@ -378,13 +378,16 @@ impl State {
         removed
     }
 
-    fn admin_entry(&self, peer: &Peer, event: &str, reason: String) -> Entry {
+    /// An admin audit line; `peer` is the CLI that asked, `None` for a decision made on
+    /// the desktop (a notification).
+    fn admin_entry(&self, peer: Option<&Peer>, event: &str, reason: String) -> Entry {
         Entry {
             event: event.into(),
             decision: "ok".into(),
             reason,
-            pid: Some(peer.pid),
-            uid: Some(peer.uid),
+            pid: peer.map(|p| p.pid),
+            uid: peer.map(|p| p.uid),
+            via: peer.is_none().then(|| "notification".to_string()),
             ..Entry::default()
         }
     }
@@ -454,7 +457,7 @@ impl State {
                     scopes
                 };
                 self.pin(
-                    peer,
+                    Some(peer),
                     Pin {
                         hash: hash.clone(),
                         path,
@@ -486,7 +489,7 @@ impl State {
                     );
                 }
                 self.pin(
-                    peer,
+                    Some(peer),
                     Pin {
                         hash,
                         path: canonical,
@@ -505,40 +508,7 @@ impl State {
                 if let Err(e) = validate_hash(&hash) {
                     return error(ErrorCode::BadRequest, e);
                 }
-                let pending_path = self
-                    .pending
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .get(&hash)
-                    .map(|e| e.path.clone());
-                let h = hash.clone();
-                let res = self
-                    .change_config(move |c| {
-                        let path = pending_path
-                            .or_else(|| c.tool(&h).map(|t| t.path.clone()))
-                            .unwrap_or_default();
-                        c.tools.retain(|t| t.hash != h);
-                        if !c.is_denied(&h) {
-                            c.denied.push(DenyRule {
-                                hash: h.clone(),
-                                path: path.clone(),
-                                at: now,
-                            });
-                        }
-                        Ok(path)
-                    })
-                    .await;
-                match res {
-                    Ok(path) => {
-                        self.drop_pending(&hash);
-                        let mut e = self.admin_entry(peer, "deny", "denied by the user".into());
-                        e.hash = Some(hash);
-                        e.path = Some(path);
-                        self.audit(e, true);
-                        Response::Ok
-                    }
-                    Err(r) => r,
-                }
+                self.deny(Some(peer), hash, now).await
             }
             Request::Revoke { tool } => {
                 let t = tool.clone();
@@ -560,8 +530,11 @@ impl State {
                     .await;
                 match res {
                     Ok(removed) => {
-                        let mut e =
-                            self.admin_entry(peer, "revoke", format!("revoked {}", removed.label));
+                        let mut e = self.admin_entry(
+                            Some(peer),
+                            "revoke",
+                            format!("revoked {}", removed.label),
+                        );
                         e.hash = Some(removed.hash);
                         e.path = Some(removed.path);
                         e.scopes = removed.scopes;
@@ -620,6 +593,106 @@ impl State {
             Request::Shutdown {} => Response::Ok,
             _ => error(ErrorCode::BadRequest, "not an admin request"),
         }
+    }
+
+    /// Records a deny rule for a hash (and drops any approval and pending entry for it).
+    async fn deny(&self, peer: Option<&Peer>, hash: String, now: String) -> Response {
+        let pending_path = self
+            .pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&hash)
+            .map(|e| e.path.clone());
+        let h = hash.clone();
+        let res = self
+            .change_config(move |c| {
+                let path = pending_path
+                    .or_else(|| c.tool(&h).map(|t| t.path.clone()))
+                    .unwrap_or_default();
+                c.tools.retain(|t| t.hash != h);
+                if !c.is_denied(&h) {
+                    c.denied.push(DenyRule {
+                        hash: h.clone(),
+                        path: path.clone(),
+                        at: now,
+                    });
+                }
+                Ok(path)
+            })
+            .await;
+        match res {
+            Ok(path) => {
+                self.drop_pending(&hash);
+                let mut e = self.admin_entry(peer, "deny", "denied by the user".into());
+                e.hash = Some(hash);
+                e.path = Some(path);
+                self.audit(e, true);
+                Response::Ok
+            }
+            Err(r) => r,
+        }
+    }
+
+    /// A decision made on the desktop: approve a pending binary with what it asked for
+    /// (the scopes of its hello, else the names it asked for), or deny it.
+    pub async fn decide_on_desktop(&self, hash: &str, approve: bool) -> Response {
+        let now = self.clock.rfc3339();
+        if !approve {
+            return self.deny(None, hash.to_string(), now).await;
+        }
+        let entry = self
+            .pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(hash)
+            .cloned();
+        let Some(entry) = entry else {
+            return error(ErrorCode::NotFound, format!("{hash} is no longer pending"));
+        };
+        if entry.interpreter {
+            return error(
+                ErrorCode::Forbidden,
+                "a script interpreter is never approved as a whole binary",
+            );
+        }
+        let scopes = if entry.requested_scopes.is_empty() {
+            entry.names.clone()
+        } else {
+            entry.requested_scopes.clone()
+        };
+        let path = entry
+            .script
+            .as_ref()
+            .map_or_else(|| entry.path.clone(), |s| s.path.clone());
+        self.pin(
+            None,
+            Pin {
+                hash: hash.to_string(),
+                path,
+                script: entry.script.clone(),
+                scopes,
+                access: entry.requested_access,
+                label: None,
+                now,
+                via: "notification",
+                event: "approve",
+            },
+        )
+        .await
+    }
+
+    /// Writes what the desktop notifier reports to the audit log.
+    pub fn note_desktop(&self, reason: String, decision: &str, hash: Option<String>) {
+        self.audit(
+            Entry {
+                event: "notification".into(),
+                decision: decision.into(),
+                reason,
+                hash,
+                ..Entry::default()
+            },
+            decision == "deny",
+        );
     }
 
     /// `keychain-auth get`: the CLI (already verified by hash) asks for the process that
@@ -709,7 +782,7 @@ impl State {
         }
     }
 
-    async fn pin(&self, peer: &Peer, p: Pin) -> Response {
+    async fn pin(&self, peer: Option<&Peer>, p: Pin) -> Response {
         if p.scopes.is_empty() {
             return error(
                 ErrorCode::BadRequest,
@@ -845,7 +918,7 @@ impl State {
                 if old != tool.hash {
                     self.drop_pending(&tool.hash);
                     let mut e = self.admin_entry(
-                        peer,
+                        Some(peer),
                         "upgrade",
                         format!("re-pinned {}: {old} -> {}", tool.label, tool.hash),
                     );

@@ -1,0 +1,222 @@
+//! Approvals on the desktop: `keychain-auth start --notify` with a real notification
+//! server (dunst on Xvfb, on the test's session bus). A waiting client is served the
+//! moment Approve is chosen in dunst's menu; Deny leaves a deny rule and no second
+//! notification; an `ActionInvoked` forged by another bus connection approves nothing.
+
+#![allow(clippy::unwrap_used)]
+
+use keychain_auth_e2e::{stderr, stdout, Home};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Xvfb and dunst for one test, stopped on drop.
+struct Desktop {
+    xvfb: Child,
+    dunst: Child,
+    dir: PathBuf,
+    display: String,
+}
+
+impl Desktop {
+    fn start(dir: &Path) -> Desktop {
+        std::fs::create_dir_all(dir).unwrap();
+        let n = 50 + std::process::id() % 200;
+        let display = format!(":{n}");
+        let xvfb = Command::new("Xvfb")
+            .args([&display, "-screen", "0", "1024x768x24", "-nolisten", "tcp"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("Xvfb is installed (scripts/deps)");
+        let sock = PathBuf::from(format!("/tmp/.X11-unix/X{n}"));
+        wait_until("Xvfb", || sock.exists());
+        // dunst's context menu runs this "dmenu": it picks the entry naming the action
+        // written to `choice`.
+        let pick = dir.join("pick.sh");
+        std::fs::write(
+            &pick,
+            format!(
+                "#!/bin/sh\ngrep -i -m1 \"$(cat '{}')\"\n",
+                dir.join("choice").display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&pick, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        let rc = dir.join("dunstrc");
+        std::fs::write(&rc, format!("[global]\ndmenu = {}\n", pick.display())).unwrap();
+        let dunst = Command::new("dunst")
+            .arg("-config")
+            .arg(&rc)
+            .env("DISPLAY", &display)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("dunst is installed (scripts/deps)");
+        let d = Desktop {
+            xvfb,
+            dunst,
+            dir: dir.to_path_buf(),
+            display,
+        };
+        wait_until("dunst on the session bus", || d.displayed().is_some());
+        d
+    }
+
+    /// How many notifications are on screen (`None` while dunst is not answering).
+    fn displayed(&self) -> Option<u32> {
+        let o = Command::new("dunstctl")
+            .args(["count", "displayed"])
+            .output()
+            .ok()?;
+        o.status.success().then(|| stdout(&o).trim().parse().ok())?
+    }
+
+    /// Chooses an action of the newest notification through dunst's context menu.
+    fn choose(&self, action: &str) {
+        std::fs::write(self.dir.join("choice"), action).unwrap();
+        let o = Command::new("dunstctl").arg("context").output().unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+
+    /// Saves a screenshot of the virtual screen, when ImageMagick's `import` is there.
+    fn screenshot(&self, to: &Path) {
+        let _ = std::fs::create_dir_all(to.parent().unwrap());
+        let _ = Command::new("import")
+            .args(["-window", "root", "-display", &self.display])
+            .arg(to)
+            .output();
+    }
+}
+
+impl Drop for Desktop {
+    fn drop(&mut self) {
+        for c in [&mut self.dunst, &mut self.xvfb] {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn wait_until(what: &str, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !ok() {
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not happen within 20 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The id of the notification the daemon showed for `hash`, from its audit log.
+fn notification_id(h: &Home, hash: &str) -> Option<u32> {
+    h.audit_lines().iter().find_map(|l| {
+        (l["event"] == "notification" && l["hash"] == hash).then(|| {
+            let r = l["reason"].as_str().unwrap();
+            r.rsplit(' ')
+                .next()
+                .unwrap()
+                .trim_end_matches(')')
+                .parse()
+                .unwrap()
+        })
+    })
+}
+
+fn asks_with_wait(h: &Home, program: &Path) -> std::thread::JoinHandle<Value> {
+    let mut cmd = h.command(program);
+    cmd.args(["get", "n/secret", "30000"]);
+    std::thread::spawn(move || {
+        let o = keychain_auth_e2e::run_retrying(&mut cmd);
+        serde_json::from_slice(&o.stdout).unwrap_or(Value::Null)
+    })
+}
+
+#[test]
+fn approve_and_deny_from_a_real_notification_and_forged_clicks_do_nothing() {
+    let mut h = Home::new();
+    let desktop = Desktop::start(&h.path("desktop"));
+    h.start(&["--store", "keyutils", "--notify"]);
+    assert!(h
+        .ka_stdin(&["set", "n/secret"], b"clicked-through")
+        .status
+        .success());
+
+    // A tool asks and waits; the notification appears.
+    let tool = h.client_copy("tool", b"t");
+    let hash = keychain_auth_e2e::sha256_file(&tool);
+    let waiting = asks_with_wait(&h, &tool);
+    wait_until("the notification", || notification_id(&h, &hash).is_some());
+    let id = notification_id(&h, &hash).unwrap();
+    assert!(desktop.displayed().unwrap() >= 1);
+    desktop.screenshot(&keychain_auth_e2e::target_dir().join("screenshots/notification.png"));
+
+    // Another bus connection forges the Approve click: ignored, audited, nothing approved.
+    let forged = Command::new("dbus-send")
+        .args([
+            "--session",
+            "--type=signal",
+            "/org/freedesktop/Notifications",
+            "org.freedesktop.Notifications.ActionInvoked",
+            &format!("uint32:{id}"),
+            "string:approve",
+        ])
+        .output()
+        .unwrap();
+    assert!(forged.status.success(), "{}", stderr(&forged));
+    wait_until("the forged click to be noticed", || {
+        h.audit_lines().iter().any(|l| {
+            l["event"] == "notification"
+                && l["decision"] == "deny"
+                && l["reason"].as_str().unwrap().contains("does not own")
+        })
+    });
+    let tools: Value = serde_json::from_slice(&h.ka(&["list", "--json"]).stdout).unwrap();
+    assert_eq!(
+        tools,
+        serde_json::json!([]),
+        "a forged click approved nothing"
+    );
+    assert!(!waiting.is_finished(), "the tool is still waiting");
+
+    // The person chooses Approve in dunst: the waiting tool gets its secret.
+    desktop.choose("approve");
+    let r = waiting.join().unwrap();
+    assert_eq!(r["value"], "clicked-through", "{r}");
+    let config: Value =
+        serde_json::from_slice(&std::fs::read(h.path("config.json")).unwrap()).unwrap();
+    let t = &config["tools"][0];
+    assert_eq!(t["hash"], hash.as_str());
+    assert_eq!(t["approved_via"], "notification");
+    assert_eq!(t["scopes"], serde_json::json!(["n/secret"]));
+    assert!(h.audit_lines().iter().any(|l| l["event"] == "approve"
+        && l["hash"] == hash.as_str()
+        && l["via"] == "notification"));
+
+    // Deny: the waiting tool is refused, a deny rule is kept, and asking again raises no
+    // second notification.
+    let other = h.client_copy("other", b"o");
+    let other_hash = keychain_auth_e2e::sha256_file(&other);
+    let waiting = asks_with_wait(&h, &other);
+    wait_until("the second notification", || {
+        notification_id(&h, &other_hash).is_some()
+    });
+    desktop.choose("deny");
+    let r = waiting.join().unwrap();
+    assert_eq!(r["code"], "denied", "{r}");
+    let config: Value =
+        serde_json::from_slice(&std::fs::read(h.path("config.json")).unwrap()).unwrap();
+    assert_eq!(config["denied"][0]["hash"], other_hash.as_str());
+    let again = h.client_at(&other, &["get", "n/secret"]);
+    assert_eq!(again["code"], "denied", "{again}");
+    std::thread::sleep(Duration::from_millis(300));
+    let shown = h
+        .audit_lines()
+        .iter()
+        .filter(|l| l["event"] == "notification" && l["hash"] == other_hash.as_str())
+        .count();
+    assert_eq!(shown, 1, "a denied binary is not announced again");
+}
