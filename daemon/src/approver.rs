@@ -21,6 +21,10 @@ pub trait Approver: Send + Sync {
     fn pending_added(&self, entry: &PendingEntry);
     /// Confirms an admin change before it is applied. `true` lets it through.
     fn confirm(&self, action: AdminAction<'_>) -> bool;
+    /// What to add to a `not_approved` message about where the person is being asked.
+    fn where_asked(&self) -> Option<&'static str> {
+        None
+    }
 }
 
 /// No person to ask: the CLI (`list-pending`, `approve`) is the only path, and the

@@ -86,6 +86,10 @@ impl Approver for Desktop {
     fn confirm(&self, _action: AdminAction<'_>) -> bool {
         true
     }
+
+    fn where_asked(&self) -> Option<&'static str> {
+        Some("or answer the notification on your desktop")
+    }
 }
 
 /// The text of a notification for a pending binary.

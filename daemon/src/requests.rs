@@ -129,8 +129,14 @@ impl State {
                 Response::Error(ErrorBody {
                     code: ErrorCode::NotApproved,
                     message: format!(
-                        "{} ({}) is not approved. It is waiting for your decision; approve it with: keychain-auth approve {}{scope_hint}",
-                        describe(peer), peer.hash, peer.hash
+                        "{} ({}) is not approved. It is waiting for your decision; approve it with: keychain-auth approve {}{scope_hint}{}",
+                        describe(peer),
+                        peer.hash,
+                        peer.hash,
+                        self.approver
+                            .where_asked()
+                            .map(|w| format!(" ({w})"))
+                            .unwrap_or_default()
                     ),
                     hash: Some(peer.hash.clone()),
                     pending: Some(true),

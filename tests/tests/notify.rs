@@ -219,4 +219,14 @@ fn approve_and_deny_from_a_real_notification_and_forged_clicks_do_nothing() {
         .filter(|l| l["event"] == "notification" && l["hash"] == other_hash.as_str())
         .count();
     assert_eq!(shown, 1, "a denied binary is not announced again");
+
+    // A refused tool's message says a notification is waiting, besides the CLI command.
+    let third = h.client_copy("third", b"3");
+    let r = h.client_at(&third, &["get", "n/secret"]);
+    assert_eq!(r["code"], "not_approved", "{r}");
+    let msg = r["message"].as_str().unwrap();
+    assert!(
+        msg.contains("keychain-auth approve") && msg.contains("notification on your desktop"),
+        "{msg}"
+    );
 }

@@ -1,6 +1,10 @@
 //! The benchmark: starts the real daemon (release build, keyutils store), approves
-//! itself, and measures `get` latency next to a bare Unix-socket echo of the same frames,
-//! both measured in this run. Prints a table; asserts nothing about timings.
+//! itself, and measures each scenario next to a baseline measured in the same run:
+//! `get` latency and 64-client throughput against a bare Unix-socket echo of the same
+//! frames, first-sight hashing of a 200 MB executable against `openssl dgst -sha256`,
+//! an approved client's latency while a 500 MB executable is hashed, the daemon's RSS,
+//! and (when a Secret Service is on the session bus) the whole `keychain-auth get`
+//! process against `secret-tool lookup`. Prints a table; asserts nothing about timings.
 //!
 //! Usage: `ka-bench [REQUESTS] [CONNECTIONS]` (defaults 20000 and 2000), from
 //! `scripts/bench`, which builds the release binaries first.
@@ -86,7 +90,271 @@ fn main() {
         &ours,
         &echo,
     );
+    throughput(&sock, &echo_sock);
+    first_sight(&home, &sock);
+    println!(
+        "| daemon RSS after the scenarios above | {} | | | | |",
+        rss_kib(daemon.0.id())
+            .map(|k| format!("{:.1} MiB", k as f64 / 1024.0))
+            .unwrap_or_else(|| "?".into())
+    );
     daemon.stop();
+    secret_service_get();
+}
+
+/// Resident set size of a process, in KiB.
+fn rss_kib(pid: u32) -> Option<u64> {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// Scenario 2: 64 clients at once, each on its own connection, for a fixed time.
+fn throughput(ours: &Path, echo: &Path) {
+    const CLIENTS: usize = 64;
+    const FOR: Duration = Duration::from_secs(3);
+    let run = |sock: &Path| -> (f64, usize) {
+        let start = std::sync::Barrier::new(CLIENTS);
+        let (done, errors) = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..CLIENTS)
+                .map(|_| {
+                    let start = &start;
+                    s.spawn(move || {
+                        let mut c = Client::connect_to(sock, "ka-bench").expect("connect");
+                        let req = Request::Get {
+                            name: NAME.into(),
+                            wait_ms: None,
+                        };
+                        start.wait();
+                        let t = Instant::now();
+                        let (mut n, mut err) = (0usize, 0usize);
+                        while t.elapsed() < FOR {
+                            match c.request(&req) {
+                                Ok(Response::Secret { .. }) => n += 1,
+                                _ => err += 1,
+                            }
+                        }
+                        (n, err)
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("client thread"))
+                .fold((0, 0), |(a, b), (n, e)| (a + n, b + e))
+        });
+        (done as f64 / FOR.as_secs_f64(), errors)
+    };
+    let (ours_rps, ours_err) = run(ours);
+    let (echo_rps, echo_err) = run(echo);
+    println!(
+        "| 64 clients at once, 3 s each: requests/s (errors) | {:.0} ({ours_err}) | | {:.0} ({echo_err}) | | {:.2} of the echo |",
+        ours_rps,
+        echo_rps,
+        ours_rps / echo_rps
+    );
+}
+
+/// Scenarios 3 and 7: the first request of a new 200 MB executable (hashed once) next to
+/// `openssl dgst -sha256` of the same file, the second request (cached), and an
+/// approved client's latency while a 500 MB executable is being hashed.
+fn first_sight(home: &Path, sock: &Path) {
+    let client = keychain_auth_e2e::bin("ka-test-client");
+    let big = |name: &str, mb: usize| -> PathBuf {
+        let p = home.join(name);
+        let mut bytes = std::fs::read(&client).expect("read client");
+        bytes.resize(bytes.len() + mb * 1024 * 1024, 0x5a);
+        std::fs::write(&p, &bytes).expect("write big client");
+        std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .expect("chmod");
+        p
+    };
+    let whoami = |p: &Path| {
+        let t = Instant::now();
+        let o = Command::new(p)
+            .arg("whoami")
+            .env("KEYCHAIN_AUTH_HOME", home)
+            .output()
+            .expect("run big client");
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        t.elapsed()
+    };
+    let b200 = big("big-200", 200);
+    let size = std::fs::metadata(&b200).expect("stat").len() as f64;
+    let _ = std::fs::read(&b200); // into the page cache, for both sides alike
+    let first = whoami(&b200);
+    let second = whoami(&b200);
+    let small = whoami(&client);
+    let hashing = first.saturating_sub(second).as_secs_f64();
+    let ours_mbs = size / hashing / 1e6;
+    let (base_name, base) = ["openssl", "sha256sum"]
+        .iter()
+        .find_map(|tool| {
+            let args: &[&str] = if *tool == "openssl" {
+                &["dgst", "-sha256"]
+            } else {
+                &[]
+            };
+            let t = Instant::now();
+            let o = Command::new(tool).args(args).arg(&b200).output().ok()?;
+            o.status.success().then(|| (*tool, t.elapsed()))
+        })
+        .unwrap_or(("none", Duration::ZERO));
+    let base_mbs = size / base.as_secs_f64() / 1e6;
+    println!(
+        "| first request of a 200 MB binary: hashing MB/s (first {}, second {}, small binary {}) | {:.0} MB/s | | {base_name}: {:.0} MB/s | | {:.2} of {base_name} |",
+        ms(first),
+        ms(second),
+        ms(small),
+        ours_mbs,
+        base_mbs,
+        ours_mbs / base_mbs
+    );
+    let _ = std::fs::remove_file(&b200);
+
+    // While a 500 MB executable is hashed for its first request, an approved client asks.
+    let b500 = big("big-500", 500);
+    let _ = std::fs::read(&b500);
+    let hashing = {
+        let (b500, home) = (b500.clone(), home.to_path_buf());
+        std::thread::spawn(move || {
+            Command::new(&b500)
+                .arg("whoami")
+                .env("KEYCHAIN_AUTH_HOME", &home)
+                .output()
+                .expect("run 500 MB client")
+        })
+    };
+    let mut c = Client::connect_to(sock, "ka-bench").expect("connect");
+    let req = Request::Get {
+        name: NAME.into(),
+        wait_ms: None,
+    };
+    let mut lat = Vec::new();
+    while !hashing.is_finished() {
+        let t = Instant::now();
+        c.request(&req).expect("get during hashing");
+        lat.push(t.elapsed());
+    }
+    let _ = hashing.join();
+    lat.sort();
+    if !lat.is_empty() {
+        println!(
+            "| approved get while a 500 MB binary is hashed ({} requests) | {} | {} | | | p99 |",
+            lat.len(),
+            us(percentile(&lat, 0.5)),
+            us(percentile(&lat, 0.99))
+        );
+    }
+    let _ = std::fs::remove_file(&b500);
+}
+
+/// Scenario 4: the whole `keychain-auth get` process for a secret in the Secret Service
+/// next to `secret-tool lookup` of the same item, when a Secret Service is running.
+fn secret_service_get() {
+    let probe = Command::new("dbus-send")
+        .args([
+            "--session",
+            "--print-reply",
+            "--dest=org.freedesktop.DBus",
+            "/org/freedesktop/DBus",
+            "org.freedesktop.DBus.NameHasOwner",
+            "string:org.freedesktop.secrets",
+        ])
+        .output();
+    if !matches!(probe, Ok(ref o) if String::from_utf8_lossy(&o.stdout).contains("boolean true")) {
+        println!("| keychain-auth get vs secret-tool lookup | SKIP: no Secret Service on the session bus (run scripts/bench, which starts one) | | | | |");
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let home = tmp.path().join("ka");
+    std::fs::create_dir(&home).expect("mkdir");
+    std::fs::set_permissions(&home, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+        .expect("chmod");
+    let ns = format!("ka-bench-ss-{}", std::process::id());
+    std::fs::write(
+        home.join("config.json"),
+        format!("{{\"version\":1,\"namespace\":\"{ns}\"}}"),
+    )
+    .expect("config");
+    let ka = keychain_auth_e2e::bin("keychain-auth");
+    let mut daemon = Command::new(&ka)
+        .args(["start", "--foreground", "--store", "secret-service"])
+        .env("KEYCHAIN_AUTH_HOME", &home)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map(Daemon)
+        .expect("spawn daemon");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Client::connect_to(&home.join("agent.sock"), "ka-bench").is_err() {
+        assert!(Instant::now() < deadline, "daemon did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    cli(&ka, &home, &["set", NAME], VALUE.as_bytes());
+    // `keychain-auth get` asks for its parent: this benchmark process. Approve it.
+    let run_get = || {
+        Command::new(&ka)
+            .args(["get", NAME])
+            .env("KEYCHAIN_AUTH_HOME", &home)
+            .output()
+            .expect("keychain-auth get")
+    };
+    let o = run_get();
+    let err = String::from_utf8_lossy(&o.stderr);
+    let hash = err
+        .split_whitespace()
+        .find(|w| w.starts_with("sha256:"))
+        .map(|w| {
+            w.trim_matches(|c: char| !c.is_ascii_alphanumeric() && c != ':')
+                .to_string()
+        })
+        .expect("the refusal names the hash");
+    cli(&ka, &home, &["approve", &hash, "--scope", "bench/*"], b"");
+    let timed = |f: &dyn Fn() -> std::process::Output| -> Vec<Duration> {
+        (0..30)
+            .map(|_| {
+                let t = Instant::now();
+                let o = f();
+                assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+                assert_eq!(String::from_utf8_lossy(&o.stdout), VALUE);
+                t.elapsed()
+            })
+            .collect()
+    };
+    let lookup = || {
+        Command::new("secret-tool")
+            .args(["lookup", "service", &ns, "account", NAME])
+            .output()
+            .expect("secret-tool")
+    };
+    let (mut ours, mut base) = (Vec::new(), Vec::new());
+    for _ in 0..3 {
+        ours.extend(timed(&run_get));
+        base.extend(timed(&lookup));
+    }
+    ours.sort();
+    base.sort();
+    let (a, b) = (percentile(&ours, 0.5), percentile(&base, 0.5));
+    println!(
+        "| whole `keychain-auth get` process vs `secret-tool lookup` (Secret Service, 90 runs each) | {} | {} | {} | {} | {:.2}x |",
+        ms(a),
+        ms(percentile(&ours, 0.99)),
+        ms(b),
+        ms(percentile(&base, 0.99)),
+        a.as_secs_f64() / b.as_secs_f64()
+    );
+    let _ = Command::new("secret-tool")
+        .args(["clear", "service", &ns, "account", NAME])
+        .output();
+    daemon.stop();
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1e3)
 }
 
 /// Rounds each scenario is split into, alternating between the daemon and the echo.
