@@ -15,6 +15,18 @@ pub enum AdminAction<'a> {
     Upgrade(&'a str),
 }
 
+/// What a person answered about a pending binary, outside the CLI (a notification, the
+/// tray).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answer {
+    /// Approve it with what it asked for.
+    Approve,
+    /// Serve only its waiting request (or its next one, within two minutes).
+    AllowOnce,
+    /// Deny it: it gets `denied` and is not asked about again.
+    Deny,
+}
+
 /// Asks a person about pending binaries.
 pub trait Approver: Send + Sync {
     /// A binary was queued for the first time (or asked for a new name). Must not block.

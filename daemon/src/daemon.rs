@@ -281,14 +281,14 @@ fn approver(notify: bool) -> (Arc<dyn crate::approver::Approver>, Option<Desktop
 /// Applies what the person chose on a notification, and audits what the notifier saw.
 #[cfg(target_os = "linux")]
 async fn follow_desktop(state: Arc<State>, mut events: DesktopEvents) {
-    use crate::notify::{Choice, Event};
+    use crate::notify::Event;
     while let Some(ev) = events.recv().await {
         match ev {
             Event::Shown { hash, id } => {
                 state.note_desktop(format!("asked on the desktop (notification {id})"), "ok", Some(hash))
             }
             Event::Answer { hash, choice } => {
-                let resp = state.decide_on_desktop(&hash, choice == Choice::Approve).await;
+                let resp = state.decide_on_desktop(&hash, choice).await;
                 if let keychain_auth_sdk::Response::Error(e) = resp {
                     tracing::warn!("notification answer for {hash} not applied: {}", e.message);
                 }

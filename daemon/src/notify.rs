@@ -1,6 +1,6 @@
 //! Desktop notifications as an [`Approver`] (freedesktop notifications over the session
-//! bus, Linux): a new binary raises a notification with **Approve** and **Deny**; the
-//! person's click comes back as an `ActionInvoked` signal.
+//! bus, Linux): a new binary raises a notification with **Approve**, **Allow once** and
+//! **Deny**; the person's click comes back as an `ActionInvoked` signal.
 //!
 //! Any process on the session bus can emit a signal that looks like `ActionInvoked`, so a
 //! click is believed only when the signal's sender is, at that moment, the owner of
@@ -9,7 +9,7 @@
 //! is shown at a time; how often the desktop is asked at all is bounded by the daemon's
 //! prompt limiter before [`Approver::pending_added`] is called.
 
-use crate::approver::{AdminAction, Approver};
+use crate::approver::{AdminAction, Answer, Approver};
 use futures_lite::StreamExt;
 use keychain_auth_sdk::protocol::PendingEntry;
 use std::collections::HashMap;
@@ -18,15 +18,6 @@ use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
 const NOTIFICATIONS: &str = "org.freedesktop.Notifications";
 const PATH: &str = "/org/freedesktop/Notifications";
-
-/// What the person chose on a notification.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Choice {
-    /// Approve the binary with the scopes it asked for.
-    Approve,
-    /// Deny it: it gets `denied` and is not asked about again.
-    Deny,
-}
 
 /// What the notifier reports to the daemon.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,7 +34,7 @@ pub enum Event {
         /// The binary's hash.
         hash: String,
         /// What they chose.
-        choice: Choice,
+        choice: Answer,
     },
     /// An `ActionInvoked` came from a bus connection that does not own the notification
     /// service: ignored.
@@ -164,8 +155,9 @@ async fn run(
                         }
                         let hash = shown.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
                         let choice = match action.as_str() {
-                            "approve" => Choice::Approve,
-                            "deny" => Choice::Deny,
+                            "approve" => Answer::Approve,
+                            "once" => Answer::AllowOnce,
+                            "deny" => Answer::Deny,
                             _ => continue,
                         };
                         if let Some(hash) = hash {
@@ -194,7 +186,7 @@ async fn run(
             continue;
         }
         let actions: Vec<&str> = if has_actions {
-            vec!["approve", "Approve", "deny", "Deny"]
+            vec!["approve", "Approve", "once", "Allow once", "deny", "Deny"]
         } else {
             Vec::new()
         };

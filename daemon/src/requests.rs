@@ -3,7 +3,7 @@
 //! config, and write the audit line. Admin changes are saved (atomically, durably) before
 //! they are acknowledged, so an approval a client saw survives `kill -9`.
 
-use crate::approver::AdminAction;
+use crate::approver::{AdminAction, Answer};
 use crate::audit::Entry;
 use crate::config::{Config, DenyRule, PendingFile, FILE_VERSION};
 use crate::peer::{is_interpreter, Peer};
@@ -265,12 +265,16 @@ impl State {
         let mut first = true;
         loop {
             let config = self.config();
-            let d = policy::decide(
+            let mut d = policy::decide(
                 self.facts(peer),
                 Op::Get(name),
                 &config,
                 &self.clock.rfc3339(),
             );
+            let once = d == Decision::NotApproved && self.take_once(&peer.hash);
+            if once {
+                d = Decision::Allow;
+            }
             if d == Decision::NotApproved && tokio::time::Instant::now() < deadline {
                 if first {
                     // Queue (and notify) once, then wait for the user's decision.
@@ -304,7 +308,12 @@ impl State {
             }
             return match self.store.get(name).await {
                 Ok(Some(value)) => {
-                    self.audit_access(peer, "get", &[name], "allow", "served");
+                    let why = if once {
+                        "served once (Allow once on the desktop)"
+                    } else {
+                        "served"
+                    };
+                    self.audit_access(peer, "get", &[name], "allow", why);
                     Response::Secret {
                         name: name.to_string(),
                         value,
@@ -641,10 +650,19 @@ impl State {
 
     /// A decision made on the desktop: approve a pending binary with what it asked for
     /// (the scopes of its hello, else the names it asked for), or deny it.
-    pub async fn decide_on_desktop(&self, hash: &str, approve: bool) -> Response {
+    pub async fn decide_on_desktop(&self, hash: &str, answer: Answer) -> Response {
         let now = self.clock.rfc3339();
-        if !approve {
-            return self.deny(None, hash.to_string(), now).await;
+        match answer {
+            Answer::Deny => return self.deny(None, hash.to_string(), now).await,
+            Answer::AllowOnce => {
+                self.once
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(hash.to_string(), std::time::Instant::now());
+                self.changes.send_modify(|n| *n += 1);
+                return Response::Ok;
+            }
+            Answer::Approve => {}
         }
         let entry = self
             .pending
@@ -685,6 +703,13 @@ impl State {
             },
         )
         .await
+    }
+
+    /// Consumes an "Allow once" for a hash, if one was given in the last two minutes.
+    fn take_once(&self, hash: &str) -> bool {
+        let mut once = self.once.lock().unwrap_or_else(|p| p.into_inner());
+        once.retain(|_, at| at.elapsed() < Duration::from_secs(120));
+        once.remove(hash).is_some()
     }
 
     /// Writes what the desktop notifier reports to the audit log.

@@ -113,6 +113,8 @@ pub struct State {
     pub(crate) audit: Mutex<audit::Log>,
     /// Bumped after every config change; waiting `get`s watch it.
     pub(crate) changes: watch::Sender<u64>,
+    /// Hashes allowed one request on the desktop ("Allow once"), with when.
+    pub(crate) once: Mutex<std::collections::HashMap<String, std::time::Instant>>,
     pub(crate) shutdown: Notify,
 }
 
@@ -150,6 +152,7 @@ impl State {
             prompts: Mutex::new(crate::ratelimit::PromptLimiter::default()),
             audit: Mutex::new(log),
             changes: watch::channel(0).0,
+            once: Mutex::default(),
             shutdown: Notify::new(),
         })
     }

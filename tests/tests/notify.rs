@@ -1,7 +1,8 @@
 //! Approvals on the desktop: `keychain-auth start --notify` with a real notification
 //! server (dunst on Xvfb, on the test's session bus). A waiting client is served the
-//! moment Approve is chosen in dunst's menu; Deny leaves a deny rule and no second
-//! notification; an `ActionInvoked` forged by another bus connection approves nothing.
+//! moment Approve is chosen in dunst's menu; Allow once serves only the waiting request;
+//! Deny leaves a deny rule and no second notification; an `ActionInvoked` forged by
+//! another bus connection approves nothing.
 
 #![allow(clippy::unwrap_used)]
 
@@ -136,7 +137,7 @@ fn asks_with_wait(h: &Home, program: &Path) -> std::thread::JoinHandle<Value> {
 }
 
 #[test]
-fn approve_and_deny_from_a_real_notification_and_forged_clicks_do_nothing() {
+fn approve_allow_once_and_deny_from_a_real_notification_and_forged_clicks_do_nothing() {
     let mut h = Home::new();
     let desktop = Desktop::start(&h.path("desktop"));
     h.start(&["--store", "keyutils", "--notify"]);
@@ -219,6 +220,31 @@ fn approve_and_deny_from_a_real_notification_and_forged_clicks_do_nothing() {
         .filter(|l| l["event"] == "notification" && l["hash"] == other_hash.as_str())
         .count();
     assert_eq!(shown, 1, "a denied binary is not announced again");
+
+    // Allow once: the waiting request is served, nothing is approved, the next one is
+    // refused again.
+    let once = h.client_copy("once", b"1");
+    let once_hash = keychain_auth_e2e::sha256_file(&once);
+    let waiting = asks_with_wait(&h, &once);
+    wait_until("the third notification", || {
+        notification_id(&h, &once_hash).is_some()
+    });
+    desktop.choose("allow once");
+    let r = waiting.join().unwrap();
+    assert_eq!(r["value"], "clicked-through", "{r}");
+    let tools: Value = serde_json::from_slice(&h.ka(&["list", "--json"]).stdout).unwrap();
+    assert_eq!(
+        tools.as_array().unwrap().len(),
+        1,
+        "Allow once approved nothing"
+    );
+    let again = h.client_at(&once, &["get", "n/secret"]);
+    assert_eq!(again["code"], "not_approved", "{again}");
+    assert!(h
+        .audit_lines()
+        .iter()
+        .any(|l| l["hash"] == once_hash.as_str()
+            && l["reason"] == "served once (Allow once on the desktop)"));
 
     // A refused tool's message says a notification is waiting, besides the CLI command.
     let third = h.client_copy("third", b"3");
