@@ -426,9 +426,9 @@ impl State {
                     .get(&hash)
                     .cloned();
                 let existing = self.config().tool(&hash).cloned();
-                let (path, asked) = match (&entry, &existing) {
-                    (Some(e), _) => (e.path.clone(), e.names.clone()),
-                    (None, Some(t)) => (t.path.clone(), Vec::new()),
+                let path = match (&entry, &existing) {
+                    (Some(e), _) => e.path.clone(),
+                    (None, Some(t)) => t.path.clone(),
                     (None, None) => {
                         return error(
                             ErrorCode::NotFound,
@@ -453,21 +453,17 @@ impl State {
                 }
                 // Re-approving keeps what the tool had unless told otherwise; a new
                 // tool gets what its hello asked for, else the names it asked for.
-                let (asked_scopes, asked_access) = entry
-                    .as_ref()
-                    .map(|e| (e.requested_scopes.clone(), e.requested_access))
-                    .unwrap_or_default();
                 let access = access
                     .or(existing.as_ref().map(|t| t.access))
-                    .or(asked_access);
+                    .or(entry.as_ref().and_then(|e| e.requested_access));
                 let label = label.or(existing.as_ref().map(|t| t.label.clone()));
                 let scopes = if scopes.is_empty() {
                     existing
                         .as_ref()
                         .map(|t| t.scopes.clone())
                         .filter(|s| !s.is_empty())
-                        .or(Some(asked_scopes).filter(|s| !s.is_empty()))
-                        .unwrap_or(asked)
+                        .or_else(|| entry.as_ref().map(asked_scopes))
+                        .unwrap_or_default()
                 } else {
                     scopes
                 };
@@ -679,11 +675,7 @@ impl State {
                 "a script interpreter is never approved as a whole binary",
             );
         }
-        let scopes = if entry.requested_scopes.is_empty() {
-            entry.names.clone()
-        } else {
-            entry.requested_scopes.clone()
-        };
+        let scopes = asked_scopes(&entry);
         let path = entry
             .script
             .as_ref()
@@ -996,6 +988,16 @@ fn page<T: Clone + serde::Serialize>(items: &[T], offset: Option<u64>) -> (Vec<T
 
 /// Why a config change was refused (kept small; turned into an error response).
 struct Refusal(ErrorCode, String);
+
+/// What approving a pending binary grants when the person names no scope: the scopes its
+/// `hello` asked for, else the secret names it asked for.
+fn asked_scopes(entry: &keychain_auth_sdk::protocol::PendingEntry) -> Vec<String> {
+    if entry.requested_scopes.is_empty() {
+        entry.names.clone()
+    } else {
+        entry.requested_scopes.clone()
+    }
+}
 
 /// How a peer is named to a person: its executable, or for a script the script and
 /// what runs it.

@@ -28,21 +28,9 @@ fn main() {
         .collect();
     let requests = args.first().copied().unwrap_or(20_000);
     let connections = args.get(1).copied().unwrap_or(2_000);
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let home = tmp.path().join("ka");
-    std::fs::create_dir(&home).expect("mkdir");
-    std::fs::set_permissions(&home, std::os::unix::fs::PermissionsExt::from_mode(0o700))
-        .expect("chmod");
-    std::fs::write(
-        home.join("config.json"),
-        format!(
-            "{{\"version\":1,\"namespace\":\"ka-bench-{}\"}}",
-            std::process::id()
-        ),
-    )
-    .expect("config");
+    let (_tmp, home) = bench_home(&format!("ka-bench-{}", std::process::id()));
     let ka = keychain_auth_e2e::bin("keychain-auth");
-    let mut daemon = Daemon::start(&ka, &home);
+    let mut daemon = Daemon::start(&ka, &home, "keyutils");
     std::thread::sleep(Duration::from_millis(300));
     let idle_rss = rss_kib(daemon.0.id());
     cli(&ka, &home, &["set", NAME], VALUE.as_bytes());
@@ -282,32 +270,10 @@ fn secret_service_get() {
         println!("| keychain-auth get vs secret-tool lookup | SKIP: no Secret Service on the session bus (run scripts/bench, which starts one) | | | | |");
         return;
     }
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let home = tmp.path().join("ka");
-    std::fs::create_dir(&home).expect("mkdir");
-    std::fs::set_permissions(&home, std::os::unix::fs::PermissionsExt::from_mode(0o700))
-        .expect("chmod");
     let ns = format!("ka-bench-ss-{}", std::process::id());
-    std::fs::write(
-        home.join("config.json"),
-        format!("{{\"version\":1,\"namespace\":\"{ns}\"}}"),
-    )
-    .expect("config");
+    let (_tmp, home) = bench_home(&ns);
     let ka = keychain_auth_e2e::bin("keychain-auth");
-    let mut daemon = Command::new(&ka)
-        .args(["start", "--foreground", "--store", "secret-service"])
-        .env("KEYCHAIN_AUTH_HOME", &home)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map(Daemon)
-        .expect("spawn daemon");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Client::connect_to(&home.join("agent.sock"), "ka-bench").is_err() {
-        assert!(Instant::now() < deadline, "daemon did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let mut daemon = Daemon::start(&ka, &home, "secret-service");
     cli(&ka, &home, &["set", NAME], VALUE.as_bytes());
     // `keychain-auth get` asks for its parent: this benchmark process. Approve it.
     let run_get = || {
@@ -387,12 +353,28 @@ fn alternate(
     (a, b)
 }
 
+/// A private `KEYCHAIN_AUTH_HOME` (0700) whose config uses `namespace`; the temporary
+/// directory is removed when the first value is dropped.
+fn bench_home(namespace: &str) -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let home = tmp.path().join("ka");
+    std::fs::create_dir(&home).expect("mkdir");
+    std::fs::set_permissions(&home, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+        .expect("chmod");
+    std::fs::write(
+        home.join("config.json"),
+        format!("{{\"version\":1,\"namespace\":\"{namespace}\"}}"),
+    )
+    .expect("config");
+    (tmp, home)
+}
+
 struct Daemon(Child);
 
 impl Daemon {
-    fn start(ka: &Path, home: &Path) -> Daemon {
+    fn start(ka: &Path, home: &Path, store: &str) -> Daemon {
         let child = Command::new(ka)
-            .args(["start", "--foreground", "--store", "keyutils"])
+            .args(["start", "--foreground", "--store", store])
             .env("KEYCHAIN_AUTH_HOME", home)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
