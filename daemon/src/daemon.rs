@@ -90,63 +90,126 @@ fn clear_stale_socket(socket: &Path) -> Result<()> {
     std::fs::remove_file(socket).with_context(|| format!("removing stale {}", socket.display()))
 }
 
+/// What a daemon started in this process is given.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// Overrides config.json's `store`.
+    pub store: Option<StoreChoice>,
+    /// Ask on the desktop (notifications).
+    pub notify: bool,
+    /// Where else a person can answer: the CLI only, or also a tray menu.
+    pub hosted_in_tray: bool,
+    /// Hashes of the binaries allowed to send admin requests over the socket.
+    pub admin_hashes: Vec<String>,
+}
+
+/// A daemon serving in this process: its state, for in-process callers (the tray app),
+/// and the task that serves the socket.
+#[derive(Debug)]
+pub struct Serving {
+    /// Everything the daemon knows; the hosting app calls it directly.
+    pub state: Arc<State>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+    socket: std::path::PathBuf,
+    bound_ino: u64,
+    _lock: InstanceLock,
+}
+
+impl Serving {
+    /// Waits until the daemon stops (its shutdown future, an admin `shutdown`, or
+    /// [`State::request_shutdown`]), then removes the socket if it is still ours.
+    pub async fn finished(self) -> Result<()> {
+        let result = self.task.await.context("the server task failed")?;
+        // Remove the socket only if it is still the one we bound.
+        if std::fs::symlink_metadata(&self.socket)
+            .map(|m| m.ino())
+            .ok()
+            == Some(self.bound_ino)
+        {
+            let _ = std::fs::remove_file(&self.socket);
+        }
+        result.context("serving")
+    }
+}
+
+/// Starts the daemon on the current tokio runtime: prepares the private directories,
+/// takes the instance lock (failing with a clear message if a daemon already runs),
+/// loads the files, opens the store, binds the socket 0600 and serves until `shutdown`.
+pub async fn serve(
+    paths: Paths,
+    opts: ServeOptions,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<Serving> {
+    prepare_dirs(&paths)?;
+    let lock = lock_instance(&paths)?;
+    let config = Config::load(&paths.config)?.unwrap_or_default();
+    let choice = opts.store.unwrap_or(config.store);
+    let (store, warning) = crate::store::open(choice, &config.namespace)
+        .await
+        .map_err(|e| anyhow!("cannot open the secret store ({choice:?}): {e}"))?;
+    if let Some(w) = warning {
+        eprintln!("keychain-auth: WARNING: {w}");
+    }
+    let (approver, desktop) = approver(opts.notify, opts.hosted_in_tray);
+    let state = Arc::new(State::load(Deps {
+        paths: paths.clone(),
+        store,
+        approver,
+        clock: Arc::new(SystemClock),
+        admin_hashes: opts.admin_hashes,
+    })?);
+    if let Some(events) = desktop {
+        tokio::spawn(follow_desktop(state.clone(), events));
+    }
+    clear_stale_socket(&paths.socket)?;
+    let listener = tokio::net::UnixListener::bind(&paths.socket)
+        .with_context(|| format!("binding {}", paths.socket.display()))?;
+    std::fs::set_permissions(&paths.socket, std::fs::Permissions::from_mode(0o600))
+        .with_context(|| format!("chmod {}", paths.socket.display()))?;
+    let bound_ino = std::fs::symlink_metadata(&paths.socket)?.ino();
+    tracing::info!("listening on {}", paths.socket.display());
+    let task = tokio::spawn(server::run(listener, state.clone(), shutdown));
+    Ok(Serving {
+        state,
+        task,
+        socket: paths.socket.clone(),
+        bound_ino,
+        _lock: lock,
+    })
+}
+
+/// A tokio runtime sized for the daemon: hashing new executables runs on its blocking
+/// pool, so a storm of them queues instead of spawning hundreds of threads.
+pub fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .max_blocking_threads(8)
+        .build()
+        .context("starting the async runtime")
+}
+
 /// Runs the daemon in this process until SIGINT, SIGTERM or an admin `shutdown`.
 pub fn run_foreground(store_override: Option<StoreChoice>, notify: bool) -> Result<()> {
     let paths = Paths::from_env()?;
     for failure in crate::hardening::harden_process() {
         tracing::warn!("hardening step failed: {failure}");
     }
-    prepare_dirs(&paths)?;
-    let _lock = lock_instance(&paths)?;
-    let config = Config::load(&paths.config)?.unwrap_or_default();
-    let admin_hash = self_hash()?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        // Hashing new executables runs here; a storm of them queues instead of
-        // spawning hundreds of threads.
-        .max_blocking_threads(8)
-        .build()
-        .context("starting the async runtime")?;
-    rt.block_on(async move {
-        let choice = store_override.unwrap_or(config.store);
-        let (store, warning) = crate::store::open(choice, &config.namespace)
+    let opts = ServeOptions {
+        store: store_override,
+        notify,
+        hosted_in_tray: false,
+        admin_hashes: vec![self_hash()?],
+    };
+    runtime()?.block_on(async move {
+        serve(paths, opts, shutdown_signal())
+            .await?
+            .finished()
             .await
-            .map_err(|e| anyhow!("cannot open the secret store ({choice:?}): {e}"))?;
-        if let Some(w) = warning {
-            eprintln!("keychain-auth: WARNING: {w}");
-        }
-        let (approver, desktop) = approver(notify);
-        let state = Arc::new(State::load(Deps {
-            paths: paths.clone(),
-            store,
-            approver,
-            clock: Arc::new(SystemClock),
-            admin_hashes: vec![admin_hash],
-        })?);
-        if let Some(events) = desktop {
-            tokio::spawn(follow_desktop(state.clone(), events));
-        }
-        clear_stale_socket(&paths.socket)?;
-        let listener = tokio::net::UnixListener::bind(&paths.socket)
-            .with_context(|| format!("binding {}", paths.socket.display()))?;
-        std::fs::set_permissions(&paths.socket, std::fs::Permissions::from_mode(0o600))
-            .with_context(|| format!("chmod {}", paths.socket.display()))?;
-        let bound_ino = std::fs::symlink_metadata(&paths.socket)?.ino();
-        tracing::info!("listening on {}", paths.socket.display());
-        let result = server::run(listener, state, shutdown_signal()).await;
-        // Remove the socket only if it is still the one we bound.
-        if std::fs::symlink_metadata(&paths.socket)
-            .map(|m| m.ino())
-            .ok()
-            == Some(bound_ino)
-        {
-            let _ = std::fs::remove_file(&paths.socket);
-        }
-        result.context("serving")
     })
 }
 
-async fn shutdown_signal() {
+/// Completes on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = match signal(SignalKind::terminate()) {
         Ok(s) => s,
@@ -266,13 +329,22 @@ type DesktopEvents = tokio::sync::mpsc::UnboundedReceiver<crate::notify::Event>;
 type DesktopEvents = ();
 
 /// The approver: desktop notifications when asked for (Linux), else headless.
-fn approver(notify: bool) -> (Arc<dyn crate::approver::Approver>, Option<DesktopEvents>) {
+fn approver(
+    notify: bool,
+    in_tray: bool,
+) -> (Arc<dyn crate::approver::Approver>, Option<DesktopEvents>) {
     #[cfg(target_os = "linux")]
     if notify {
-        let (desktop, events) = crate::notify::Desktop::start();
+        let elsewhere = if in_tray {
+            crate::notify::Elsewhere::Tray
+        } else {
+            crate::notify::Elsewhere::Cli
+        };
+        let (desktop, events) = crate::notify::Desktop::start(elsewhere);
         return (Arc::new(desktop), Some(events));
     }
     if notify {
+        let _ = in_tray;
         tracing::warn!("desktop notifications are not available on this system; use the CLI");
     }
     (Arc::new(Headless), None)
@@ -288,7 +360,7 @@ async fn follow_desktop(state: Arc<State>, mut events: DesktopEvents) {
                 state.note_desktop(format!("asked on the desktop (notification {id})"), "ok", Some(hash))
             }
             Event::Answer { hash, choice } => {
-                let resp = state.decide_on_desktop(&hash, choice).await;
+                let resp = state.decide_on_desktop("notification", &hash, choice).await;
                 if let keychain_auth_sdk::Response::Error(e) = resp {
                     tracing::warn!("notification answer for {hash} not applied: {}", e.message);
                 }

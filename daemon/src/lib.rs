@@ -18,6 +18,8 @@
 //! - [`dirs`], [`atomic`], [`hardening`], [`clock`]: private directories, atomic
 //!   writes, process hardening, time.
 //! - [`cli`]: the `keychain-auth` command line; [`daemon`]: starting and stopping.
+//! - [`host`]: what an app hosting the daemon in-process may call; [`menu`]: the tray
+//!   menu as data; [`history`]: the audit history, searched and filtered.
 
 #![deny(missing_docs)]
 
@@ -31,6 +33,9 @@ pub mod daemon;
 pub mod digest;
 pub mod dirs;
 pub mod hardening;
+pub mod history;
+pub mod host;
+pub mod menu;
 #[cfg(target_os = "linux")]
 pub mod notify;
 pub mod peer;

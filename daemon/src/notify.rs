@@ -48,24 +48,34 @@ pub enum Event {
     Unavailable(String),
 }
 
+/// Where else the person can answer, besides the notification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Elsewhere {
+    /// Only the CLI (`keychain-auth start --notify`).
+    Cli,
+    /// The tray menu of the app hosting the daemon (and the CLI).
+    Tray,
+}
+
 /// The desktop approver. Cheap to call: work happens on its own task.
 #[derive(Debug)]
 pub struct Desktop {
     jobs: UnboundedSender<PendingEntry>,
+    elsewhere: Elsewhere,
 }
 
 impl Desktop {
     /// Starts the notifier on the current tokio runtime; its reports arrive on the
     /// returned receiver.
-    pub fn start() -> (Desktop, UnboundedReceiver<Event>) {
+    pub fn start(elsewhere: Elsewhere) -> (Desktop, UnboundedReceiver<Event>) {
         let (jobs, job_rx) = unbounded_channel();
         let (events, event_rx) = unbounded_channel();
         tokio::spawn(async move {
-            if let Err(e) = run(job_rx, events.clone()).await {
+            if let Err(e) = run(job_rx, events.clone(), elsewhere).await {
                 let _ = events.send(Event::Unavailable(e.to_string()));
             }
         });
-        (Desktop { jobs }, event_rx)
+        (Desktop { jobs, elsewhere }, event_rx)
     }
 }
 
@@ -79,12 +89,22 @@ impl Approver for Desktop {
     }
 
     fn where_asked(&self) -> Option<&'static str> {
-        Some("or answer the notification on your desktop")
+        Some(match self.elsewhere {
+            Elsewhere::Cli => "or answer the notification on your desktop",
+            Elsewhere::Tray => {
+                "or answer the notification on your desktop, or use the keychain-auth tray menu"
+            }
+        })
     }
 }
 
+/// Whether the notification offers Approve: a bare script interpreter is never approved.
+fn approvable(entry: &PendingEntry) -> bool {
+    !(entry.interpreter && entry.script.is_none())
+}
+
 /// The text of a notification for a pending binary.
-pub fn body(entry: &PendingEntry, has_actions: bool) -> String {
+pub fn body(entry: &PendingEntry, has_actions: bool, elsewhere: Elsewhere) -> String {
     let short = entry.hash.get(..19).unwrap_or(&entry.hash);
     let who = match &entry.script {
         Some(s) => format!(
@@ -99,6 +119,10 @@ pub fn body(entry: &PendingEntry, has_actions: bool) -> String {
         entry.names.join(", ")
     };
     let mut text = format!("{who}\n{short}…\nasks for: {names}");
+    if !approvable(entry) {
+        text.push_str("\nA script interpreter cannot be approved as a whole (every command run in it could read the secret): run the command from a script file.");
+        return text;
+    }
     if !entry.requested_scopes.is_empty() {
         text.push_str(&format!(
             "\napproving grants: {}",
@@ -106,10 +130,16 @@ pub fn body(entry: &PendingEntry, has_actions: bool) -> String {
         ));
     }
     if !has_actions {
-        text.push_str(&format!(
-            "\nThis desktop's notifications have no buttons: run keychain-auth approve {}",
-            entry.hash
-        ));
+        text.push_str(&match elsewhere {
+            Elsewhere::Cli => format!(
+                "\nThis desktop's notifications have no buttons: run keychain-auth approve {}",
+                entry.hash
+            ),
+            Elsewhere::Tray => format!(
+                "\nThis desktop's notifications have no buttons: use the keychain-auth tray menu (Waiting for approval), or run keychain-auth approve {}",
+                entry.hash
+            ),
+        });
     }
     text
 }
@@ -117,6 +147,7 @@ pub fn body(entry: &PendingEntry, has_actions: bool) -> String {
 async fn run(
     mut jobs: UnboundedReceiver<PendingEntry>,
     events: UnboundedSender<Event>,
+    elsewhere: Elsewhere,
 ) -> zbus::Result<()> {
     let conn = zbus::Connection::session().await?;
     let dbus = zbus::fdo::DBusProxy::new(&conn).await?;
@@ -185,8 +216,10 @@ async fn run(
         if already {
             continue;
         }
-        let actions: Vec<&str> = if has_actions {
+        let actions: Vec<&str> = if has_actions && approvable(&entry) {
             vec!["approve", "Approve", "once", "Allow once", "deny", "Deny"]
+        } else if has_actions {
+            vec!["deny", "Deny"]
         } else {
             Vec::new()
         };
@@ -210,7 +243,7 @@ async fn run(
                     0u32,
                     "dialog-password",
                     summary.as_str(),
-                    body(&entry, has_actions).as_str(),
+                    body(&entry, has_actions, elsewhere).as_str(),
                     actions,
                     hints,
                     0i32, // stays until the person answers or dismisses it
@@ -254,12 +287,23 @@ mod tests {
             requested_access: None,
             script: None,
         };
-        let b = body(&e, true);
+        let b = body(&e, true, Elsewhere::Cli);
         assert!(b.contains("/usr/local/bin/tool"));
         assert!(b.contains("sha256:abababababab"));
         assert!(b.contains("git/https/h/alice"));
         assert!(b.contains("approving grants: git/*"));
         assert!(!b.contains("keychain-auth approve"));
-        assert!(body(&e, false).contains(&format!("keychain-auth approve {}", e.hash)));
+        assert!(
+            body(&e, false, Elsewhere::Cli).contains(&format!("keychain-auth approve {}", e.hash))
+        );
+        assert!(body(&e, false, Elsewhere::Tray).contains("tray menu"));
+        assert!(!body(&e, true, Elsewhere::Tray).contains("tray menu"));
+        let interp = PendingEntry {
+            path: "/usr/bin/python3".into(),
+            interpreter: true,
+            ..e
+        };
+        assert!(!approvable(&interp));
+        assert!(body(&interp, true, Elsewhere::Cli).contains("cannot be approved as a whole"));
     }
 }

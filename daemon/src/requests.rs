@@ -46,10 +46,22 @@ impl State {
     /// Answers one request from an identified peer.
     pub async fn handle(self: &Arc<Self>, peer: &Peer, req: Request) -> Response {
         let op_name = req.kind();
+        if self.is_paused() {
+            let name = match &req {
+                Request::Set { name, .. } | Request::Delete { name } => Some(name.as_str()),
+                _ => None,
+            };
+            if matches!(
+                req,
+                Request::Set { .. } | Request::Delete { .. } | Request::List { .. }
+            ) {
+                return self.paused_refusal(peer, op_name, name);
+            }
+        }
         if req.is_admin() {
             let config = self.config();
             match policy::decide(self.facts(peer), Op::Admin, &config, &self.clock.rfc3339()) {
-                Decision::Allow => return self.admin(peer, req).await,
+                Decision::Allow => return self.admin(Actor::Cli(peer), req).await,
                 d => return self.refuse(peer, op_name, &[], d),
             }
         }
@@ -94,6 +106,17 @@ impl State {
             Request::Hello { .. } => error(ErrorCode::BadRequest, "hello was already sent"),
             _ => error(ErrorCode::BadRequest, "unexpected request"),
         }
+    }
+
+    /// The answer to a secret request while keychain-auth is paused: refused and
+    /// audited; nothing is queued or shown on the desktop.
+    fn paused_refusal(&self, peer: &Peer, op: &str, name: Option<&str>) -> Response {
+        let names: Vec<&str> = name.into_iter().collect();
+        self.audit_access(peer, op, &names, "deny", "keychain-auth is paused");
+        error(
+            ErrorCode::Denied,
+            "keychain-auth is paused: every secret request is refused until it is resumed (tray menu: Pause)",
+        )
     }
 
     /// Decides; returns the refusal to send, or `None` to go ahead.
@@ -208,6 +231,7 @@ impl State {
         if let Err(e) = file.save(&self.paths.pending) {
             tracing::error!("{e}");
         }
+        self.touched();
         if matches!(recorded, Recorded::New | Recorded::NewName) {
             let allowed = self
                 .prompts
@@ -264,6 +288,9 @@ impl State {
             + Duration::from_millis(wait_ms.unwrap_or(0).min(MAX_WAIT_MS));
         let mut first = true;
         loop {
+            if self.is_paused() {
+                return self.paused_refusal(peer, "get", Some(name));
+            }
             let config = self.config();
             let mut d = policy::decide(
                 self.facts(peer),
@@ -357,7 +384,7 @@ impl State {
 
     /// Applies a config change: computes it from the current config, saves it durably,
     /// then publishes it. Returns what `change` returned.
-    async fn change_config<T>(
+    pub(crate) async fn change_config<T>(
         &self,
         change: impl FnOnce(&mut Config) -> Result<T, Refusal>,
     ) -> Result<T, Response> {
@@ -372,6 +399,7 @@ impl State {
         }
         *self.config.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(next);
         self.changes.send_modify(|g| *g += 1);
+        self.touched();
         Ok(out)
     }
 
@@ -389,25 +417,29 @@ impl State {
             if let Err(e) = file.save(&self.paths.pending) {
                 tracing::error!("{e}");
             }
+            self.touched();
         }
         removed
     }
 
-    /// An admin audit line; `peer` is the CLI that asked, `None` for a decision made on
-    /// the desktop (a notification).
-    fn admin_entry(&self, peer: Option<&Peer>, event: &str, reason: String) -> Entry {
+    /// An admin audit line: the CLI's pid and uid when the CLI asked, else where the
+    /// person decided (`notification`, `tray`, `window`).
+    fn admin_entry(&self, by: Actor<'_>, event: &str, reason: String) -> Entry {
+        let peer = by.peer();
         Entry {
             event: event.into(),
             decision: "ok".into(),
             reason,
             pid: peer.map(|p| p.pid),
             uid: peer.map(|p| p.uid),
-            via: peer.is_none().then(|| "notification".to_string()),
+            via: peer.is_none().then(|| by.via().to_string()),
             ..Entry::default()
         }
     }
 
-    async fn admin(self: &Arc<Self>, peer: &Peer, req: Request) -> Response {
+    /// Answers an admin request from the CLI (already verified) or from the hosting app
+    /// in-process.
+    pub(crate) async fn admin(self: &Arc<Self>, by: Actor<'_>, req: Request) -> Response {
         let now = self.clock.rfc3339();
         match req {
             Request::Approve {
@@ -468,7 +500,7 @@ impl State {
                     scopes
                 };
                 self.pin(
-                    Some(peer),
+                    by,
                     Pin {
                         hash: hash.clone(),
                         path,
@@ -477,7 +509,7 @@ impl State {
                         access,
                         label,
                         now,
-                        via: "cli",
+                        via: by.via(),
                         event: "approve",
                     },
                 )
@@ -500,7 +532,7 @@ impl State {
                     );
                 }
                 self.pin(
-                    Some(peer),
+                    by,
                     Pin {
                         hash,
                         path: canonical,
@@ -509,7 +541,7 @@ impl State {
                         access,
                         label,
                         now,
-                        via: "cli",
+                        via: by.via(),
                         event: "register",
                     },
                 )
@@ -519,7 +551,7 @@ impl State {
                 if let Err(e) = validate_hash(&hash) {
                     return error(ErrorCode::BadRequest, e);
                 }
-                self.deny(Some(peer), hash, now).await
+                self.deny(by, hash, now).await
             }
             Request::Revoke { tool } => {
                 let t = tool.clone();
@@ -541,11 +573,8 @@ impl State {
                     .await;
                 match res {
                     Ok(removed) => {
-                        let mut e = self.admin_entry(
-                            Some(peer),
-                            "revoke",
-                            format!("revoked {}", removed.label),
-                        );
+                        let mut e =
+                            self.admin_entry(by, "revoke", format!("revoked {}", removed.label));
                         e.hash = Some(removed.hash);
                         e.path = Some(removed.path);
                         e.scopes = removed.scopes;
@@ -555,10 +584,11 @@ impl State {
                     Err(r) => r,
                 }
             }
-            Request::Upgrade { path } => self.upgrade(peer, &path, now).await,
-            Request::GetForParent { name, wait_ms } => {
-                self.get_for_parent(peer, &name, wait_ms).await
-            }
+            Request::Upgrade { path } => self.upgrade(by, &path, now).await,
+            Request::GetForParent { name, wait_ms } => match by.peer() {
+                Some(cli) => self.get_for_parent(cli, &name, wait_ms).await,
+                None => error(ErrorCode::BadRequest, "get_for_parent needs a calling CLI"),
+            },
             Request::ListTools { offset } => {
                 let (tools, next) = page(&self.config().tools, offset);
                 Response::Tools { tools, next }
@@ -607,7 +637,7 @@ impl State {
     }
 
     /// Records a deny rule for a hash (and drops any approval and pending entry for it).
-    async fn deny(&self, peer: Option<&Peer>, hash: String, now: String) -> Response {
+    async fn deny(&self, by: Actor<'_>, hash: String, now: String) -> Response {
         let pending_path = self
             .pending
             .lock()
@@ -634,7 +664,7 @@ impl State {
         match res {
             Ok(path) => {
                 self.drop_pending(&hash);
-                let mut e = self.admin_entry(peer, "deny", "denied by the user".into());
+                let mut e = self.admin_entry(by, "deny", "denied by the user".into());
                 e.hash = Some(hash);
                 e.path = Some(path);
                 self.audit(e, true);
@@ -646,10 +676,17 @@ impl State {
 
     /// A decision made on the desktop: approve a pending binary with what it asked for
     /// (the scopes of its hello, else the names it asked for), or deny it.
-    pub async fn decide_on_desktop(&self, hash: &str, answer: Answer) -> Response {
+    /// `via` says where: `notification`, `tray` or `window`.
+    pub async fn decide_on_desktop(
+        &self,
+        via: &'static str,
+        hash: &str,
+        answer: Answer,
+    ) -> Response {
+        let by = Actor::Desktop(via);
         let now = self.clock.rfc3339();
         match answer {
-            Answer::Deny => return self.deny(None, hash.to_string(), now).await,
+            Answer::Deny => return self.deny(by, hash.to_string(), now).await,
             Answer::AllowOnce => {
                 self.once
                     .lock()
@@ -681,7 +718,7 @@ impl State {
             .as_ref()
             .map_or_else(|| entry.path.clone(), |s| s.path.clone());
         self.pin(
-            None,
+            by,
             Pin {
                 hash: hash.to_string(),
                 path,
@@ -690,7 +727,7 @@ impl State {
                 access: entry.requested_access,
                 label: None,
                 now,
-                via: "notification",
+                via,
                 event: "approve",
             },
         )
@@ -805,7 +842,7 @@ impl State {
         }
     }
 
-    async fn pin(&self, peer: Option<&Peer>, p: Pin) -> Response {
+    async fn pin(&self, by: Actor<'_>, p: Pin) -> Response {
         if p.scopes.is_empty() {
             return error(
                 ErrorCode::BadRequest,
@@ -857,7 +894,7 @@ impl State {
         }
         self.drop_pending(&p.hash);
         let mut e = self.admin_entry(
-            peer,
+            by,
             p.event,
             format!("approved {} ({})", tool.label, tool.access),
         );
@@ -871,7 +908,7 @@ impl State {
         }
     }
 
-    async fn upgrade(self: &Arc<Self>, peer: &Peer, path: &str, now: String) -> Response {
+    async fn upgrade(self: &Arc<Self>, by: Actor<'_>, path: &str, now: String) -> Response {
         let (canonical, hash) = match self.hash_path(path).await {
             Ok(x) => x,
             Err(r) => return r,
@@ -941,7 +978,7 @@ impl State {
                 if old != tool.hash {
                     self.drop_pending(&tool.hash);
                     let mut e = self.admin_entry(
-                        Some(peer),
+                        by,
                         "upgrade",
                         format!("re-pinned {}: {old} -> {}", tool.label, tool.hash),
                     );
@@ -987,7 +1024,7 @@ fn page<T: Clone + serde::Serialize>(items: &[T], offset: Option<u64>) -> (Vec<T
 }
 
 /// Why a config change was refused (kept small; turned into an error response).
-struct Refusal(ErrorCode, String);
+pub(crate) struct Refusal(pub(crate) ErrorCode, pub(crate) String);
 
 /// What approving a pending binary grants when the person names no scope: the scopes its
 /// `hello` asked for, else the secret names it asked for.
@@ -1005,6 +1042,31 @@ fn describe(peer: &Peer) -> String {
     match &peer.script {
         Some(s) => format!("the script {} (run by {})", s.path, s.interpreter),
         None => peer.path.clone(),
+    }
+}
+
+/// Who makes an admin change.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Actor<'a> {
+    /// The keychain-auth CLI, verified by hash.
+    Cli(&'a Peer),
+    /// A person on the desktop: `notification`, `tray` or `window`.
+    Desktop(&'static str),
+}
+
+impl Actor<'_> {
+    fn peer(&self) -> Option<&Peer> {
+        match self {
+            Actor::Cli(p) => Some(p),
+            Actor::Desktop(_) => None,
+        }
+    }
+
+    fn via(&self) -> &'static str {
+        match self {
+            Actor::Cli(_) => "cli",
+            Actor::Desktop(v) => v,
+        }
     }
 }
 

@@ -113,6 +113,11 @@ pub struct State {
     pub(crate) audit: Mutex<audit::Log>,
     /// Bumped after every config change; waiting `get`s watch it.
     pub(crate) changes: watch::Sender<u64>,
+    /// Bumped after anything a person would see changed: config, pending, audit, pause.
+    /// The hosting app watches it to refresh its tray menu and window.
+    pub(crate) activity: watch::Sender<u64>,
+    /// While set, every secret request is refused (the tray's "Pause").
+    pub(crate) paused: std::sync::atomic::AtomicBool,
     /// Hashes allowed one request on the desktop ("Allow once"), with when.
     pub(crate) once: Mutex<std::collections::HashMap<String, std::time::Instant>>,
     pub(crate) shutdown: Notify,
@@ -152,6 +157,8 @@ impl State {
             prompts: Mutex::new(crate::ratelimit::PromptLimiter::default()),
             audit: Mutex::new(log),
             changes: watch::channel(0).0,
+            activity: watch::channel(0).0,
+            paused: std::sync::atomic::AtomicBool::new(false),
             once: Mutex::default(),
             shutdown: Notify::new(),
         })
@@ -207,6 +214,19 @@ impl State {
         if let Err(e) = log.append(entry, &now, durable) {
             tracing::error!("audit write failed: {e}");
         }
+        drop(log);
+        self.touched();
+    }
+
+    /// Tells watchers of [`State::activity`] that something changed.
+    pub(crate) fn touched(&self) {
+        self.activity.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// A receiver that wakes after anything a person would see changed (config, pending
+    /// binaries, audit lines, pause). Many changes may arrive as one wake-up.
+    pub fn activity(&self) -> watch::Receiver<u64> {
+        self.activity.subscribe()
     }
 }
 

@@ -5,6 +5,9 @@
 
 #![allow(clippy::unwrap_used)]
 
+pub mod desktop;
+pub mod webdriver;
+
 use serde_json::Value;
 use std::io::Write;
 use std::path::{Path, PathBuf};

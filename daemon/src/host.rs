@@ -1,0 +1,370 @@
+//! What an app hosting the daemon in-process (the tray app) may do with it: the admin
+//! requests the CLI sends, answered without a socket and audited with where the person
+//! decided (`tray` or `window`); scope edits; pause; a snapshot of everything a menu or
+//! window shows; and the hashes of the CLI that may still send admin requests over the
+//! socket while the app hosts the daemon.
+
+use crate::approver::Answer;
+use crate::audit::{Entry, Record};
+use crate::requests::Actor;
+use crate::server::{error, State};
+use keychain_auth_sdk::protocol::{ErrorCode, PendingEntry, Request, Response, Tool};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+/// Where a person decided, for the audit log and `approved_via`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Surface {
+    /// The tray (menu-bar) menu.
+    Tray,
+    /// The app's window.
+    Window,
+}
+
+impl Surface {
+    fn via(self) -> &'static str {
+        match self {
+            Surface::Tray => "tray",
+            Surface::Window => "window",
+        }
+    }
+}
+
+/// Everything the tray menu and the window show, at one moment.
+#[derive(Debug, Clone, Serialize)]
+pub struct Snapshot {
+    /// Whether every secret request is being refused.
+    pub paused: bool,
+    /// Approved tools.
+    pub tools: Vec<Tool>,
+    /// Binaries waiting for a decision, oldest first.
+    pub pending: Vec<PendingEntry>,
+    /// Every secret name in the store (sorted); empty when the store did not answer.
+    pub names: Vec<String>,
+    /// Why `names` is empty, when the store did not answer.
+    pub names_error: Option<String>,
+    /// The newest audit records, oldest first.
+    pub recent: Vec<Record>,
+    /// The socket tools connect to.
+    pub socket: String,
+    /// Which secret store is in use.
+    pub store: String,
+}
+
+impl State {
+    /// Whether every secret request is being refused.
+    pub fn is_paused(&self) -> bool {
+        self.paused.load(Ordering::SeqCst)
+    }
+
+    /// Pauses (every secret request is refused, nothing is queued or shown) or resumes.
+    /// Audited; waiting requests are woken and refused. Lasts until resumed or the
+    /// daemon stops.
+    pub fn set_paused(&self, surface: Surface, paused: bool) {
+        if self.paused.swap(paused, Ordering::SeqCst) == paused {
+            return;
+        }
+        self.write_audit(
+            Entry {
+                event: "daemon".into(),
+                decision: "ok".into(),
+                reason: if paused {
+                    "paused: every secret request is refused".into()
+                } else {
+                    "resumed".into()
+                },
+                via: Some(surface.via().into()),
+                ..Entry::default()
+            },
+            true,
+        );
+        // Wake waiting `get`s so they see the pause.
+        self.changes.send_modify(|n| *n += 1);
+    }
+
+    /// Answers an admin request from the hosting app, as the CLI's would be answered
+    /// (approve, register, deny, revoke, upgrade, list_tools, list_pending, names,
+    /// status). `get_for_parent` and `shutdown` are not for in-process callers.
+    pub async fn admin_local(self: &Arc<Self>, surface: Surface, req: Request) -> Response {
+        match req {
+            Request::GetForParent { .. } | Request::Shutdown {} => error(
+                ErrorCode::BadRequest,
+                "not available in-process; use State::request_shutdown to stop",
+            ),
+            r if r.is_admin() => self.admin(Actor::Desktop(surface.via()), r).await,
+            _ => error(ErrorCode::BadRequest, "not an admin request"),
+        }
+    }
+
+    /// Applies a person's answer about a pending binary from the tray or window: Approve
+    /// grants what it asked for, Allow once serves its waiting request, Deny records a
+    /// deny rule.
+    pub async fn answer(&self, surface: Surface, hash: &str, answer: Answer) -> Response {
+        self.decide_on_desktop(surface.via(), hash, answer).await
+    }
+
+    /// Replaces an approved tool's scopes (empty is allowed: the tool stays approved and
+    /// reads nothing). Audited with old and new scopes.
+    pub async fn set_scopes(&self, surface: Surface, hash: &str, scopes: Vec<String>) -> Response {
+        for s in &scopes {
+            if let Err(e) = crate::scope::validate(s) {
+                return error(ErrorCode::BadRequest, e);
+            }
+        }
+        let h = hash.to_string();
+        let new = scopes.clone();
+        let res = self
+            .change_config(move |c| {
+                let t = c.tools.iter_mut().find(|t| t.hash == h).ok_or_else(|| {
+                    crate::requests::Refusal(
+                        ErrorCode::NotFound,
+                        format!("no approved tool has hash {h}"),
+                    )
+                })?;
+                let old = std::mem::replace(&mut t.scopes, new);
+                Ok((t.clone(), old))
+            })
+            .await;
+        match res {
+            Ok((tool, old)) => {
+                self.write_audit(
+                    Entry {
+                        event: "scopes".into(),
+                        decision: "ok".into(),
+                        reason: format!(
+                            "scopes of {}: [{}] -> [{}]",
+                            tool.label,
+                            old.join(", "),
+                            tool.scopes.join(", ")
+                        ),
+                        hash: Some(tool.hash.clone()),
+                        path: Some(tool.path.clone()),
+                        scopes: tool.scopes.clone(),
+                        via: Some(surface.via().into()),
+                        ..Entry::default()
+                    },
+                    true,
+                );
+                Response::Tool {
+                    tool,
+                    previous_hash: None,
+                }
+            }
+            Err(r) => r,
+        }
+    }
+
+    /// Everything a menu or window shows; `recent` audit records at most.
+    pub async fn snapshot(&self, recent: usize) -> Snapshot {
+        let (names, names_error) = match self.store.list().await {
+            Ok(n) => (n, None),
+            Err(e) => (Vec::new(), Some(e.to_string())),
+        };
+        let recent = crate::audit::tail(&self.paths.audit, recent)
+            .map(|v| v.into_iter().filter_map(|(_, r)| r).collect())
+            .unwrap_or_default();
+        Snapshot {
+            paused: self.is_paused(),
+            tools: self.config().tools.clone(),
+            pending: self
+                .pending
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .entries()
+                .to_vec(),
+            names,
+            names_error,
+            recent,
+            socket: self.paths.socket.display().to_string(),
+            store: self.store.kind().into(),
+        }
+    }
+
+    /// The full audit history, filtered (see [`crate::history`]).
+    pub fn history(&self, q: &crate::history::Query) -> std::io::Result<Vec<Record>> {
+        crate::history::search(&self.paths.audit, q)
+    }
+}
+
+/// The `keychain-auth` CLI binaries an app hosting the daemon accepts admin requests
+/// from: the one installed beside the app's executable and the first on `PATH`, hashed
+/// as they are when the app starts (a CLI updated later is accepted after a restart of
+/// the app, like a headless daemon's).
+pub fn cli_admin_hashes(app_exe: &Path) -> Vec<(PathBuf, String)> {
+    let mut candidates = Vec::new();
+    if let Some(dir) = app_exe.parent() {
+        candidates.push(dir.join("keychain-auth"));
+    }
+    if let Some(path) = std::env::var_os("PATH") {
+        if let Some(found) = std::env::split_paths(&path)
+            .map(|d| d.join("keychain-auth"))
+            .find(|p| p.is_file())
+        {
+            candidates.push(found);
+        }
+    }
+    let mut out: Vec<(PathBuf, String)> = Vec::new();
+    for c in candidates {
+        let Ok(f) = std::fs::File::open(&c) else {
+            continue;
+        };
+        if let Ok(h) = crate::digest::hash_reader(f) {
+            if !out.iter().any(|(_, x)| *x == h) {
+                out.push((c, h));
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::Deps;
+    use keychain_auth_sdk::paths::Paths;
+    use keychain_auth_sdk::protocol::Access;
+
+    fn tool(hash: &str, scopes: &[&str]) -> Tool {
+        Tool {
+            hash: hash.into(),
+            label: "t".into(),
+            path: "/bin/t".into(),
+            scopes: scopes.iter().map(|s| s.to_string()).collect(),
+            access: Access::Read,
+            approved_at: String::new(),
+            approved_via: "cli".into(),
+            expires_at: None,
+            script: None,
+            parent: None,
+            macos: None,
+        }
+    }
+
+    /// A daemon state over an in-memory store, with one approved tool.
+    fn state(dir: &Path, hash: &str) -> Arc<State> {
+        let paths = Paths::in_dir(dir);
+        let config = crate::config::Config {
+            tools: vec![tool(hash, &["a"])],
+            ..crate::config::Config::default()
+        };
+        config.save(&paths.config).expect("save config");
+        Arc::new(
+            State::load(Deps {
+                paths,
+                store: Arc::new(crate::store::memory::MemoryStore::default()),
+                approver: Arc::new(crate::approver::Headless),
+                clock: Arc::new(crate::clock::SystemClock),
+                admin_hashes: Vec::new(),
+            })
+            .expect("load"),
+        )
+    }
+
+    fn audit(dir: &Path) -> Vec<Record> {
+        crate::history::read_all(&Paths::in_dir(dir).audit, 0).expect("audit")
+    }
+
+    #[test]
+    fn scope_edits_pause_and_admin_requests_are_saved_and_audited_with_the_surface() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let hash = format!("sha256:{}", "ab".repeat(32));
+        let st = state(dir.path(), &hash);
+        let activity = st.activity();
+        rt.block_on(async {
+            // Scopes: replaced, saved, audited; a bad pattern or unknown tool is refused.
+            let r = st
+                .set_scopes(Surface::Window, &hash, vec!["a".into(), "b/*".into()])
+                .await;
+            assert!(matches!(r, Response::Tool { .. }), "{r:?}");
+            let saved = crate::config::Config::load(&Paths::in_dir(dir.path()).config)
+                .expect("load")
+                .expect("exists");
+            assert_eq!(saved.tools[0].scopes, vec!["a", "b/*"]);
+            assert!(activity.has_changed().expect("watch"), "watchers are told");
+            let bad = st.set_scopes(Surface::Window, &hash, vec!["".into()]).await;
+            assert!(matches!(bad, Response::Error(_)), "{bad:?}");
+            let unknown = format!("sha256:{}", "cd".repeat(32));
+            let none = st.set_scopes(Surface::Tray, &unknown, vec![]).await;
+            assert!(
+                matches!(&none, Response::Error(e) if e.code == ErrorCode::NotFound),
+                "{none:?}"
+            );
+
+            // Pause and resume: each change audited once, with where it was made.
+            st.set_paused(Surface::Tray, true);
+            st.set_paused(Surface::Tray, true);
+            assert!(st.is_paused());
+            st.set_paused(Surface::Window, false);
+            assert!(!st.is_paused());
+
+            // Admin requests in-process: deny drops the tool and leaves a deny rule;
+            // requests that need a CLI are refused.
+            let r = st
+                .admin_local(Surface::Window, Request::Deny { hash: hash.clone() })
+                .await;
+            assert_eq!(r, Response::Ok);
+            assert!(st.config().is_denied(&hash) && st.config().tools.is_empty());
+            for r in [
+                Request::Shutdown {},
+                Request::GetForParent {
+                    name: "a".into(),
+                    wait_ms: None,
+                },
+                Request::Whoami {},
+            ] {
+                let resp = st.admin_local(Surface::Window, r).await;
+                assert!(matches!(resp, Response::Error(_)), "{resp:?}");
+            }
+            let snap = st.snapshot(10).await;
+            assert!(snap.tools.is_empty() && !snap.paused);
+            assert_eq!(snap.store, "memory");
+        });
+        let lines = audit(dir.path());
+        let scopes: Vec<&Record> = lines.iter().filter(|r| r.entry.event == "scopes").collect();
+        assert_eq!(scopes.len(), 1);
+        assert_eq!(scopes[0].entry.via.as_deref(), Some("window"));
+        assert!(scopes[0].entry.reason.contains("[a] -> [a, b/*]"));
+        let pauses: Vec<(&str, Option<&str>)> = lines
+            .iter()
+            .filter(|r| r.entry.event == "daemon")
+            .map(|r| (r.entry.reason.as_str(), r.entry.via.as_deref()))
+            .collect();
+        assert_eq!(
+            pauses,
+            vec![
+                ("paused: every secret request is refused", Some("tray")),
+                ("resumed", Some("window"))
+            ]
+        );
+        let deny = lines
+            .iter()
+            .find(|r| r.entry.event == "deny")
+            .expect("deny audited");
+        assert_eq!(deny.entry.via.as_deref(), Some("window"));
+        assert_eq!(deny.entry.pid, None);
+    }
+
+    #[test]
+    fn the_cli_beside_the_app_is_found_and_hashed_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cli = dir.path().join("keychain-auth");
+        std::fs::write(&cli, b"cli").expect("write");
+        let found = cli_admin_hashes(&dir.path().join("keychain-auth-app"));
+        assert_eq!(found[0].0, cli);
+        assert_eq!(
+            found[0].1,
+            crate::digest::hash_reader(&b"cli"[..]).expect("hash")
+        );
+        assert_eq!(
+            found.iter().filter(|(_, h)| *h == found[0].1).count(),
+            1,
+            "no duplicates"
+        );
+    }
+}

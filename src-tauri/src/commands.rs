@@ -1,0 +1,95 @@
+//! The Tauri commands the window calls. Each is thin: it calls the daemon in-process and
+//! turns an error response into its message. Every change is audited by the daemon with
+//! `via: "window"`.
+
+use crate::Hosted;
+use keychain_auth::approver::Answer;
+use keychain_auth::audit::Record;
+use keychain_auth::history::Query;
+use keychain_auth::host::{Snapshot, Surface};
+use keychain_auth_sdk::protocol::{Request, Response};
+use tauri::State;
+
+type Reply = Result<(), String>;
+
+fn done(r: Response) -> Reply {
+    match r {
+        Response::Error(e) => Err(e.message),
+        _ => Ok(()),
+    }
+}
+
+/// Everything the window shows but the history.
+#[tauri::command]
+pub async fn snapshot(st: State<'_, Hosted>) -> Result<Snapshot, String> {
+    Ok(st.daemon.snapshot(keychain_auth::menu::MAX_RECENT).await)
+}
+
+/// The audit history, filtered, newest first.
+#[tauri::command]
+pub fn history(st: State<'_, Hosted>, query: Query) -> Result<Vec<Record>, String> {
+    st.daemon.history(&query).map_err(|e| e.to_string())
+}
+
+/// Approves a pending binary with what it asked for.
+#[tauri::command]
+pub async fn approve(st: State<'_, Hosted>, hash: String) -> Reply {
+    done(
+        st.daemon
+            .answer(Surface::Window, &hash, Answer::Approve)
+            .await,
+    )
+}
+
+/// Serves a pending binary's waiting request once.
+#[tauri::command]
+pub async fn allow_once(st: State<'_, Hosted>, hash: String) -> Reply {
+    done(
+        st.daemon
+            .answer(Surface::Window, &hash, Answer::AllowOnce)
+            .await,
+    )
+}
+
+/// Denies a binary (pending or approved): it is refused and not asked about again.
+#[tauri::command]
+pub async fn deny(st: State<'_, Hosted>, hash: String) -> Reply {
+    done(
+        st.daemon
+            .admin_local(Surface::Window, Request::Deny { hash })
+            .await,
+    )
+}
+
+/// Removes an approved tool.
+#[tauri::command]
+pub async fn revoke(st: State<'_, Hosted>, hash: String) -> Reply {
+    done(
+        st.daemon
+            .admin_local(Surface::Window, Request::Revoke { tool: hash })
+            .await,
+    )
+}
+
+/// Re-pins the tool approved for `path` to the file's current hash.
+#[tauri::command]
+pub async fn upgrade(st: State<'_, Hosted>, path: String) -> Reply {
+    done(
+        st.daemon
+            .admin_local(Surface::Window, Request::Upgrade { path })
+            .await,
+    )
+}
+
+/// Replaces a tool's scopes.
+#[tauri::command]
+pub async fn set_scopes(st: State<'_, Hosted>, hash: String, scopes: Vec<String>) -> Reply {
+    done(st.daemon.set_scopes(Surface::Window, &hash, scopes).await)
+}
+
+/// Pauses or resumes.
+#[tauri::command]
+pub fn set_paused(st: State<'_, Hosted>, paused: bool) -> Reply {
+    st.daemon.set_paused(Surface::Window, paused);
+    Ok(())
+}

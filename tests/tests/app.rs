@@ -1,0 +1,271 @@
+//! The tray app (`keychain-auth-app`) for real: it hosts the daemon on the home's socket,
+//! asks with real notifications (dunst on Xvfb), refuses to fight a running headless
+//! daemon, and its window — driven through tauri-driver and WebKitWebDriver — shows and
+//! filters the audit history, changes a tool's scopes, approves a pending binary and
+//! pauses every request. Screenshots land in `target/screenshots/`.
+
+#![allow(clippy::unwrap_used)]
+
+use keychain_auth_e2e::desktop::{decisions_scenario, wait_until, Desktop};
+use keychain_auth_e2e::webdriver::{tauri_driver, Driver, Session};
+use keychain_auth_e2e::{bin, sha256_file, stderr, Home};
+use serde_json::Value;
+use std::process::Stdio;
+use std::sync::Mutex;
+
+/// One dunst can own the notification service on the session bus at a time.
+static DESKTOP: Mutex<()> = Mutex::new(());
+
+fn app_running_in(h: &mut Home, desktop: &Desktop) {
+    let child = h
+        .command(&bin("keychain-auth-app"))
+        .env("DISPLAY", desktop.display())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    h.adopt_daemon(child);
+}
+
+#[test]
+fn the_app_hosts_the_daemon_and_asks_on_the_desktop() {
+    let _one = DESKTOP.lock().unwrap_or_else(|p| p.into_inner());
+    let mut h = Home::new();
+    let desktop = Desktop::start(&h.path("desktop"));
+    app_running_in(&mut h, &desktop);
+    // The CLI beside the app may send admin requests to the daemon the app hosts.
+    let st = h.ka(&["status"]);
+    assert!(st.status.success(), "{}", stderr(&st));
+    assert!(h
+        .ka_stdin(&["set", "n/secret"], b"clicked-through")
+        .status
+        .success());
+    // Any other binary's admin request is refused, and the app keeps running.
+    for req in [
+        r#"{"type":"list_tools"}"#,
+        r#"{"type":"shutdown"}"#,
+        r#"{"type":"register","path":"/bin/true","scopes":["*"]}"#,
+    ] {
+        let r = h.client(&["raw", req]);
+        assert_eq!(r["code"], "forbidden", "{req}: {r}");
+    }
+    assert!(h.ka(&["status"]).status.success(), "still running");
+    decisions_scenario(&h, &desktop, "app-notification.png");
+    // Its refusal message points at the tray too.
+    let t = h.client_copy("fourth", b"4");
+    let r = h.client_at(&t, &["get", "n/secret"]);
+    assert!(r["message"].as_str().unwrap().contains("tray menu"), "{r}");
+    // `keychain-auth stop` stops the app with its daemon.
+    assert!(h.ka(&["stop"]).status.success());
+    wait_until("the app to exit", || {
+        std::process::Command::new("kill")
+            .args(["-0", &h.daemon_pid().to_string()])
+            .output()
+            .map(|o| !o.status.success())
+            .unwrap_or(true)
+            || std::fs::read_to_string(format!("/proc/{}/stat", h.daemon_pid()))
+                .map(|s| s.contains(") Z "))
+                .unwrap_or(true)
+    });
+}
+
+#[test]
+fn the_app_says_so_when_a_headless_daemon_already_runs() {
+    let mut h = Home::new();
+    h.start(&["--store", "keyutils"]);
+    let o = h
+        .command(&bin("keychain-auth-app"))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(err.contains("already running"), "{err}");
+    // The headless daemon is untouched.
+    assert!(h.ka(&["status"]).status.success());
+}
+
+/// The history table's rows, read in one step (the table re-renders at any time).
+fn rows(s: &Session) -> Vec<String> {
+    serde_json::from_value(
+        s.eval("[...document.querySelectorAll('#history-rows tr')].map(r => r.innerText)"),
+    )
+    .unwrap()
+}
+
+fn checked(s: &Session, css: &str) -> Option<bool> {
+    s.eval(&format!(
+        "(e => e ? e.checked : null)(document.querySelector(\"{css}\"))"
+    ))
+    .as_bool()
+}
+
+fn config(h: &Home) -> Value {
+    serde_json::from_slice(&std::fs::read(h.path("config.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn the_window_filters_the_history_toggles_scopes_approves_and_pauses() {
+    let _one = DESKTOP.lock().unwrap_or_else(|p| p.into_inner());
+    let mut h = Home::new();
+    let desktop = Desktop::start(&h.path("desktop"));
+    let mut cmd = h.command(&tauri_driver());
+    cmd.env("DISPLAY", desktop.display());
+    let driver = Driver::start(cmd);
+    let s = driver.session(&bin("keychain-auth-app"), &["--open"]);
+    h.wait_for_socket();
+
+    // A tool approved for one name; it reads it, and is refused the other.
+    assert!(h
+        .ka_stdin(&["set", "w/one"], b"w1-secret-value")
+        .status
+        .success());
+    assert!(h
+        .ka_stdin(&["set", "w/two"], b"w2-secret-value")
+        .status
+        .success());
+    let tool = h.client_copy("windowed", b"w");
+    let hash = sha256_file(&tool);
+    let reg = h.ka(&["register", tool.to_str().unwrap(), "--scope", "w/one"]);
+    assert!(reg.status.success(), "{}", stderr(&reg));
+    assert_eq!(
+        h.client_at(&tool, &["get", "w/one"])["value"],
+        "w1-secret-value"
+    );
+    assert_eq!(
+        h.client_at(&tool, &["get", "w/two"])["code"],
+        "out_of_scope"
+    );
+
+    // The history shows both decisions; filters narrow it.
+    s.wait_for("the out_of_scope line in the window", || {
+        rows(&s)
+            .iter()
+            .any(|r| r.contains("out_of_scope") && r.contains("w/two"))
+            .then_some(())
+    });
+    let all = rows(&s).len();
+    let secret = s.find("#filter-secret");
+    s.type_text(&secret, "w/two");
+    s.wait_for("the secret filter", || {
+        let r = rows(&s);
+        (!r.is_empty() && r.len() < all && r.iter().all(|x| x.contains("w/two"))).then_some(())
+    });
+    s.clear(&secret);
+    s.click_css("#filter-decision option[value='out_of_scope']");
+    s.wait_for("the decision filter", || {
+        let r = rows(&s);
+        (r.len() == 1 && r[0].contains("out_of_scope")).then_some(())
+    });
+    let tool_filter = s.find("#filter-tool");
+    s.type_text(&tool_filter, "no-such-tool");
+    s.wait_for("an empty result", || rows(&s).is_empty().then_some(()));
+    s.clear(&tool_filter);
+    s.click_css("#filter-decision option[value='']");
+    s.wait_for("the unfiltered history", || {
+        (rows(&s).len() >= all).then_some(())
+    });
+
+    // Ticking w/two in the tool's scopes lets it read w/two; unticking w/one takes it away.
+    let box_of = |n: &str| format!(".tool[data-hash='{hash}'] input[data-name='{n}']");
+    assert_eq!(checked(&s, &box_of("w/one")), Some(true));
+    assert_eq!(checked(&s, &box_of("w/two")), Some(false));
+    s.click_css(&box_of("w/two"));
+    wait_until("w/two in the tool's scopes", || {
+        config(&h)["tools"][0]["scopes"] == serde_json::json!(["w/one", "w/two"])
+    });
+    assert_eq!(
+        h.client_at(&tool, &["get", "w/two"])["value"],
+        "w2-secret-value"
+    );
+    s.wait_for("both boxes ticked", || {
+        (checked(&s, &box_of("w/two")) == Some(true)).then_some(())
+    });
+    s.click_css(&box_of("w/one"));
+    wait_until("w/one out of the tool's scopes", || {
+        config(&h)["tools"][0]["scopes"] == serde_json::json!(["w/two"])
+    });
+    assert_eq!(
+        h.client_at(&tool, &["get", "w/one"])["code"],
+        "out_of_scope"
+    );
+    assert!(h
+        .audit_lines()
+        .iter()
+        .any(|l| l["event"] == "scopes" && l["via"] == "window" && l["hash"] == hash.as_str()));
+
+    // A new binary appears as pending while the window is open; Approve pins it. Its
+    // file name is markup: the window shows it as text and runs nothing.
+    let newcomer = h.client_copy("<img src=x onerror=\"document.title='pwned'\">", b"n");
+    let new_hash = sha256_file(&newcomer);
+    assert_eq!(
+        h.client_at(&newcomer, &["get", "w/one"])["code"],
+        "not_approved"
+    );
+    let approve = format!("tr.pending[data-hash='{new_hash}'] button.approve");
+    s.find(&approve);
+    // WebKit paints a moment after the DOM changes.
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    desktop.screenshot(&keychain_auth_e2e::target_dir().join("screenshots/app-window.png"));
+    assert_eq!(
+        s.eval("document.querySelectorAll('img, script:not([src])').length"),
+        0
+    );
+    assert_ne!(s.eval("document.title"), "pwned");
+    assert!(s
+        .eval("document.getElementById('pending-rows').innerText")
+        .as_str()
+        .unwrap()
+        .contains("<img src=x onerror="));
+    s.click_css(&approve);
+    wait_until("the newcomer approved", || {
+        config(&h)["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["hash"] == new_hash.as_str() && t["approved_via"] == "window")
+    });
+    assert_eq!(
+        h.client_at(&newcomer, &["get", "w/one"])["value"],
+        "w1-secret-value"
+    );
+
+    // Pause refuses everyone, even approved tools; resume restores them.
+    s.click_css("#pause");
+    wait_until("the pause", || {
+        h.audit_lines()
+            .iter()
+            .any(|l| l["event"] == "daemon" && l["reason"].as_str().unwrap().starts_with("paused"))
+    });
+    let r = h.client_at(&newcomer, &["get", "w/one"]);
+    assert_eq!(r["code"], "denied", "{r}");
+    assert!(r["message"].as_str().unwrap().contains("paused"), "{r}");
+    s.wait_for("the resume button", || {
+        s.eval("document.getElementById('pause').textContent")
+            .as_str()
+            .is_some_and(|t| t.starts_with("Resume"))
+            .then_some(())
+    });
+    s.click_css("#pause");
+    wait_until("the resume", || {
+        h.audit_lines()
+            .iter()
+            .any(|l| l["event"] == "daemon" && l["reason"] == "resumed")
+    });
+    assert_eq!(
+        h.client_at(&newcomer, &["get", "w/one"])["value"],
+        "w1-secret-value"
+    );
+
+    // No secret value ever reached the page.
+    let page = s.execute("return document.documentElement.outerHTML;");
+    let page = page.as_str().unwrap();
+    assert!(page.contains("w/one"), "the page was read");
+    assert!(
+        !page.contains("w1-secret-value") && !page.contains("w2-secret-value"),
+        "no secret value in the page"
+    );
+    drop(s);
+    drop(driver);
+}

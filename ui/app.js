@@ -1,0 +1,245 @@
+// The keychain-auth window's behaviour: reads the daemon's state through the app's Tauri
+// commands, renders it, and sends the person's decisions back. Paths, names and reasons
+// come from programs on this machine and may be hostile, so text is only ever set with
+// textContent, never parsed as HTML.
+"use strict";
+
+const { invoke } = window.__TAURI__.core;
+const { listen } = window.__TAURI__.event;
+
+const $ = (id) => document.getElementById(id);
+
+function el(tag, props = {}, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(props)) {
+    if (k === "class") e.className = v;
+    else if (k === "text") e.textContent = v;
+    else if (k.startsWith("data-")) e.setAttribute(k, v);
+    else if (k === "onclick") e.addEventListener("click", v);
+    else e[k] = v;
+  }
+  for (const c of children) if (c) e.append(c);
+  return e;
+}
+
+function showError(message) {
+  const p = $("error");
+  p.textContent = message || "";
+  p.hidden = !message;
+}
+
+async function act(command, args) {
+  try {
+    await invoke(command, args);
+    showError("");
+  } catch (e) {
+    showError(String(e));
+  }
+  await refresh();
+}
+
+function shortHash(h) {
+  return h.length > 19 ? h.slice(0, 19) + "…" : h;
+}
+
+function baseName(p) {
+  return (p || "").split("/").pop();
+}
+
+function copyButton(text) {
+  return el("button", {
+    type: "button",
+    class: "copy",
+    text: "Copy",
+    title: "Copy " + text,
+    onclick: async (ev) => {
+      try {
+        await navigator.clipboard.writeText(text);
+      } catch (_) {
+        const t = el("textarea", { value: text });
+        document.body.append(t);
+        t.select();
+        document.execCommand("copy");
+        t.remove();
+      }
+      ev.target.textContent = "Copied";
+      setTimeout(() => (ev.target.textContent = "Copy"), 1200);
+    },
+  });
+}
+
+function hashCell(h) {
+  return el("td", { class: "hash" }, el("code", { text: shortHash(h), title: h }), " ", copyButton(h));
+}
+
+function renderPending(pending) {
+  const rows = $("pending-rows");
+  rows.replaceChildren();
+  $("pending-count").textContent = `(${pending.length})`;
+  if (pending.length === 0) {
+    rows.append(el("tr", {}, el("td", { colSpan: 6, class: "muted", text: "Nothing is waiting." })));
+    return;
+  }
+  for (const p of [...pending].reverse()) {
+    const who = p.script ? `${p.script.path} (script run by ${p.script.interpreter})` : p.path;
+    const warn = p.script
+      ? "A script's identity is advisory: it is read from the process's own command line."
+      : p.interpreter
+        ? "A script interpreter: it is never approved as a whole."
+        : "";
+    const grants = (p.requested_scopes && p.requested_scopes.length ? p.requested_scopes : p.names).join(", ");
+    const canApprove = !(p.interpreter && !p.script);
+    rows.append(
+      el(
+        "tr",
+        { "data-hash": p.hash, class: "pending" },
+        el("td", { class: "path" }, el("div", { text: who }), warn ? el("div", { class: "warn", text: warn }) : null),
+        hashCell(p.hash),
+        el("td", { text: p.names.join(", ") }),
+        el("td", { text: grants + (p.requested_access ? ` (${p.requested_access})` : "") }),
+        el("td", { text: `${p.attempts}× · ${p.last_seen}` }),
+        el(
+          "td",
+          { class: "actions" },
+          canApprove ? el("button", { type: "button", class: "approve", text: "Approve", onclick: () => act("approve", { hash: p.hash }) }) : null,
+          canApprove ? el("button", { type: "button", class: "once", text: "Allow once", onclick: () => act("allow_once", { hash: p.hash }) }) : null,
+          el("button", { type: "button", class: "deny", text: "Deny", onclick: () => act("deny", { hash: p.hash }) }),
+        ),
+      ),
+    );
+  }
+}
+
+function renderTools(tools, names) {
+  const box = $("tools");
+  box.replaceChildren();
+  $("tools-count").textContent = `(${tools.length})`;
+  if (tools.length === 0) {
+    box.append(el("p", { class: "muted", text: "No tool is approved yet." }));
+    return;
+  }
+  for (const t of tools) {
+    const exact = new Set(t.scopes.filter((s) => !s.includes("*")));
+    const patterns = t.scopes.filter((s) => s.includes("*"));
+    const checks = el("div", { class: "names" });
+    for (const n of names) {
+      const box = el("input", { type: "checkbox", checked: exact.has(n), "data-name": n });
+      box.addEventListener("change", () => {
+        const next = t.scopes.filter((s) => s !== n);
+        if (box.checked) next.push(n);
+        act("set_scopes", { hash: t.hash, scopes: next });
+      });
+      checks.append(el("label", { class: "name" }, box, " ", n));
+    }
+    if (names.length === 0) checks.append(el("span", { class: "muted", text: "No secret is stored yet." }));
+    const patternInput = el("input", { type: "text", value: patterns.join(", "), placeholder: "patterns, e.g. git/*", class: "patterns" });
+    const savePatterns = el("button", {
+      type: "button",
+      text: "Save patterns",
+      onclick: () => {
+        const next = [...exact, ...patternInput.value.split(",").map((s) => s.trim()).filter(Boolean)];
+        act("set_scopes", { hash: t.hash, scopes: next });
+      },
+    });
+    box.append(
+      el(
+        "article",
+        { class: "tool", "data-hash": t.hash },
+        el("h3", { text: t.label }),
+        el("p", {}, el("span", { text: t.script ? `${t.script.path} (run by ${t.script.interpreter})` : t.path }), " · ", el("span", { class: "access", text: t.access }), " · approved ", el("span", { text: `${t.approved_at} via ${t.approved_via}` })),
+        el("p", { class: "hash" }, el("code", { text: t.hash }), " ", copyButton(t.hash)),
+        checks,
+        el("p", {}, patternInput, " ", savePatterns),
+        el(
+          "p",
+          { class: "actions" },
+          el("button", { type: "button", class: "upgrade", text: "Upgrade (re-pin to the file as it is now)", onclick: () => act("upgrade", { path: t.script ? t.script.path : t.path }) }),
+          el("button", {
+            type: "button",
+            class: "revoke",
+            text: "Revoke",
+            onclick: () => {
+              if (confirm(`Revoke ${t.label}? It will have to be approved again.`)) act("revoke", { hash: t.hash });
+            },
+          }),
+        ),
+      ),
+    );
+  }
+}
+
+function query() {
+  return {
+    text: $("filter-text").value,
+    tool: $("filter-tool").value,
+    secret: $("filter-secret").value,
+    decision: $("filter-decision").value,
+    since: $("filter-since").value.replace(" ", "T"),
+    until: $("filter-until").value.replace(" ", "T"),
+  };
+}
+
+async function renderHistory() {
+  let records;
+  try {
+    records = await invoke("history", { query: query() });
+  } catch (e) {
+    showError(String(e));
+    return;
+  }
+  const rows = $("history-rows");
+  rows.replaceChildren();
+  $("history-count").textContent = `${records.length} event${records.length === 1 ? "" : "s"}${records.length >= 1000 ? " (newest 1000)" : ""}`;
+  for (const r of records) {
+    rows.append(
+      el(
+        "tr",
+        { class: `decision-${r.decision}`, "data-seq": String(r.seq) },
+        el("td", { class: "time", text: r.time.replace("T", " ").replace("Z", "") }),
+        el("td", { text: r.event + (r.op ? ` ${r.op}` : "") }),
+        el("td", { class: "decision", text: r.decision }),
+        el("td", { text: baseName(r.path), title: [r.path, r.hash].filter(Boolean).join("\n") }),
+        el("td", { class: "secrets", text: (r.names || []).join(", ") }),
+        el("td", { text: r.reason }),
+        el("td", { class: "via", text: r.via || "" }),
+      ),
+    );
+  }
+}
+
+async function refresh() {
+  let s;
+  try {
+    s = await invoke("snapshot");
+  } catch (e) {
+    showError(String(e));
+    return;
+  }
+  $("status").textContent = `store: ${s.store} · socket: ${s.socket}` + (s.names_error ? ` · store error: ${s.names_error}` : "");
+  const pause = $("pause");
+  pause.textContent = s.paused ? "Resume (paused: every request is refused)" : "Pause (deny all new requests)";
+  pause.classList.toggle("paused", s.paused);
+  pause.onclick = () => act("set_paused", { paused: !s.paused });
+  renderPending(s.pending);
+  renderTools(s.tools, s.names);
+  await renderHistory();
+}
+
+let timer = null;
+function refreshSoon() {
+  clearTimeout(timer);
+  timer = setTimeout(refresh, 150);
+}
+
+for (const id of ["filter-text", "filter-tool", "filter-secret", "filter-since", "filter-until"]) {
+  $(id).addEventListener("input", () => {
+    clearTimeout(timer);
+    timer = setTimeout(renderHistory, 150);
+  });
+}
+$("filter-decision").addEventListener("change", renderHistory);
+$("filters").addEventListener("reset", () => setTimeout(renderHistory, 0));
+$("filters").addEventListener("submit", (e) => e.preventDefault());
+
+listen("changed", refreshSoon);
+refresh();
