@@ -277,6 +277,87 @@ fn another_uid_is_refused() {
     );
 }
 
+/// A daemon running as the test's second user (tests run as root in CI), in a home that
+/// user owns; killed on drop.
+struct OtherUserDaemon {
+    _tmp: tempfile::TempDir,
+    home: std::path::PathBuf,
+    uid: u32,
+    gid: u32,
+    child: std::process::Child,
+}
+
+impl OtherUserDaemon {
+    fn start(uid: u32, gid: u32) -> OtherUserDaemon {
+        let tmp = tempfile::tempdir().unwrap();
+        let home = tmp.path().join("ka");
+        std::fs::create_dir(&home).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
+        std::os::unix::fs::chown(&home, Some(uid), Some(gid)).unwrap();
+        std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o700)).unwrap();
+        let mut d = OtherUserDaemon {
+            _tmp: tmp,
+            home,
+            uid,
+            gid,
+            child: std::process::Command::new("true").spawn().unwrap(),
+        };
+        let _ = d.child.wait();
+        d.child = d
+            .command(&bin("keychain-auth"))
+            .args(["start", "--foreground", "--store", "keyutils"])
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while !d.home.join("agent.sock").exists() {
+            if let Some(status) = d.child.try_wait().unwrap() {
+                let mut err = String::new();
+                let _ = d.child.stderr.take().unwrap().read_to_string(&mut err);
+                panic!("daemon exited ({status}): {err}");
+            }
+            assert!(std::time::Instant::now() < deadline, "daemon did not start");
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        d
+    }
+
+    /// `program` run as the second user, with this home.
+    fn command(&self, program: &std::path::Path) -> std::process::Command {
+        let mut c = std::process::Command::new("setpriv");
+        c.args([
+            &format!("--reuid={}", self.uid),
+            &format!("--regid={}", self.gid),
+            "--clear-groups",
+        ])
+        .arg(program)
+        .env("KEYCHAIN_AUTH_HOME", &self.home)
+        .env("HOME", &self.home);
+        c
+    }
+
+    /// The client's JSON answer; a connection refused before any answer (the SDK reports
+    /// the daemon's refusal frame on stderr) as `{"refused": "<stderr>"}`.
+    fn client(&self, args: &[&str]) -> serde_json::Value {
+        let o = self
+            .command(&bin("ka-test-client"))
+            .args(args)
+            .output()
+            .unwrap();
+        serde_json::from_slice(&o.stdout).unwrap_or_else(
+            |_| serde_json::json!({ "refused": String::from_utf8_lossy(&o.stderr).trim() }),
+        )
+    }
+}
+
+impl Drop for OtherUserDaemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// The daemon makes itself non-dumpable (no ptrace, no /proc/<pid>/mem for same-user
 /// processes) and turns core dumps off. Non-dumpable shows as its /proc files belonging
 /// to root while it runs as another user, so the daemon runs as the test's second user.
@@ -286,42 +367,8 @@ fn the_daemon_is_not_dumpable_and_writes_no_core() {
         eprintln!("SKIP the_daemon_is_not_dumpable_and_writes_no_core: needs root");
         return;
     };
-    let tmp = tempfile::tempdir().unwrap();
-    let home = tmp.path().join("ka");
-    std::fs::create_dir(&home).unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
-    std::os::unix::fs::chown(&home, Some(uid), Some(gid)).unwrap();
-    std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o700)).unwrap();
-    let mut daemon = std::process::Command::new("setpriv")
-        .args([
-            &format!("--reuid={uid}"),
-            &format!("--regid={gid}"),
-            "--clear-groups",
-        ])
-        .arg(bin("keychain-auth"))
-        .args(["start", "--foreground", "--store", "keyutils"])
-        .env("KEYCHAIN_AUTH_HOME", &home)
-        .env("HOME", &home)
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while !home.join("agent.sock").exists() {
-        if let Some(status) = daemon.try_wait().unwrap() {
-            let mut err = String::new();
-            daemon
-                .stderr
-                .take()
-                .unwrap()
-                .read_to_string(&mut err)
-                .unwrap();
-            panic!("daemon exited ({status}): {err}");
-        }
-        assert!(std::time::Instant::now() < deadline, "daemon did not start");
-        std::thread::sleep(Duration::from_millis(25));
-    }
-    let pid = daemon.id();
+    let daemon = OtherUserDaemon::start(uid, gid);
+    let pid = daemon.child.id();
     use std::os::unix::fs::MetadataExt;
     let status_file = format!("/proc/{pid}/status");
     let status = std::fs::read_to_string(&status_file).unwrap();
@@ -347,8 +394,66 @@ fn the_daemon_is_not_dumpable_and_writes_no_core() {
         .find(|l| l.starts_with("Max core file size"))
         .unwrap();
     assert_eq!(core.split_whitespace().nth(4), Some("0"), "{core}");
-    let _ = daemon.kill();
-    let _ = daemon.wait();
+}
+
+/// An approved binary that makes itself non-dumpable (so that other processes of the user
+/// cannot look inside it) cannot be inspected by the daemon either: refused, before it
+/// connects or after its hello, and the value is never sent. Daemon and clients run as
+/// the test's second user, where non-dumpable takes effect (root sees through it).
+#[test]
+fn an_approved_binary_that_made_itself_non_dumpable_is_refused() {
+    let Some((uid, gid)) = keychain_auth_e2e::other_user() else {
+        eprintln!("SKIP an_approved_binary_that_made_itself_non_dumpable_is_refused: needs root");
+        return;
+    };
+    let d = OtherUserDaemon::start(uid, gid);
+    let mut set = d
+        .command(&bin("keychain-auth"))
+        .args(["set", "nd/secret"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    set.stdin
+        .take()
+        .unwrap()
+        .write_all(b"hidden-from-inspection")
+        .unwrap();
+    assert!(set.wait().unwrap().success());
+    let reg = d
+        .command(&bin("keychain-auth"))
+        .args(["register"])
+        .arg(bin("ka-test-client"))
+        .args(["--scope", "nd/*"])
+        .output()
+        .unwrap();
+    assert!(
+        reg.status.success(),
+        "{}",
+        String::from_utf8_lossy(&reg.stderr)
+    );
+    // The control: the same binary, dumpable, is served.
+    assert_eq!(
+        d.client(&["get", "nd/secret"])["value"],
+        "hidden-from-inspection"
+    );
+    // Non-dumpable before connecting: refused at connect, before any request is read.
+    let r = d.client(&["undumpable", "get", "nd/secret"]);
+    let refused = r["refused"].as_str().unwrap_or_default();
+    assert!(
+        refused.contains("cannot inspect") && refused.contains("denied"),
+        "{r}"
+    );
+    // Non-dumpable after a hello that was accepted: the re-check before the answer fails.
+    let r = d.client(&["undumpable-after-hello", "get", "nd/secret"]);
+    assert_eq!(r["code"], "denied", "{r}");
+    assert!(r.get("value").is_none(), "{r}");
+    let log = std::fs::read_to_string(d.home.join("audit.log")).unwrap();
+    let denials = log
+        .lines()
+        .filter(|l| l.contains("\"decision\":\"deny\""))
+        .count();
+    assert!(denials >= 2, "both refusals are audited: {log}");
+    assert!(!log.contains("hidden-from-inspection"));
 }
 
 #[test]

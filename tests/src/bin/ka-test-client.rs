@@ -4,7 +4,8 @@
 //!
 //! Usage: `ka-test-client get NAME [WAIT_MS] | set NAME VALUE | delete NAME | list |
 //! whoami | raw JSON | exec-after-hello PROGRAM NAME | child-with-fd PROGRAM NAME |
-//! from-fd FD NAME | spawn-child | write-and-vanish NAME | read-fd FD | hold SECONDS`
+//! from-fd FD NAME | spawn-child | write-and-vanish NAME | read-fd FD | hold SECONDS`;
+//! any request may be prefixed by `undumpable` or `undumpable-after-hello`.
 //!
 //! `exec-after-hello` connects, says hello, keeps the socket open across `exec` and runs
 //! `PROGRAM from-fd FD NAME`, which sends `get NAME` on the inherited connection: the
@@ -17,7 +18,16 @@ use keychain_auth_sdk::protocol::{Request, Response};
 use keychain_auth_sdk::{Client, ClientError};
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    // `undumpable REQUEST…` makes this process non-dumpable (hiding it from inspection)
+    // before it connects; `undumpable-after-hello REQUEST…` after its hello was accepted.
+    let undumpable_late = args.first().map(String::as_str) == Some("undumpable-after-hello");
+    if args.first().map(String::as_str) == Some("undumpable") {
+        args.remove(0);
+        undumpable();
+    } else if undumpable_late {
+        args.remove(0);
+    }
     match args
         .iter()
         .map(String::as_str)
@@ -75,6 +85,9 @@ fn main() {
         }
     };
     let _ = client.set_timeout(Some(std::time::Duration::from_secs(120)));
+    if undumpable_late {
+        undumpable();
+    }
     let resp = match client.request(&req) {
         Ok(r) => r,
         Err(ClientError::Daemon(body)) => Response::Error(body),
@@ -87,6 +100,12 @@ fn main() {
         "{}",
         serde_json::to_string(&resp).expect("response serializes")
     );
+}
+
+fn undumpable() {
+    // SAFETY: PR_SET_DUMPABLE takes an integer argument and touches no memory.
+    let rc = unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
+    assert_eq!(rc, 0, "PR_SET_DUMPABLE failed");
 }
 
 fn exec_after_hello(program: &str, name: &str, replace_self: bool) -> ! {
