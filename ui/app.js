@@ -34,6 +34,8 @@ async function act(command, args) {
     showError("");
   } catch (e) {
     showError(String(e));
+    // Controls may show a change that did not happen: draw them again from the daemon.
+    shown.pending = shown.tools = null;
   }
   await refresh();
 }
@@ -66,6 +68,28 @@ function copyButton(text) {
       setTimeout(() => (ev.target.textContent = "Copy"), 1200);
     },
   });
+}
+
+// A button that asks for a second click within 4 s before it acts (no modal dialog).
+function twoStep(cls, label, armedLabel, action) {
+  let armed = null;
+  const b = el("button", { type: "button", class: cls, text: label });
+  b.addEventListener("click", () => {
+    if (armed) {
+      clearTimeout(armed);
+      armed = null;
+      action();
+      return;
+    }
+    b.textContent = armedLabel;
+    b.classList.add("armed");
+    armed = setTimeout(() => {
+      armed = null;
+      b.textContent = label;
+      b.classList.remove("armed");
+    }, 4000);
+  });
+  return b;
 }
 
 function hashCell(h) {
@@ -154,14 +178,7 @@ function renderTools(tools, names) {
           "p",
           { class: "actions" },
           el("button", { type: "button", class: "upgrade", text: "Upgrade (re-pin to the file as it is now)", onclick: () => act("upgrade", { path: t.script ? t.script.path : t.path }) }),
-          el("button", {
-            type: "button",
-            class: "revoke",
-            text: "Revoke",
-            onclick: () => {
-              if (confirm(`Revoke ${t.label}? It will have to be approved again.`)) act("revoke", { hash: t.hash });
-            },
-          }),
+          twoStep("revoke", "Revoke", `Click again to revoke ${t.label}`, () => act("revoke", { hash: t.hash })),
         ),
       ),
     );
@@ -220,10 +237,22 @@ async function refresh() {
   pause.textContent = s.paused ? "Resume (paused: every request is refused)" : "Pause (deny all new requests)";
   pause.classList.toggle("paused", s.paused);
   pause.onclick = () => act("set_paused", { paused: !s.paused });
-  renderPending(s.pending);
-  renderTools(s.tools, s.names);
+  // Re-render a section only when its data changed, so a field being edited or a
+  // button armed for a second click is not replaced by every new audit line.
+  const pendingKey = JSON.stringify(s.pending);
+  if (pendingKey !== shown.pending) {
+    shown.pending = pendingKey;
+    renderPending(s.pending);
+  }
+  const toolsKey = JSON.stringify([s.tools, s.names]);
+  if (toolsKey !== shown.tools) {
+    shown.tools = toolsKey;
+    renderTools(s.tools, s.names);
+  }
   await renderHistory();
 }
+
+const shown = { pending: null, tools: null };
 
 let timer = null;
 function refreshSoon() {

@@ -1,8 +1,9 @@
 //! The tray app (`keychain-auth-app`) for real: it hosts the daemon on the home's socket,
 //! asks with real notifications (dunst on Xvfb), refuses to fight a running headless
 //! daemon, and its window — driven through tauri-driver and WebKitWebDriver — shows and
-//! filters the audit history, changes a tool's scopes, approves a pending binary and
-//! pauses every request. Screenshots land in `target/screenshots/`.
+//! filters the audit history, changes a tool's scopes, re-pins an updated tool, approves
+//! a pending binary, pauses every request and revokes a tool. Screenshots land in
+//! `target/debug/screenshots/`.
 
 #![allow(clippy::unwrap_used)]
 
@@ -195,6 +196,31 @@ fn the_window_filters_the_history_toggles_scopes_approves_and_pauses() {
         .iter()
         .any(|l| l["event"] == "scopes" && l["via"] == "window" && l["hash"] == hash.as_str()));
 
+    // The tool is updated (its file changes): the new binary is not served until Upgrade
+    // in the window re-pins it, keeping its scopes.
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&tool)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, b"update"))
+        .unwrap();
+    let updated = sha256_file(&tool);
+    assert_eq!(
+        h.client_at(&tool, &["get", "w/two"])["code"],
+        "not_approved"
+    );
+    s.click_css(&format!(".tool[data-hash='{hash}'] button.upgrade"));
+    wait_until("the tool re-pinned", || {
+        config(&h)["tools"][0]["hash"] == updated.as_str()
+    });
+    assert_eq!(
+        config(&h)["tools"][0]["scopes"],
+        serde_json::json!(["w/two"])
+    );
+    assert_eq!(
+        h.client_at(&tool, &["get", "w/two"])["value"],
+        "w2-secret-value"
+    );
+
     // A new binary appears as pending while the window is open; Approve pins it. Its
     // file name is markup: the window shows it as text and runs nothing.
     let newcomer = h.client_copy("<img src=x onerror=\"document.title='pwned'\">", b"n");
@@ -256,6 +282,33 @@ fn the_window_filters_the_history_toggles_scopes_approves_and_pauses() {
     assert_eq!(
         h.client_at(&newcomer, &["get", "w/one"])["value"],
         "w1-secret-value"
+    );
+
+    // Revoke asks for a second click, then removes the tool: it is unknown again.
+    let revoke = format!(".tool[data-hash='{new_hash}'] button.revoke");
+    s.click_css(&revoke);
+    s.wait_for("the revoke button armed", || {
+        s.eval(&format!("document.querySelector(\"{revoke}\").textContent"))
+            .as_str()
+            .is_some_and(|t| t.starts_with("Click again"))
+            .then_some(())
+    });
+    assert!(config(&h)["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|t| t["hash"] == new_hash.as_str()));
+    s.click_css(&revoke);
+    wait_until("the newcomer revoked", || {
+        !config(&h)["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["hash"] == new_hash.as_str())
+    });
+    assert_eq!(
+        h.client_at(&newcomer, &["get", "w/one"])["code"],
+        "not_approved"
     );
 
     // No secret value ever reached the page.
