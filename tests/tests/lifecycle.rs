@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 use keychain_auth_e2e::{bin, sha256_file, stderr, stdout, Home};
+use std::io::Write;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::process::Command;
 
@@ -346,4 +347,56 @@ fn kill_9_storm_loses_no_acknowledged_approval() {
     assert!(pending["pending"].is_array());
     let v = h.ka(&["audit", "verify"]);
     assert!(v.status.success(), "{}{}", stdout(&v), stderr(&v));
+}
+
+/// The Secret Service store keeps the item it found for a name (one D-Bus call per warm
+/// `get`), never its value: a value changed, an item deleted or re-created by another
+/// program behind the daemon's back is served fresh, or `not_found`, never stale.
+#[test]
+fn secret_service_items_changed_behind_the_daemons_back_are_never_served_stale() {
+    let mut h = Home::new();
+    h.start(&["--store", "secret-service"]);
+    let secret_tool = |args: &[&str], stdin: &[u8]| {
+        let mut c = Command::new("secret-tool")
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        c.stdin.take().unwrap().write_all(stdin).unwrap();
+        let o = c.wait_with_output().unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+    };
+    let ns = h.namespace.clone();
+    let attrs = ["service", ns.as_str(), "account", "ss/token"];
+    assert!(h.ka_stdin(&["set", "ss/token"], b"first").status.success());
+    let client = bin("ka-test-client");
+    assert!(h
+        .ka(&["register", client.to_str().unwrap(), "--scope", "ss/*"])
+        .status
+        .success());
+    assert_eq!(h.client(&["get", "ss/token"])["value"], "first");
+    assert_eq!(h.client(&["get", "ss/token"])["value"], "first");
+
+    // Replaced by another program (secret-tool store replaces the item's secret).
+    let mut store = vec!["store", "--label", "outside"];
+    store.extend_from_slice(&attrs);
+    secret_tool(&store, b"changed-outside");
+    assert_eq!(h.client(&["get", "ss/token"])["value"], "changed-outside");
+    // Deleted, then re-created as a new item.
+    let mut clear = vec!["clear"];
+    clear.extend_from_slice(&attrs);
+    secret_tool(&clear, b"");
+    assert_eq!(h.client(&["get", "ss/token"])["code"], "not_found");
+    secret_tool(&store, b"re-created");
+    assert_eq!(h.client(&["get", "ss/token"])["value"], "re-created");
+    // And through keychain-auth itself.
+    assert!(h
+        .ka_stdin(&["set", "ss/token"], b"via-cli")
+        .status
+        .success());
+    assert_eq!(h.client(&["get", "ss/token"])["value"], "via-cli");
+    assert!(h.ka(&["delete", "ss/token"]).status.success());
+    assert_eq!(h.client(&["get", "ss/token"])["code"], "not_found");
 }

@@ -2,20 +2,34 @@
 //! KeePassXC. Items carry the attributes `service=<namespace>` and `account=<name>`, so
 //! `secret-tool lookup service keychain-auth account NAME` finds what keychain-auth
 //! stored. Values cross the bus encrypted (the DH session of the specification).
+//!
+//! A `get` costs one D-Bus round trip once a name has been read: the item found by the
+//! first search is kept (its object path, never its value) and asked directly with
+//! `GetSecret`, so the value is always the store's current one. Kept items are forgotten
+//! when the collection announces any item created, changed or deleted, when `set` or
+//! `delete` goes through keychain-auth, and when asking one fails (then the name is
+//! searched again).
 
 use super::{secret_from_bytes, BoxFuture, SecretStore, StoreError};
+use futures_lite::StreamExt;
 use keychain_auth_sdk::Secret;
-use secret_service::{EncryptionType, SecretService};
+use secret_service::{EncryptionType, Item, SecretService};
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// How long to wait for the bus and the service when connecting.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
+/// Items already found, by secret name.
+type KnownItems = Arc<Mutex<HashMap<String, Arc<Item<'static>>>>>;
+
 /// The Secret Service store.
 pub struct SecretServiceStore {
-    ss: SecretService<'static>,
+    /// One connection for the daemon's lifetime (leaked so found items can be kept).
+    ss: &'static SecretService<'static>,
     namespace: String,
+    known: KnownItems,
 }
 
 impl std::fmt::Debug for SecretServiceStore {
@@ -24,6 +38,35 @@ impl std::fmt::Debug for SecretServiceStore {
             .field("namespace", &self.namespace)
             .finish()
     }
+}
+
+/// Names whose item is kept at most (the map is emptied when it would grow past this).
+const MAX_KNOWN: usize = 4096;
+
+/// Forgets every kept item whenever any collection announces an item created, changed or
+/// deleted (by keychain-auth or by any other program using the store).
+async fn forget_on_changes(known: KnownItems) -> Result<(), StoreError> {
+    let fail = |e: zbus::Error| {
+        StoreError::Unavailable(format!("Secret Service change notifications: {e}"))
+    };
+    let conn = zbus::Connection::session().await.map_err(fail)?;
+    let rule = zbus::MatchRule::builder()
+        .msg_type(zbus::message::Type::Signal)
+        .interface("org.freedesktop.Secret.Collection")
+        .map_err(fail)?
+        .build();
+    let mut signals = zbus::MessageStream::for_match_rule(rule, &conn, None)
+        .await
+        .map_err(fail)?;
+    tokio::spawn(async move {
+        let _conn = conn;
+        while let Some(msg) = signals.next().await {
+            if msg.is_ok() {
+                known.lock().unwrap_or_else(|p| p.into_inner()).clear();
+            }
+        }
+    });
+    Ok(())
 }
 
 fn unavailable(what: &str, e: secret_service::Error) -> StoreError {
@@ -46,8 +89,9 @@ impl SecretServiceStore {
             })?
             .map_err(|e| unavailable("connect", e))?;
         let store = SecretServiceStore {
-            ss,
+            ss: Box::leak(Box::new(ss)),
             namespace: namespace.to_string(),
+            known: KnownItems::default(),
         };
         let coll = store
             .ss
@@ -63,7 +107,12 @@ impl SecretServiceStore {
                 "the default Secret Service collection is locked; unlock it and start keychain-auth again".into(),
             ));
         }
+        forget_on_changes(store.known.clone()).await?;
         Ok(store)
+    }
+
+    fn known(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Item<'static>>>> {
+        self.known.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn attrs<'a>(&'a self, name: &'a str) -> HashMap<&'a str, &'a str> {
@@ -78,15 +127,32 @@ impl SecretStore for SecretServiceStore {
 
     fn get<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Option<Secret>, StoreError>> {
         Box::pin(async move {
+            let known = self.known().get(name).cloned();
+            if let Some(item) = known {
+                match item.get_secret().await {
+                    Ok(bytes) => return secret_from_bytes(name, bytes).map(Some),
+                    Err(e @ secret_service::Error::Locked) => return Err(unavailable("read", e)),
+                    // Deleted or replaced since: search again.
+                    Err(_) => {
+                        self.known().remove(name);
+                    }
+                }
+            }
             let found = self
                 .ss
                 .search_items(self.attrs(name))
                 .await
                 .map_err(|e| unavailable("search", e))?;
-            match found.unlocked.first() {
+            match found.unlocked.into_iter().next() {
                 Some(item) => {
                     let bytes = item.get_secret().await.map_err(|e| unavailable("read", e))?;
-                    secret_from_bytes(name, bytes).map(Some)
+                    let secret = secret_from_bytes(name, bytes)?;
+                    let mut known = self.known();
+                    if known.len() >= MAX_KNOWN {
+                        known.clear();
+                    }
+                    known.insert(name.to_string(), Arc::new(item));
+                    Ok(Some(secret))
                 }
                 None if !found.locked.is_empty() => Err(StoreError::Locked(format!(
                     "the secret {name:?} is in a locked Secret Service collection; unlock it and retry"
@@ -102,6 +168,7 @@ impl SecretStore for SecretServiceStore {
         value: &'a Secret,
     ) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
+            self.known().remove(name);
             let coll = self
                 .ss
                 .get_default_collection()
@@ -123,6 +190,7 @@ impl SecretStore for SecretServiceStore {
 
     fn delete<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<bool, StoreError>> {
         Box::pin(async move {
+            self.known().remove(name);
             let found = self
                 .ss
                 .search_items(self.attrs(name))

@@ -2,9 +2,12 @@
 //! itself, and measures each scenario next to a baseline measured in the same run:
 //! `get` latency and 64-client throughput against a bare Unix-socket echo of the same
 //! frames, first-sight hashing of a 200 MB executable against `openssl dgst -sha256`,
-//! an approved client's latency while a 500 MB executable is hashed, the daemon's RSS,
-//! and (when a Secret Service is on the session bus) the whole `keychain-auth get`
-//! process against `secret-tool lookup`. Prints a table; asserts nothing about timings.
+//! an approved client's latency while a 500 MB executable is hashed, the daemon's RSS
+//! (idle, and after 10,000 distinct unknown binaries asked), (when a Secret Service is on
+//! the session bus) the whole `keychain-auth get` process against `secret-tool lookup`
+//! and the Secret Service calls per `get` counted with `dbus-monitor`, and (when a
+//! display is set) the tray app's total RSS. Prints a table; asserts nothing about
+//! timings.
 //!
 //! Usage: `ka-bench [REQUESTS] [CONNECTIONS]` (defaults 20000 and 2000), from
 //! `scripts/bench`, which builds the release binaries first.
@@ -82,6 +85,8 @@ fn main() {
     );
     throughput(&sock, &echo_sock);
     first_sight(&home, &sock);
+    let before_storm = rss_kib(daemon.0.id());
+    distinct_peers(&home, 10_000);
     let mib = |k: Option<u64>| {
         k.map(|k| format!("{:.1} MiB", k as f64 / 1024.0))
             .unwrap_or_else(|| "?".into())
@@ -91,13 +96,156 @@ fn main() {
         mib(idle_rss)
     );
     println!(
-        "| daemon RSS after the scenarios above | {} | | | | |",
-        rss_kib(daemon.0.id())
-            .map(|k| format!("{:.1} MiB", k as f64 / 1024.0))
-            .unwrap_or_else(|| "?".into())
+        "| daemon RSS before / after 10,000 distinct unknown binaries asked | {} / {} | | | | |",
+        mib(before_storm),
+        mib(rss_kib(daemon.0.id()))
     );
     daemon.stop();
     secret_service_get();
+    app_rss();
+}
+
+/// 10,000 distinct executables (a small C client, each copy with its own trailing
+/// bytes) ask once each, 8 at a time: each is hashed, refused, queued (pending.json keeps
+/// the newest 256) and audited.
+fn distinct_peers(home: &Path, n: usize) {
+    let tiny = home.join("tiny-client");
+    let cc = Command::new("cc")
+        .args(["-O2", "-o"])
+        .arg(&tiny)
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/clients/tiny-client.c"
+        ))
+        .output()
+        .expect("a C compiler (cc)");
+    assert!(
+        cc.status.success(),
+        "{}",
+        String::from_utf8_lossy(&cc.stderr)
+    );
+    let template = std::fs::read(&tiny).expect("read tiny-client");
+    let started = Instant::now();
+    let threads = 8;
+    let refused: usize = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let template = &template;
+                s.spawn(move || {
+                    let mut refused = 0;
+                    for j in 0..n / threads {
+                        let copy = home.join(format!("peer-{t}-{j}"));
+                        let mut bytes = template.clone();
+                        bytes.extend_from_slice(format!("{t}-{j}").as_bytes());
+                        std::fs::write(&copy, bytes).expect("write copy");
+                        std::fs::set_permissions(
+                            &copy,
+                            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+                        )
+                        .expect("chmod");
+                        let out = loop {
+                            match Command::new(&copy)
+                                .arg(NAME)
+                                .env("KEYCHAIN_AUTH_HOME", home)
+                                .output()
+                            {
+                                Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) => {
+                                    std::thread::sleep(Duration::from_millis(5))
+                                }
+                                r => break r.expect("run a copy"),
+                            }
+                        };
+                        if String::from_utf8_lossy(&out.stdout).contains("not_approved") {
+                            refused += 1;
+                        }
+                        let _ = std::fs::remove_file(&copy);
+                    }
+                    refused
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("thread")).sum()
+    });
+    println!(
+        "| {n} distinct unknown binaries ask once each (8 at a time) | {:.1} s | | | | {refused} refused as not_approved |",
+        started.elapsed().as_secs_f64()
+    );
+}
+
+/// The tray app's resident memory, all its processes together (the app and, with the
+/// window open, WebKit's web and network processes), tray only and with the window.
+fn app_rss() {
+    let app = keychain_auth_e2e::bin("keychain-auth-app");
+    if std::env::var_os("DISPLAY").is_none() || !app.exists() {
+        println!("| tray app RSS | SKIP: needs DISPLAY and a built keychain-auth-app (scripts/bench starts Xvfb) | | | | |");
+        return;
+    }
+    let ka = keychain_auth_e2e::bin("keychain-auth");
+    let measure = |args: &[&str]| -> Option<u64> {
+        let (_tmp, home) = bench_home(&format!("ka-bench-app-{}", std::process::id()));
+        let mut child = Command::new(&app)
+            .args(args)
+            .env("KEYCHAIN_AUTH_HOME", &home)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn keychain-auth-app");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Client::connect_to(&home.join("agent.sock"), "ka-bench").is_err() {
+            if Instant::now() > deadline || child.try_wait().ok().flatten().is_some() {
+                let _ = child.kill();
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        // Let the window's page load and settle.
+        std::thread::sleep(Duration::from_secs(4));
+        let total = tree_rss_kib(child.id());
+        cli(&ka, &home, &["stop"], b"");
+        let _ = child.wait();
+        total
+    };
+    let tray = measure(&[]);
+    let window = measure(&["--open"]);
+    let mib = |k: Option<u64>| {
+        k.map(|k| format!("{:.1} MiB", k as f64 / 1024.0))
+            .unwrap_or_else(|| "?".into())
+    };
+    println!(
+        "| tray app RSS, all its processes: tray only / window open | {} / {} | | | | |",
+        mib(tray),
+        mib(window)
+    );
+}
+
+/// RSS of a process and all its descendants, in KiB.
+fn tree_rss_kib(root: u32) -> Option<u64> {
+    let mut parent_of = Vec::new();
+    for e in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // The command name may hold spaces and parentheses: fields follow the last ')'.
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|p| p.parse::<u32>().ok());
+        if let Some(ppid) = ppid {
+            parent_of.push((pid, ppid));
+        }
+    }
+    let mut tree = vec![root];
+    let mut i = 0;
+    while i < tree.len() {
+        let p = tree[i];
+        tree.extend(parent_of.iter().filter(|(_, pp)| *pp == p).map(|(c, _)| *c));
+        i += 1;
+    }
+    Some(tree.iter().filter_map(|p| rss_kib(*p)).sum())
 }
 
 /// Resident set size of a process, in KiB.
@@ -311,6 +459,30 @@ fn secret_service_get() {
             .output()
             .expect("secret-tool")
     };
+    // Secret Service method calls per `get`, counted on the bus: warm (the daemon has read
+    // the name before), and the first read of a name; against secret-tool's per lookup.
+    let mut c = Client::connect_to(&home.join("agent.sock"), "ka-bench").expect("connect");
+    assert_eq!(c.get(NAME).expect("approved").expose(), VALUE);
+    let warm = secret_service_calls(|| {
+        for _ in 0..50 {
+            assert_eq!(c.get(NAME).expect("get").expose(), VALUE);
+        }
+    });
+    cli(&ka, &home, &["set", "bench/second"], VALUE.as_bytes());
+    let first = secret_service_calls(|| {
+        assert_eq!(c.get("bench/second").expect("get").expose(), VALUE);
+    });
+    let tool = secret_service_calls(|| {
+        for _ in 0..10 {
+            assert_eq!(String::from_utf8_lossy(&lookup().stdout), VALUE);
+        }
+    });
+    drop(c);
+    println!(
+        "| Secret Service calls per get: warm (50 gets) / first read of a name (dbus-monitor) | {:.2} / {first} | | {:.1} per `secret-tool lookup` | | |",
+        warm as f64 / 50.0,
+        tool as f64 / 10.0
+    );
     let (mut ours, mut base) = (Vec::new(), Vec::new());
     for _ in 0..3 {
         ours.extend(timed(&run_get));
@@ -327,10 +499,41 @@ fn secret_service_get() {
         ms(percentile(&base, 0.99)),
         a.as_secs_f64() / b.as_secs_f64()
     );
-    let _ = Command::new("secret-tool")
-        .args(["clear", "service", &ns, "account", NAME])
-        .output();
+    for n in [NAME, "bench/second"] {
+        let _ = Command::new("secret-tool")
+            .args(["clear", "service", &ns, "account", n])
+            .output();
+    }
     daemon.stop();
+}
+
+/// Method calls sent to the Secret Service while `f` runs, counted by `dbus-monitor`.
+fn secret_service_calls(f: impl FnOnce()) -> usize {
+    let mut mon = Command::new("dbus-monitor")
+        .args([
+            "--session",
+            "type='method_call',destination='org.freedesktop.secrets'",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("dbus-monitor (package dbus-bin)");
+    let out = mon.stdout.take().expect("stdout");
+    let reader = std::thread::spawn(move || {
+        use std::io::BufRead;
+        std::io::BufReader::new(out)
+            .lines()
+            .map_while(Result::ok)
+            .filter(|l| l.starts_with("method call"))
+            .count()
+    });
+    // dbus-monitor needs a moment to become a monitor.
+    std::thread::sleep(Duration::from_millis(500));
+    f();
+    std::thread::sleep(Duration::from_millis(300));
+    let _ = mon.kill();
+    let _ = mon.wait();
+    reader.join().expect("reader")
 }
 
 fn ms(d: Duration) -> String {
