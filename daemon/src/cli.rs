@@ -192,6 +192,9 @@ fn run(cli: Cli) -> Result<i32> {
                 for p in pending {
                     println!("{}", p.hash);
                     println!("    path:      {}", p.path);
+                    if let Some(facts) = crate::peer::signing::Facts::from_entry(&p) {
+                        println!("    signature: {}", facts.describe());
+                    }
                     println!(
                         "    asked for: {}",
                         if p.names.is_empty() {

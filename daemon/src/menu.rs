@@ -237,6 +237,9 @@ pub fn build(s: &MenuState<'_>) -> Vec<Item> {
                 ))),
                 Item::Text(label(&format!("asked for: {}", p.names.join(", ")))),
             ];
+            if let Some(facts) = crate::peer::signing::Facts::from_entry(p) {
+                sub.push(Item::Text(label(&facts.describe())));
+            }
             if p.interpreter && p.script.is_none() {
                 sub.push(Item::Text(
                     "a script interpreter: it cannot be approved as a whole".into(),
@@ -392,6 +395,7 @@ mod tests {
             requested_scopes: vec![],
             requested_access: None,
             script: None,
+            macos: None,
         }
     }
 
@@ -530,6 +534,20 @@ mod tests {
             .filter(|i| matches!(i, Item::Submenu { label, .. } if label.starts_with("tool-")))
             .count();
         assert_eq!(shown, MAX_PENDING);
+    }
+
+    #[test]
+    fn a_pending_binary_shows_what_its_signature_says() {
+        let mut p = pending('a', "/usr/local/bin/tool");
+        p.macos = Some(serde_json::json!({"signed": false, "flags": 0}));
+        let items = build(&MenuState {
+            pending: std::slice::from_ref(&p),
+            ..empty()
+        });
+        find(
+            sub(&items, "tool"),
+            "unsigned: identified by its SHA-256 only",
+        );
     }
 
     #[test]

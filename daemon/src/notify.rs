@@ -286,6 +286,7 @@ mod tests {
             requested_scopes: vec!["git/*".into()],
             requested_access: None,
             script: None,
+            macos: None,
         };
         let b = body(&e, true, Elsewhere::Cli);
         assert!(b.contains("/usr/local/bin/tool"));

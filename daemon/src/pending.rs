@@ -40,6 +40,8 @@ pub struct Sighting<'a> {
     pub wants: Option<&'a crate::peer::Wants>,
     /// The script, when the identity is an interpreter's script.
     pub script: Option<&'a keychain_auth_sdk::protocol::ScriptIdentity>,
+    /// macOS code-signing facts.
+    pub signing: Option<&'a crate::peer::signing::Facts>,
     /// RFC 3339 now.
     pub now: &'a str,
 }
@@ -96,6 +98,7 @@ impl Queue {
             requested_scopes: s.wants.map(|w| w.scopes.clone()).unwrap_or_default(),
             requested_access: s.wants.and_then(|w| w.access),
             script: s.script.cloned(),
+            macos: s.signing.and_then(|f| serde_json::to_value(f).ok()),
         });
         Recorded::New
     }
@@ -130,6 +133,7 @@ mod tests {
             interpreter: false,
             wants: None,
             script: None,
+            signing: None,
             now,
         }
     }

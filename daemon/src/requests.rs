@@ -220,6 +220,7 @@ impl State {
                 interpreter: peer.interpreter,
                 wants: peer.wants.get(),
                 script: peer.script.as_ref(),
+                signing: peer.signing.as_ref(),
                 now: &now,
             });
             (r, q.entries().to_vec(), q.get(&peer.hash).cloned())
@@ -511,6 +512,10 @@ impl State {
                         now,
                         via: by.via(),
                         event: "approve",
+                        macos: entry
+                            .as_ref()
+                            .and_then(|e| e.macos.clone())
+                            .or_else(|| existing.as_ref().and_then(|t| t.macos.clone())),
                     },
                 )
                 .await
@@ -543,6 +548,7 @@ impl State {
                         now,
                         via: by.via(),
                         event: "register",
+                        macos: None,
                     },
                 )
                 .await
@@ -729,6 +735,7 @@ impl State {
                 now,
                 via,
                 event: "approve",
+                macos: entry.macos.clone(),
             },
         )
         .await
@@ -876,7 +883,7 @@ impl State {
             expires_at: None,
             script: p.script.clone(),
             parent: None,
-            macos: None,
+            macos: p.macos.clone(),
         };
         let t = tool.clone();
         let res = self
@@ -1080,6 +1087,8 @@ struct Pin {
     now: String,
     via: &'static str,
     event: &'static str,
+    /// macOS code-signing facts seen when it was pending.
+    macos: Option<serde_json::Value>,
 }
 
 #[cfg(test)]

@@ -445,6 +445,10 @@ pub struct PendingEntry {
     /// For a script run by an interpreter: what its identity was made of.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub script: Option<ScriptIdentity>,
+    /// macOS: what the binary's code signature says (signed, cdhash, identifier, team
+    /// id, flags, injection entitlements). Absent elsewhere.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub macos: Option<serde_json::Value>,
 }
 
 /// Daemon status, for `keychain-auth status`.

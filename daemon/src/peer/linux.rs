@@ -355,6 +355,7 @@ fn inspect(
             exe_inode: key.inode(),
         },
         wants: std::sync::OnceLock::new(),
+        signing: None,
     })
 }
 

@@ -1,22 +1,29 @@
 //! Who is on the other end of the socket, as the kernel says: uid, process, executable
 //! and its SHA-256, plus the signals that the process may be tampered with. The OS code
-//! is in `linux.rs` (SO_PEERPIDFD) and, on other systems, `unsupported.rs` until their
-//! recipe is written; everything above this module sees only [`Peer`].
+//! is in `linux.rs` (SO_PEERPIDFD), `macos.rs` (the audit token) and, on other systems,
+//! `unsupported.rs` (every peer refused); everything above this module sees only [`Peer`].
 
 use crate::digest::HashCache;
 pub use keychain_auth_sdk::protocol::ScriptIdentity;
 use std::os::fd::BorrowedFd;
 
+pub mod procargs;
 pub mod script;
+pub mod signing;
 
 #[cfg(target_os = "linux")]
 mod linux;
 #[cfg(target_os = "linux")]
 use linux as os;
 
-#[cfg(not(target_os = "linux"))]
+#[cfg(target_os = "macos")]
+mod macos;
+#[cfg(target_os = "macos")]
+use macos as os;
+
+#[cfg(not(any(target_os = "linux", target_os = "macos")))]
 mod unsupported;
-#[cfg(not(target_os = "linux"))]
+#[cfg(not(any(target_os = "linux", target_os = "macos")))]
 use unsupported as os;
 
 pub use os::{Handle, ParentSeed};
@@ -81,6 +88,8 @@ pub struct Peer {
     /// What its `hello` asked for, set once when the hello arrives. Self-reported: only
     /// a default offered to the user, never a grant.
     pub wants: std::sync::OnceLock<Wants>,
+    /// macOS: what its code signature says; `None` elsewhere.
+    pub signing: Option<signing::Facts>,
 }
 
 /// The identity of a script: `sha256:` of a domain-separated concatenation of the

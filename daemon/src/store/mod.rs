@@ -1,5 +1,6 @@
 //! Secret stores: the OS keychain behind one small trait. On Linux: Secret Service over
-//! D-Bus (`secret_service.rs`) or kernel keyutils (`keyutils.rs`, lost at reboot). An
+//! D-Bus (`secret_service.rs`) or kernel keyutils (`keyutils.rs`, lost at reboot); on
+//! macOS: the Apple Keychain (`keychain.rs`). An
 //! in-memory store (`memory.rs`) exists for unit tests only. Stores see names and values
 //! and nothing else; every decision is made before a store is called.
 
@@ -9,6 +10,8 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+#[cfg(target_os = "macos")]
+pub mod keychain;
 #[cfg(target_os = "linux")]
 pub mod keyutils;
 #[cfg(test)]
@@ -99,7 +102,23 @@ async fn platform_open(
     }
 }
 
-#[cfg(not(target_os = "linux"))]
+#[cfg(target_os = "macos")]
+async fn platform_open(
+    choice: StoreChoice,
+    namespace: &str,
+) -> Result<(Arc<dyn SecretStore>, Option<String>), StoreError> {
+    match choice {
+        StoreChoice::Auto | StoreChoice::Keychain => Ok((
+            Arc::new(keychain::KeychainStore::open(namespace).await?),
+            None,
+        )),
+        other => Err(StoreError::Unavailable(format!(
+            "the {other:?} store exists on Linux only; use keychain (or auto) on macOS"
+        ))),
+    }
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "macos")))]
 async fn platform_open(
     _choice: StoreChoice,
     _namespace: &str,

@@ -1,0 +1,566 @@
+//! Peer identification on macOS, from the kernel's audit token of the connection.
+//!
+//! Right after `accept()` the daemon reads `getpeereid` (the uid) and `LOCAL_PEERTOKEN`
+//! (the connecting process's audit token, which carries its pid *and pid version*) and
+//! keeps the token. Everything about the process is then asked through the token or
+//! confirmed against it: `proc_pidpath_audittoken` gives the executable's path and fails
+//! once the process has exited or exec'd (its pid version changes), so a reused pid is
+//! never judged. Never `LOCAL_PEERPID` + `proc_pidpath` alone.
+//!
+//! Pid-based reads (`proc_pidinfo` for the traced flag and the working directory, the
+//! `KERN_PROCARGS2` sysctl for arguments and environment) are bracketed by token checks:
+//! if the token still resolves after them, the pid still named the same process while
+//! they ran. Before every answer the token is checked again.
+//!
+//! The code signature of the running process is read through the same token
+//! (`SecCodeCopyGuestWithAttributes` with the audit attribute, then
+//! `SecCodeCopySigningInformation`): cdhash, identifier, team id, flags and the
+//! entitlements that allow injection, judged in `signing.rs`.
+//!
+//! Known limits, stated in docs/macos.md: the executable is hashed by path (macOS has no
+//! `/proc/<pid>/exe` to open the running file), so a file swapped between `exec` and the
+//! first hash is hashed as it is on disk (the cdhash, read from the running code, is
+//! recorded beside it). Messages carry no per-message sender credentials, so
+//! an inherited socket is told apart only through the token re-check (an `exec`) and not
+//! when the parent process stays alive. This file is type-checked on Linux with
+//! `cargo check --target x86_64-apple-darwin` but has not run on a Mac.
+
+use super::{injected_env, is_interpreter, Peer, PeerError};
+use crate::digest::HashCache;
+use std::ffi::CStr;
+use std::fs::File;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+
+/// `audit_token_t`: eight 32-bit words; `[1]` is the effective uid, `[5]` the pid and
+/// `[7]` the pid version (bumped at every `exec`).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AuditToken {
+    val: [u32; 8],
+}
+
+impl AuditToken {
+    fn euid(&self) -> u32 {
+        self.val[1]
+    }
+
+    fn pid(&self) -> i32 {
+        self.val[5] as i32
+    }
+}
+
+extern "C" {
+    /// libproc (in libSystem): the executable path of the process an audit token names;
+    /// fails with `ESRCH` when that process (that pid *version*) no longer exists.
+    fn proc_pidpath_audittoken(
+        token: *const AuditToken,
+        buffer: *mut libc::c_void,
+        buffersize: u32,
+    ) -> libc::c_int;
+}
+
+#[link(name = "Security", kind = "framework")]
+extern "C" {
+    /// Security.framework: the signing information of a code object.
+    fn SecCodeCopySigningInformation(
+        code: *const std::ffi::c_void,
+        flags: u32,
+        information: *mut core_foundation::dictionary::CFDictionaryRef,
+    ) -> i32;
+    static kSecCodeInfoUnique: core_foundation::string::CFStringRef;
+    static kSecCodeInfoIdentifier: core_foundation::string::CFStringRef;
+    static kSecCodeInfoTeamIdentifier: core_foundation::string::CFStringRef;
+    static kSecCodeInfoFlags: core_foundation::string::CFStringRef;
+    static kSecCodeInfoEntitlementsDict: core_foundation::string::CFStringRef;
+}
+
+/// `kSecCSSigningInformation`: ask for the signing facts.
+const CS_SIGNING_INFORMATION: u32 = 1 << 1;
+/// `kSecCSDynamicInformation`: of the running code, not only the file.
+const CS_DYNAMIC_INFORMATION: u32 = 1 << 3;
+
+/// What the code signature of the process the token names says. An unsigned process
+/// gives `signed: false`; a process that cannot be found gives an error.
+fn signing_facts(token: &AuditToken) -> Result<super::signing::Facts, String> {
+    use core_foundation::base::{CFType, TCFType};
+    use core_foundation::boolean::CFBoolean;
+    use core_foundation::data::CFData;
+    use core_foundation::dictionary::CFDictionary;
+    use core_foundation::number::CFNumber;
+    use core_foundation::string::CFString;
+    use security_framework::os::macos::code_signing::{Flags, GuestAttributes, SecCode};
+
+    // SAFETY: the token is plain data of exactly this size.
+    let bytes = unsafe {
+        std::slice::from_raw_parts(
+            (token as *const AuditToken).cast::<u8>(),
+            std::mem::size_of::<AuditToken>(),
+        )
+    };
+    let data = CFData::from_buffer(bytes);
+    let mut attrs = GuestAttributes::new();
+    attrs.set_audit_token(data.as_concrete_TypeRef());
+    let code = SecCode::copy_guest_with_attribues(None, &attrs, Flags::NONE)
+        .map_err(|e| format!("finding its code: {e}"))?;
+    let mut info = std::ptr::null();
+    // SAFETY: a SecCodeRef may be passed where a SecStaticCodeRef is expected (Apple's
+    // documentation); the dictionary is returned under the create rule.
+    let status = unsafe {
+        SecCodeCopySigningInformation(
+            code.as_concrete_TypeRef()
+                .cast::<std::ffi::c_void>()
+                .cast_const(),
+            CS_SIGNING_INFORMATION | CS_DYNAMIC_INFORMATION,
+            &mut info,
+        )
+    };
+    if status != 0 || info.is_null() {
+        return Err(format!("reading its signature: OSStatus {status}"));
+    }
+    // SAFETY: a valid dictionary returned under the create rule.
+    let info: CFDictionary<CFString, CFType> =
+        unsafe { CFDictionary::wrap_under_create_rule(info) };
+    // SAFETY: the keys are constant strings exported by Security.framework.
+    let key = |k: core_foundation::string::CFStringRef| unsafe { CFString::wrap_under_get_rule(k) };
+    let string = |k| {
+        info.find(key(k))
+            .and_then(|v| v.downcast::<CFString>())
+            .map(|s| s.to_string())
+    };
+    // SAFETY: reading exported constants.
+    let (unique, ident, team, flags_key, ents) = unsafe {
+        (
+            kSecCodeInfoUnique,
+            kSecCodeInfoIdentifier,
+            kSecCodeInfoTeamIdentifier,
+            kSecCodeInfoFlags,
+            kSecCodeInfoEntitlementsDict,
+        )
+    };
+    let cdhash = info
+        .find(key(unique))
+        .and_then(|v| v.downcast::<CFData>())
+        .map(|d| hex::encode(d.bytes()));
+    let flags = info
+        .find(key(flags_key))
+        .and_then(|v| v.downcast::<CFNumber>())
+        .and_then(|n| n.to_i64())
+        .unwrap_or(0) as u32;
+    let entitlements: Option<CFDictionary<CFString, CFType>> = info
+        .find(key(ents))
+        .and_then(|v| v.downcast::<CFDictionary>())
+        // SAFETY: re-typing the same dictionary reference, retained by the get rule.
+        .map(|d| unsafe { CFDictionary::wrap_under_get_rule(d.as_concrete_TypeRef()) });
+    let entitled = |name: &str| {
+        entitlements
+            .as_ref()
+            .and_then(|d| d.find(CFString::new(name)))
+            .and_then(|v| v.downcast::<CFBoolean>())
+            .is_some_and(bool::from)
+    };
+    Ok(super::signing::Facts {
+        signed: cdhash.is_some(),
+        cdhash,
+        identifier: string(ident),
+        team_id: string(team),
+        flags,
+        get_task_allow: entitled("com.apple.security.get-task-allow"),
+        allow_dyld_environment: entitled("com.apple.security.cs.allow-dyld-environment-variables"),
+        disable_library_validation: entitled("com.apple.security.cs.disable-library-validation"),
+    })
+}
+
+/// `PROC_FLAG_TRACED` of `<sys/proc_info.h>`: the process is being debugged.
+const PROC_FLAG_TRACED: u32 = 0x2;
+
+/// Largest script hashed; a bigger "script" is refused as one.
+const MAX_SCRIPT: u64 = 64 * 1024 * 1024;
+
+/// What is kept to re-check the peer: its audit token and the path it had.
+#[derive(Debug)]
+pub struct Handle {
+    token: AuditToken,
+    path: String,
+}
+
+fn inspect_err(what: &str, e: std::io::Error) -> PeerError {
+    PeerError::Inspect(format!("{what}: {e}"))
+}
+
+/// The connection's peer uid and audit token.
+fn peer_token(sock: BorrowedFd<'_>) -> Result<(u32, AuditToken), PeerError> {
+    let (mut uid, mut gid) = (0, 0);
+    // SAFETY: getpeereid writes two integers we own.
+    if unsafe { libc::getpeereid(sock.as_raw_fd(), &mut uid, &mut gid) } != 0 {
+        return Err(inspect_err("getpeereid", std::io::Error::last_os_error()));
+    }
+    let mut token = AuditToken::default();
+    let mut len = std::mem::size_of::<AuditToken>() as libc::socklen_t;
+    // SAFETY: the kernel writes at most `len` bytes into the token we own.
+    let rc = unsafe {
+        libc::getsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_LOCAL,
+            libc::LOCAL_PEERTOKEN,
+            (&mut token as *mut AuditToken).cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return Err(inspect_err(
+            "LOCAL_PEERTOKEN",
+            std::io::Error::last_os_error(),
+        ));
+    }
+    if len as usize != std::mem::size_of::<AuditToken>() {
+        return Err(PeerError::Inspect(format!(
+            "LOCAL_PEERTOKEN returned {len} bytes"
+        )));
+    }
+    Ok((uid, token))
+}
+
+/// The executable path of the process the token names; `Gone` once that process exited
+/// or exec'd.
+fn token_path(token: &AuditToken) -> Result<String, PeerError> {
+    let mut buf = vec![0u8; libc::PROC_PIDPATHINFO_MAXSIZE as usize];
+    // SAFETY: the buffer is writable for its length; the token is a valid struct.
+    let n = unsafe { proc_pidpath_audittoken(token, buf.as_mut_ptr().cast(), buf.len() as u32) };
+    if n <= 0 {
+        return Err(PeerError::Gone);
+    }
+    buf.truncate(n as usize);
+    String::from_utf8(buf).map_err(|_| PeerError::Inspect("executable path is not UTF-8".into()))
+}
+
+/// `proc_pidinfo(PROC_PIDTBSDINFO)`: flags, parent, uids.
+fn bsd_info(pid: i32) -> Result<libc::proc_bsdinfo, PeerError> {
+    // SAFETY: proc_bsdinfo is plain data; zero is a valid value.
+    let mut info: libc::proc_bsdinfo = unsafe { std::mem::zeroed() };
+    let size = std::mem::size_of::<libc::proc_bsdinfo>() as libc::c_int;
+    // SAFETY: the kernel writes at most `size` bytes into info.
+    let n = unsafe {
+        libc::proc_pidinfo(
+            pid,
+            libc::PROC_PIDTBSDINFO,
+            0,
+            (&mut info as *mut libc::proc_bsdinfo).cast(),
+            size,
+        )
+    };
+    if n != size {
+        return Err(PeerError::Gone);
+    }
+    Ok(info)
+}
+
+/// The process's working directory (for a script named by a relative path).
+fn cwd_of(pid: i32) -> Option<String> {
+    // SAFETY: proc_vnodepathinfo is plain data; zero is a valid value.
+    let mut info: libc::proc_vnodepathinfo = unsafe { std::mem::zeroed() };
+    let size = std::mem::size_of::<libc::proc_vnodepathinfo>() as libc::c_int;
+    // SAFETY: the kernel writes at most `size` bytes into info.
+    let n = unsafe {
+        libc::proc_pidinfo(
+            pid,
+            libc::PROC_PIDVNODEPATHINFO,
+            0,
+            (&mut info as *mut libc::proc_vnodepathinfo).cast(),
+            size,
+        )
+    };
+    if n != size {
+        return None;
+    }
+    // SAFETY: vip_path is MAXPATHLEN bytes that the kernel NUL-terminates.
+    let bytes: &[u8] = unsafe {
+        std::slice::from_raw_parts(
+            info.pvi_cdir.vip_path.as_ptr().cast::<u8>(),
+            std::mem::size_of_val(&info.pvi_cdir.vip_path),
+        )
+    };
+    CStr::from_bytes_until_nul(bytes)
+        .ok()
+        .and_then(|c| c.to_str().ok())
+        .map(str::to_string)
+}
+
+/// `KERN_PROCARGS2`: the process's arguments and environment, as the kernel keeps them
+/// (`argc`, the exec path, padding, `argc` arguments, then `NAME=value` strings).
+fn proc_args(pid: i32) -> Result<(Vec<String>, Vec<u8>), PeerError> {
+    let mut mib = [libc::CTL_KERN, libc::KERN_PROCARGS2, pid];
+    let mut size: libc::size_t = 0;
+    // SAFETY: a size query: no buffer is written.
+    let rc = unsafe {
+        libc::sysctl(
+            mib.as_mut_ptr(),
+            3,
+            std::ptr::null_mut(),
+            &mut size,
+            std::ptr::null_mut(),
+            0,
+        )
+    };
+    if rc != 0 {
+        return Err(PeerError::Gone);
+    }
+    let mut buf = vec![0u8; size];
+    // SAFETY: the kernel writes at most `size` bytes into buf.
+    let rc = unsafe {
+        libc::sysctl(
+            mib.as_mut_ptr(),
+            3,
+            buf.as_mut_ptr().cast(),
+            &mut size,
+            std::ptr::null_mut(),
+            0,
+        )
+    };
+    if rc != 0 {
+        return Err(PeerError::Gone);
+    }
+    buf.truncate(size);
+    Ok(super::procargs::parse(&buf))
+}
+
+/// Opens a file without blocking on a FIFO and without following the file's own name
+/// into a terminal.
+fn open_nonblocking(path: &str) -> std::io::Result<File> {
+    let c = std::ffi::CString::new(path).map_err(|_| std::io::Error::other("NUL in path"))?;
+    let flags = libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NONBLOCK | libc::O_NOCTTY;
+    // SAFETY: c is a valid C string; the fd is owned below.
+    let fd = unsafe { libc::open(c.as_ptr(), flags) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: open returned a new descriptor nobody else owns.
+    Ok(File::from(unsafe { OwnedFd::from_raw_fd(fd) }))
+}
+
+/// The path of an open file (`F_GETPATH`), symbolic links resolved.
+fn path_of_file(f: &File) -> std::io::Result<String> {
+    let mut buf = vec![0u8; libc::PATH_MAX as usize];
+    // SAFETY: F_GETPATH writes at most PATH_MAX bytes into buf.
+    if unsafe { libc::fcntl(f.as_raw_fd(), libc::F_GETPATH, buf.as_mut_ptr()) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    CStr::from_bytes_until_nul(&buf)
+        .ok()
+        .and_then(|c| c.to_str().ok())
+        .map(str::to_string)
+        .ok_or_else(|| std::io::Error::other("F_GETPATH gave no path"))
+}
+
+pub(super) fn identify(
+    sock: BorrowedFd<'_>,
+    cache: &HashCache,
+    may_hash: bool,
+) -> Result<Peer, PeerError> {
+    let (uid, token) = peer_token(sock)?;
+    let ours = crate::dirs::euid();
+    if uid != ours || token.euid() != ours {
+        return Err(PeerError::WrongUser { peer: uid, ours });
+    }
+    inspect(token, uid, cache, may_hash)
+}
+
+fn inspect(
+    token: AuditToken,
+    uid: u32,
+    cache: &HashCache,
+    may_hash: bool,
+) -> Result<Peer, PeerError> {
+    let pid = token.pid();
+    let path = token_path(&token)?;
+    let info = bsd_info(pid)?;
+    let args = proc_args(pid);
+    let cwd = cwd_of(pid);
+    let signing = signing_facts(&token);
+    // Still the same process (same pid version) after the pid-based reads above.
+    if token_path(&token)? != path {
+        return Err(PeerError::Changed);
+    }
+    let mut injection = (info.pbi_flags & PROC_FLAG_TRACED != 0)
+        .then(|| "it is being traced (a debugger is attached)".to_string());
+    let signing = match signing {
+        Ok(f) => {
+            if injection.is_none() {
+                injection = f.refusal();
+            }
+            Some(f)
+        }
+        Err(why) => {
+            injection = injection.or(Some(format!("its code signature is unreadable ({why})")));
+            None
+        }
+    };
+    if injection.is_none() {
+        injection = match &args {
+            Ok((_, env)) => injected_env(env),
+            Err(e) => Some(format!(
+                "its arguments and environment are unreadable ({e})"
+            )),
+        };
+    }
+    let exe = File::open(&path).map_err(|e| inspect_err("open executable", e))?;
+    let hashed = if may_hash {
+        cache.hash_file(&exe).map(Some)
+    } else {
+        cache.cached(&exe)
+    };
+    let (exe_hash, _) = hashed
+        .map_err(|e| inspect_err("hash executable", e))?
+        .ok_or(PeerError::NeedsHash)?;
+    let (mut hash, mut interpreter, mut no_script, mut script) = (exe_hash, false, None, None);
+    if is_interpreter(&path) {
+        let argv = args.as_ref().map(|(a, _)| a.clone()).unwrap_or_default();
+        match script_of(&argv, cwd.as_deref(), &path, &hash, cache, may_hash)? {
+            Ok(s) => {
+                hash = super::script_identity_hash(&s);
+                script = Some(s);
+            }
+            Err(why) => {
+                interpreter = true;
+                no_script = Some(why);
+            }
+        }
+    }
+    Ok(Peer {
+        pid,
+        uid,
+        interpreter,
+        no_script,
+        script,
+        via: None,
+        path: path.clone(),
+        hash,
+        injection,
+        handle: Handle { token, path },
+        wants: std::sync::OnceLock::new(),
+        signing,
+    })
+}
+
+/// The script an interpreter runs, from its arguments, resolved against its working
+/// directory and hashed. `Ok(Err(why))` when it runs none that can be named.
+fn script_of(
+    argv: &[String],
+    cwd: Option<&str>,
+    interpreter: &str,
+    interpreter_hash: &str,
+    cache: &HashCache,
+    may_hash: bool,
+) -> Result<Result<super::ScriptIdentity, String>, PeerError> {
+    use super::script::{runs, Runs};
+    let base = interpreter.rsplit('/').next().unwrap_or(interpreter);
+    let named =
+        match runs(base, argv) {
+            Runs::Script(p) => p,
+            Runs::Inline(how) => return Ok(Err(format!("it runs {how}, not a script file"))),
+            Runs::Interactive => return Ok(Err(
+                "it runs no script file (an interactive session, or commands from standard input)"
+                    .into(),
+            )),
+        };
+    let full = if named.starts_with('/') {
+        named.clone()
+    } else {
+        match cwd {
+            Some(dir) => format!("{}/{named}", dir.trim_end_matches('/')),
+            None => {
+                return Ok(Err(format!(
+                    "its working directory is unreadable, so its script {named:?} cannot be found"
+                )))
+            }
+        }
+    };
+    let file = match open_nonblocking(&full) {
+        Ok(f) => f,
+        Err(e) => return Ok(Err(format!("its script {named:?} cannot be read: {e}"))),
+    };
+    let meta = file.metadata().map_err(|e| inspect_err("stat script", e))?;
+    if !meta.is_file() {
+        return Ok(Err(format!("its script {named:?} is not a regular file")));
+    }
+    if meta.len() > MAX_SCRIPT {
+        return Ok(Err(format!(
+            "its script {named:?} is larger than {MAX_SCRIPT} bytes"
+        )));
+    }
+    let resolved = path_of_file(&file).map_err(|e| inspect_err("resolve script path", e))?;
+    let hashed = if may_hash {
+        cache.hash_file(&file).map(Some)
+    } else {
+        cache.cached(&file)
+    };
+    let (hash, _) = hashed
+        .map_err(|e| inspect_err("hash script", e))?
+        .ok_or(PeerError::NeedsHash)?;
+    Ok(Ok(super::ScriptIdentity {
+        interpreter: interpreter.to_string(),
+        interpreter_hash: interpreter_hash.to_string(),
+        path: resolved,
+        hash,
+    }))
+}
+
+/// `keychain-auth get`'s caller. Not available on macOS yet: the parent's audit token
+/// cannot be had without its task port, and a pid alone is not an identity.
+#[derive(Debug)]
+pub struct ParentSeed;
+
+pub(super) fn parent(_peer: &Peer) -> Result<ParentSeed, PeerError> {
+    Err(PeerError::Inspect(
+        "keychain-auth get is not available on macOS yet (the caller's audit token cannot be obtained); connect with the SDK instead".into(),
+    ))
+}
+
+pub(super) fn identify_seed(
+    _seed: ParentSeed,
+    _cache: &HashCache,
+    _may_hash: bool,
+) -> Result<Peer, PeerError> {
+    Err(PeerError::Unsupported)
+}
+
+/// Before every answer: the token must still resolve (same pid version, so neither
+/// exited nor exec'd) to the same path.
+pub(super) fn recheck(peer: &Peer) -> Result<(), PeerError> {
+    match token_path(&peer.handle.token) {
+        Ok(p) if p == peer.handle.path => Ok(()),
+        Ok(_) => Err(PeerError::Changed),
+        Err(_) => {
+            // SAFETY: signal 0 only checks that the pid exists.
+            let alive = unsafe { libc::kill(peer.pid, 0) } == 0;
+            Err(if alive {
+                PeerError::Changed
+            } else {
+                PeerError::Gone
+            })
+        }
+    }
+}
+
+pub(super) fn prepare_listener(_listener: BorrowedFd<'_>) -> std::io::Result<()> {
+    Ok(())
+}
+
+/// One receive; macOS attaches no per-message sender credentials to stream sockets.
+pub(super) fn recv_with_sender(
+    sock: BorrowedFd<'_>,
+    buf: &mut [u8],
+) -> std::io::Result<(usize, Option<i32>)> {
+    // SAFETY: buf is writable for its length; the fd is borrowed for the call.
+    let n = unsafe {
+        libc::recv(
+            sock.as_raw_fd(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            libc::MSG_DONTWAIT,
+        )
+    };
+    if n < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok((n as usize, None))
+}
