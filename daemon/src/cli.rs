@@ -1,7 +1,8 @@
 //! The `keychain-auth` command line. Daemon control (`start`, `stop`, `status`), admin
 //! commands sent over the socket (`approve`, `deny`, `revoke`, `register`, `upgrade`,
 //! `list`, `list-pending`), secret management (`set`, `delete`, `names`) and the audit log
-//! (`audit`, `audit verify`). Errors print their whole chain; the exit code is non-zero.
+//! (`audit`, `audit verify`), and starting at login (`service`). Errors print their whole
+//! chain; the exit code is non-zero.
 
 use crate::audit;
 use crate::config::StoreChoice;
@@ -100,6 +101,11 @@ enum Cmd {
     },
     /// List every secret name in the store (names only).
     Names,
+    /// Start the daemon at login (systemd user unit on Linux, LaunchAgent on macOS).
+    Service {
+        #[command(subcommand)]
+        action: ServiceCmd,
+    },
     /// Show recent audit events, or verify the log's hash chain.
     Audit {
         #[command(subcommand)]
@@ -110,6 +116,27 @@ enum Cmd {
         /// Print the raw JSON lines.
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ServiceCmd {
+    /// Write the systemd user unit (Linux) or LaunchAgent (macOS) and start it.
+    Install {
+        /// Ask on the desktop (notifications) for each new binary.
+        #[arg(long)]
+        notify: bool,
+        /// Only write the file; do not start it.
+        #[arg(long)]
+        no_start: bool,
+    },
+    /// Stop the service and remove its file.
+    Uninstall,
+    /// Print the file `install` would write, and where.
+    Print {
+        /// As with `install --notify`.
+        #[arg(long)]
+        notify: bool,
     },
 }
 
@@ -178,6 +205,16 @@ fn run(cli: Cli) -> Result<i32> {
             notify,
         } => println!("{}", crate::daemon::start_background(store, notify)?),
         Cmd::Stop => println!("{}", crate::daemon::stop()?),
+        Cmd::Service { action } => match action {
+            ServiceCmd::Install { notify, no_start } => {
+                println!("{}", crate::service::install(notify, !no_start)?)
+            }
+            ServiceCmd::Uninstall => println!("{}", crate::service::uninstall()?),
+            ServiceCmd::Print { notify } => {
+                let (path, text) = crate::service::file_for(&crate::service::spec(notify)?)?;
+                println!("# {}\n{text}", path.display());
+            }
+        },
         Cmd::Status => return status(),
         Cmd::ListPending { json } => {
             let pending = all_pages(|offset| match admin(Request::ListPending { offset })? {

@@ -17,7 +17,8 @@
 //!   often it may be asked.
 //! - [`dirs`], [`atomic`], [`hardening`], [`clock`]: private directories, atomic
 //!   writes, process hardening, time.
-//! - [`cli`]: the `keychain-auth` command line; [`daemon`]: starting and stopping.
+//! - [`cli`]: the `keychain-auth` command line; [`daemon`]: starting and stopping;
+//!   [`service`]: starting at login (systemd user unit, LaunchAgent).
 //! - [`host`]: what an app hosting the daemon in-process may call; [`menu`]: the tray
 //!   menu as data; [`history`]: the audit history, searched and filtered.
 
@@ -45,4 +46,5 @@ pub mod ratelimit;
 pub mod requests;
 pub mod scope;
 pub mod server;
+pub mod service;
 pub mod store;

@@ -400,3 +400,109 @@ fn secret_service_items_changed_behind_the_daemons_back_are_never_served_stale()
     assert!(h.ka(&["delete", "ss/token"]).status.success());
     assert_eq!(h.client(&["get", "ss/token"])["code"], "not_found");
 }
+
+/// Splits a systemd command line as `service install` writes it (every word quoted).
+fn systemd_words(line: &str) -> Vec<String> {
+    let (mut words, mut cur, mut quoted, mut chars) =
+        (Vec::new(), String::new(), false, line.chars().peekable());
+    while let Some(c) = chars.next() {
+        match (c, quoted) {
+            ('"', _) => {
+                if quoted {
+                    words.push(std::mem::take(&mut cur));
+                }
+                quoted = !quoted;
+            }
+            ('\\', true) => cur.push(chars.next().unwrap()),
+            ('%' | '$', true) if chars.peek() == Some(&c) => {
+                chars.next();
+                cur.push(c);
+            }
+            (_, true) => cur.push(c),
+            _ => {}
+        }
+    }
+    words
+}
+
+/// `service install --no-start` writes a systemd user unit whose command line, run as
+/// systemd would run it, starts this daemon on this home; `service print` shows the same
+/// file; without a user systemd, `install` says how to start it and fails nothing;
+/// `uninstall` removes the file.
+#[test]
+fn service_install_writes_a_systemd_unit_that_starts_this_daemon() {
+    let h = Home::new();
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tmp.path().join("config");
+    let ka = |args: &[&str]| {
+        h.command(&bin("keychain-auth"))
+            .args(args)
+            .env("HOME", tmp.path())
+            .env("XDG_CONFIG_HOME", &config)
+            .env("PATH", "/usr/bin:/bin")
+            .output()
+            .unwrap()
+    };
+    let o = ka(&["service", "install", "--no-start"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let unit_path = config.join("systemd/user/keychain-auth.service");
+    let unit = std::fs::read_to_string(&unit_path).unwrap();
+    assert!(stdout(&o).contains(unit_path.to_str().unwrap()));
+    let printed = ka(&["service", "print"]);
+    assert!(
+        stdout(&printed).contains(&unit),
+        "print shows the installed file"
+    );
+
+    let exec = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("ExecStart="))
+        .unwrap();
+    let words = systemd_words(exec);
+    let exe = std::fs::canonicalize(bin("keychain-auth")).unwrap();
+    assert_eq!(words[0], exe.to_str().unwrap());
+    assert_eq!(&words[1..], ["start", "--foreground"]);
+    let env = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("Environment="))
+        .map(systemd_words)
+        .unwrap();
+    assert_eq!(
+        env,
+        [format!("KEYCHAIN_AUTH_HOME={}", h.dir.display())],
+        "the daemon keeps this home"
+    );
+    // Run the unit's command the way systemd would: it serves this home.
+    let (key, value) = env[0].split_once('=').unwrap();
+    let mut daemon = Command::new(&words[0])
+        .args(&words[1..])
+        .env_clear()
+        .env(key, value)
+        .env("PATH", "/usr/bin:/bin")
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut served = false;
+    for _ in 0..200 {
+        if h.ka(&["status"]).status.success() {
+            served = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(served, "the unit's command started a daemon on this home");
+    assert!(h.ka(&["stop"]).status.success());
+    let _ = daemon.wait();
+
+    // Installing and starting without a user systemd: the file is written, and the
+    // person is told how to start it.
+    let o = ka(&["service", "install"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    if !stdout(&o).contains("started;") {
+        assert!(stdout(&o).contains("systemctl --user"), "{}", stdout(&o));
+    }
+    let o = ka(&["service", "uninstall"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!unit_path.exists());
+    assert!(stdout(&ka(&["service", "uninstall"])).contains("no service was installed"));
+}
