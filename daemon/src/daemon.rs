@@ -323,9 +323,9 @@ pub fn stop() -> Result<String> {
 }
 
 /// Events from the desktop notifier, when notifications are on.
-#[cfg(target_os = "linux")]
+#[cfg(any(target_os = "linux", target_os = "macos"))]
 type DesktopEvents = tokio::sync::mpsc::UnboundedReceiver<crate::notify::Event>;
-#[cfg(not(target_os = "linux"))]
+#[cfg(not(any(target_os = "linux", target_os = "macos")))]
 type DesktopEvents = ();
 
 /// The approver: desktop notifications when asked for (Linux), else headless.
@@ -333,7 +333,7 @@ fn approver(
     notify: bool,
     in_tray: bool,
 ) -> (Arc<dyn crate::approver::Approver>, Option<DesktopEvents>) {
-    #[cfg(target_os = "linux")]
+    #[cfg(any(target_os = "linux", target_os = "macos"))]
     if notify {
         let elsewhere = if in_tray {
             crate::notify::Elsewhere::Tray
@@ -351,7 +351,7 @@ fn approver(
 }
 
 /// Applies what the person chose on a notification, and audits what the notifier saw.
-#[cfg(target_os = "linux")]
+#[cfg(any(target_os = "linux", target_os = "macos"))]
 async fn follow_desktop(state: Arc<State>, mut events: DesktopEvents) {
     use crate::notify::Event;
     while let Some(ev) = events.recv().await {
@@ -378,5 +378,5 @@ async fn follow_desktop(state: Arc<State>, mut events: DesktopEvents) {
     }
 }
 
-#[cfg(not(target_os = "linux"))]
+#[cfg(not(any(target_os = "linux", target_os = "macos")))]
 async fn follow_desktop(_state: Arc<State>, _events: DesktopEvents) {}

@@ -39,9 +39,13 @@ pub mod host;
 pub mod menu;
 #[cfg(target_os = "linux")]
 pub mod notify;
+#[cfg(target_os = "macos")]
+#[path = "notify_macos.rs"]
+pub mod notify;
 pub mod peer;
 pub mod pending;
 pub mod policy;
+pub mod prompt;
 pub mod ratelimit;
 pub mod requests;
 pub mod scope;

@@ -1,0 +1,130 @@
+//! What every desktop notifier shares (freedesktop on Linux, UserNotifications on
+//! macOS): the events a notifier reports to the daemon, where else the person can
+//! answer, and the text of a notification about a pending binary.
+
+use crate::approver::Answer;
+use keychain_auth_sdk::protocol::PendingEntry;
+
+/// What the notifier reports to the daemon.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A notification was shown.
+    Shown {
+        /// The binary's hash.
+        hash: String,
+        /// The notification server's id for it.
+        id: u32,
+    },
+    /// The person answered.
+    Answer {
+        /// The binary's hash.
+        hash: String,
+        /// What they chose.
+        choice: Answer,
+    },
+    /// An `ActionInvoked` came from a bus connection that does not own the notification
+    /// service: ignored.
+    Forged {
+        /// The sender's unique bus name.
+        sender: String,
+        /// The action key it claimed.
+        action: String,
+    },
+    /// Notifications cannot be shown (no session bus or no notification server).
+    Unavailable(String),
+}
+
+/// Where else the person can answer, besides the notification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Elsewhere {
+    /// Only the CLI (`keychain-auth start --notify`).
+    Cli,
+    /// The tray menu of the app hosting the daemon (and the CLI).
+    Tray,
+}
+
+/// Whether the notification offers Approve: a bare script interpreter is never approved.
+pub fn approvable(entry: &PendingEntry) -> bool {
+    !(entry.interpreter && entry.script.is_none())
+}
+
+/// The text of a notification for a pending binary.
+pub fn body(entry: &PendingEntry, has_actions: bool, elsewhere: Elsewhere) -> String {
+    let short = entry.hash.get(..19).unwrap_or(&entry.hash);
+    let who = match &entry.script {
+        Some(s) => format!(
+            "the script {} run by {} (a script's identity is advisory)",
+            s.path, s.interpreter
+        ),
+        None => entry.path.clone(),
+    };
+    let names = if entry.names.is_empty() {
+        "(no name yet)".to_string()
+    } else {
+        entry.names.join(", ")
+    };
+    let mut text = format!("{who}\n{short}…\nasks for: {names}");
+    if !approvable(entry) {
+        text.push_str("\nA script interpreter cannot be approved as a whole (every command run in it could read the secret): run the command from a script file.");
+        return text;
+    }
+    if !entry.requested_scopes.is_empty() {
+        text.push_str(&format!(
+            "\napproving grants: {}",
+            entry.requested_scopes.join(", ")
+        ));
+    }
+    if !has_actions {
+        text.push_str(&match elsewhere {
+            Elsewhere::Cli => format!(
+                "\nThis desktop's notifications have no buttons: run keychain-auth approve {}",
+                entry.hash
+            ),
+            Elsewhere::Tray => format!(
+                "\nThis desktop's notifications have no buttons: use the keychain-auth tray menu (Waiting for approval), or run keychain-auth approve {}",
+                entry.hash
+            ),
+        });
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_body_names_the_binary_its_names_and_what_to_do_without_buttons() {
+        let e = PendingEntry {
+            hash: format!("sha256:{}", "ab".repeat(32)),
+            path: "/usr/local/bin/tool".into(),
+            first_seen: String::new(),
+            last_seen: String::new(),
+            attempts: 1,
+            names: vec!["git/https/h/alice".into()],
+            interpreter: false,
+            requested_scopes: vec!["git/*".into()],
+            requested_access: None,
+            script: None,
+            macos: None,
+        };
+        let b = body(&e, true, Elsewhere::Cli);
+        assert!(b.contains("/usr/local/bin/tool"));
+        assert!(b.contains("sha256:abababababab"));
+        assert!(b.contains("git/https/h/alice"));
+        assert!(b.contains("approving grants: git/*"));
+        assert!(!b.contains("keychain-auth approve"));
+        assert!(
+            body(&e, false, Elsewhere::Cli).contains(&format!("keychain-auth approve {}", e.hash))
+        );
+        assert!(body(&e, false, Elsewhere::Tray).contains("tray menu"));
+        assert!(!body(&e, true, Elsewhere::Tray).contains("tray menu"));
+        let interp = PendingEntry {
+            path: "/usr/bin/python3".into(),
+            interpreter: true,
+            ..e
+        };
+        assert!(!approvable(&interp));
+        assert!(body(&interp, true, Elsewhere::Cli).contains("cannot be approved as a whole"));
+    }
+}
