@@ -308,6 +308,68 @@ impl Drop for Home {
             // A daemon started in the background by `keychain-auth start`.
             let _ = self.command(&bin("keychain-auth")).arg("stop").output();
         }
+        forget_keyutils_keys(&format!("{}:", self.namespace));
+    }
+}
+
+/// Unlinks from the user keyring every key this home's daemon stored with the keyutils
+/// store (described `<namespace>:<name>`), so test runs leave nothing behind there.
+fn forget_keyutils_keys(prefix: &str) {
+    // The keyring's serials (KEYCTL_READ on @u), growing the buffer as the kernel asks.
+    let mut serials: Vec<i32> = Vec::with_capacity(1024);
+    loop {
+        let cap = serials.capacity() * std::mem::size_of::<i32>();
+        // SAFETY: the kernel writes at most `cap` bytes into the spare capacity.
+        let n = unsafe {
+            libc::syscall(
+                libc::SYS_keyctl,
+                libc::KEYCTL_READ,
+                libc::KEY_SPEC_USER_KEYRING,
+                serials.as_mut_ptr(),
+                cap,
+            )
+        };
+        if n < 0 {
+            return;
+        }
+        let n = n as usize;
+        if n <= cap {
+            // SAFETY: the kernel wrote n bytes of serials.
+            unsafe { serials.set_len(n / std::mem::size_of::<i32>()) };
+            break;
+        }
+        serials = Vec::with_capacity(n / std::mem::size_of::<i32>() + 64);
+    }
+    let mut buf = vec![0u8; 4096];
+    for id in serials {
+        // SAFETY: KEYCTL_DESCRIBE writes at most buf.len() bytes into buf.
+        let n = unsafe {
+            libc::syscall(
+                libc::SYS_keyctl,
+                libc::KEYCTL_DESCRIBE,
+                id,
+                buf.as_mut_ptr(),
+                buf.len(),
+            )
+        };
+        if n <= 0 || n as usize > buf.len() {
+            continue;
+        }
+        // "type;uid;gid;perm;description\0"
+        let text = String::from_utf8_lossy(&buf[..n as usize - 1]);
+        let mut parts = text.splitn(5, ';');
+        let (kind, desc) = (parts.next(), parts.nth(3));
+        if kind == Some("user") && desc.is_some_and(|d| d.starts_with(prefix)) {
+            // SAFETY: unlinking a key from the user keyring passes no memory.
+            unsafe {
+                libc::syscall(
+                    libc::SYS_keyctl,
+                    libc::KEYCTL_UNLINK,
+                    id,
+                    libc::KEY_SPEC_USER_KEYRING,
+                )
+            };
+        }
     }
 }
 
