@@ -197,6 +197,17 @@ pub fn install(notify: bool, start: bool) -> Result<String> {
         ));
         return Ok(msg);
     }
+    // Without a reachable user service manager nothing is started, and a daemon that
+    // is running now is left alone.
+    if !cfg!(target_os = "macos")
+        && run_quiet(Command::new("systemctl").args(["--user", "show-environment"])).is_err()
+    {
+        msg.push_str(&format!(
+            "\nthe systemd user manager cannot be reached here, so it was not started; start it with: {}",
+            start_hint(&path)
+        ));
+        return Ok(msg);
+    }
     // The service will take the socket: a daemon started by hand must stop first.
     let _ = crate::daemon::stop();
     let started = if cfg!(target_os = "macos") {
