@@ -172,7 +172,9 @@ pub fn main() -> i32 {
     }
 }
 
-fn init_tracing() {
+/// Logs to stderr, quiet (`warn`) unless `RUST_LOG` says otherwise. Used by the CLI and
+/// the tray app.
+pub fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     let _ = tracing_subscriber::fmt()

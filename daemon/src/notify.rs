@@ -53,12 +53,7 @@ impl Approver for Desktop {
     }
 
     fn where_asked(&self) -> Option<&'static str> {
-        Some(match self.elsewhere {
-            Elsewhere::Cli => "or answer the notification on your desktop",
-            Elsewhere::Tray => {
-                "or answer the notification on your desktop, or use the keychain-auth tray menu"
-            }
-        })
+        Some(self.elsewhere.where_asked())
     }
 }
 

@@ -43,6 +43,18 @@ pub enum Elsewhere {
     Tray,
 }
 
+impl Elsewhere {
+    /// What a refused tool's message adds about where the person is being asked.
+    pub fn where_asked(self) -> &'static str {
+        match self {
+            Elsewhere::Cli => "or answer the notification on your desktop",
+            Elsewhere::Tray => {
+                "or answer the notification on your desktop, or use the keychain-auth tray menu"
+            }
+        }
+    }
+}
+
 /// Whether the notification offers Approve: a bare script interpreter is never approved.
 pub fn approvable(entry: &PendingEntry) -> bool {
     !(entry.interpreter && entry.script.is_none())

@@ -54,12 +54,7 @@ fn run() -> Result<()> {
             other => anyhow::bail!("unknown argument {other:?}\n{USAGE}"),
         }
     }
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+    keychain_auth::cli::init_tracing();
     for failure in keychain_auth::hardening::harden_process() {
         tracing::warn!("hardening step failed: {failure}");
     }

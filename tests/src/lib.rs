@@ -373,6 +373,25 @@ fn forget_keyutils_keys(prefix: &str) {
     }
 }
 
+/// Compiles the small C client (`clients/tiny-client.c`) to `dest` with `cc -O2`: a 16 KiB
+/// executable whose copies (each with its own trailing bytes) are distinct binaries.
+pub fn compile_tiny_client(dest: &Path) {
+    let cc = Command::new("cc")
+        .args(["-O2", "-o"])
+        .arg(dest)
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/clients/tiny-client.c"
+        ))
+        .output()
+        .expect("a C compiler (cc) is installed");
+    assert!(
+        cc.status.success(),
+        "{}",
+        String::from_utf8_lossy(&cc.stderr)
+    );
+}
+
 /// Runs a command, retrying while exec fails with ETXTBSY (a just-written binary).
 pub fn run_retrying(cmd: &mut Command) -> Output {
     for _ in 0..50 {

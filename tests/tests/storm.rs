@@ -43,20 +43,7 @@ fn slowloris_and_a_storm_of_unknown_binaries_do_not_starve_an_approved_client() 
         .success());
 
     let tiny = h.path("tiny-client");
-    let cc = Command::new("cc")
-        .args(["-O2", "-o"])
-        .arg(&tiny)
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/clients/tiny-client.c"
-        ))
-        .output()
-        .expect("a C compiler (cc) is installed");
-    assert!(
-        cc.status.success(),
-        "{}",
-        String::from_utf8_lossy(&cc.stderr)
-    );
+    keychain_auth_e2e::compile_tiny_client(&tiny);
 
     // Slowloris: half say nothing, half send two bytes of a length prefix and stall.
     // They need descriptors in this process too: fewer when its limit is small.

@@ -110,20 +110,7 @@ fn main() {
 /// the newest 256) and audited.
 fn distinct_peers(home: &Path, n: usize) {
     let tiny = home.join("tiny-client");
-    let cc = Command::new("cc")
-        .args(["-O2", "-o"])
-        .arg(&tiny)
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/clients/tiny-client.c"
-        ))
-        .output()
-        .expect("a C compiler (cc)");
-    assert!(
-        cc.status.success(),
-        "{}",
-        String::from_utf8_lossy(&cc.stderr)
-    );
+    keychain_auth_e2e::compile_tiny_client(&tiny);
     let template = std::fs::read(&tiny).expect("read tiny-client");
     let started = Instant::now();
     let threads = 8;
