@@ -211,7 +211,7 @@ impl State {
 
     fn queue_pending(&self, peer: &Peer, name: Option<&str>) {
         let now = self.clock.rfc3339();
-        let (recorded, snapshot, entry) = {
+        let (recorded, entry) = {
             let mut q = self.pending.lock().unwrap_or_else(|p| p.into_inner());
             let r = q.record(&Sighting {
                 hash: &peer.hash,
@@ -223,15 +223,9 @@ impl State {
                 signing: peer.signing.as_ref(),
                 now: &now,
             });
-            (r, q.entries().to_vec(), q.get(&peer.hash).cloned())
+            (r, q.get(&peer.hash).cloned())
         };
-        let file = PendingFile {
-            version: FILE_VERSION,
-            pending: snapshot,
-        };
-        if let Err(e) = file.save(&self.paths.pending) {
-            tracing::error!("{e}");
-        }
+        self.save_pending();
         self.touched();
         if matches!(recorded, Recorded::New | Recorded::NewName) {
             let allowed = self
@@ -405,22 +399,35 @@ impl State {
     }
 
     fn drop_pending(&self, hash: &str) -> Option<keychain_auth_sdk::protocol::PendingEntry> {
-        let (removed, snapshot) = {
-            let mut q = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-            let r = q.remove(hash);
-            (r, q.entries().to_vec())
-        };
+        let removed = self
+            .pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(hash);
         if removed.is_some() {
-            let file = PendingFile {
-                version: FILE_VERSION,
-                pending: snapshot,
-            };
-            if let Err(e) = file.save(&self.paths.pending) {
-                tracing::error!("{e}");
-            }
+            self.save_pending();
             self.touched();
         }
         removed
+    }
+
+    /// Writes pending.json. Saves take turns and each writes the queue as it is when its
+    /// turn comes, so the file always ends with the newest queue, whichever of several
+    /// requests saved last.
+    fn save_pending(&self) {
+        let _turn = self.pending_save.lock().unwrap_or_else(|p| p.into_inner());
+        let file = PendingFile {
+            version: FILE_VERSION,
+            pending: self
+                .pending
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .entries()
+                .to_vec(),
+        };
+        if let Err(e) = file.save(&self.paths.pending) {
+            tracing::error!("{e}");
+        }
     }
 
     /// An admin audit line: the CLI's pid and uid when the CLI asked, else where the

@@ -108,6 +108,8 @@ pub struct State {
     /// Serialises config changes (the file write happens under it).
     pub(crate) config_write: tokio::sync::Mutex<()>,
     pub(crate) pending: Mutex<pending::Queue>,
+    /// Serialises writes of pending.json (see `save_pending`).
+    pub(crate) pending_save: Mutex<()>,
     /// Bounds how often the approver is asked.
     pub(crate) prompts: Mutex<crate::ratelimit::PromptLimiter>,
     pub(crate) audit: Mutex<audit::Log>,
@@ -154,6 +156,7 @@ impl State {
             config: RwLock::new(Arc::new(config)),
             config_write: tokio::sync::Mutex::new(()),
             pending: Mutex::new(queue),
+            pending_save: Mutex::new(()),
             prompts: Mutex::new(crate::ratelimit::PromptLimiter::default()),
             audit: Mutex::new(log),
             changes: watch::channel(0).0,

@@ -63,6 +63,9 @@ pub struct Home {
     /// The secret namespace this test uses.
     pub namespace: String,
     daemon: Option<Child>,
+    /// What the daemon wrote to stderr, read as it comes so the daemon never blocks on a
+    /// full pipe.
+    daemon_stderr: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
     /// Dropped with the home; until then a watchdog waits on its other end.
     _watchdog: std::sync::mpsc::Sender<()>,
 }
@@ -137,6 +140,7 @@ impl Home {
             dir,
             namespace: namespace.to_string(),
             daemon: None,
+            daemon_stderr: Default::default(),
         }
     }
 
@@ -184,14 +188,34 @@ impl Home {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
+        self.adopt_daemon(child);
+    }
+
+    /// Takes charge of a daemon started by the test itself, and waits for its socket.
+    pub fn adopt_daemon(&mut self, mut child: Child) {
+        if let Some(mut err) = child.stderr.take() {
+            let sink = self.daemon_stderr.clone();
+            std::thread::spawn(move || {
+                use std::io::Read;
+                let mut chunk = [0u8; 4096];
+                while let Ok(n) = err.read(&mut chunk) {
+                    if n == 0 {
+                        break;
+                    }
+                    sink.lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .extend_from_slice(&chunk[..n]);
+                }
+            });
+        }
         self.daemon = Some(child);
         self.wait_for_socket();
     }
 
-    /// Takes charge of a daemon started by the test itself, and waits for its socket.
-    pub fn adopt_daemon(&mut self, child: Child) {
-        self.daemon = Some(child);
-        self.wait_for_socket();
+    /// What the daemon has written to stderr so far.
+    pub fn daemon_stderr(&self) -> String {
+        String::from_utf8_lossy(&self.daemon_stderr.lock().unwrap_or_else(|p| p.into_inner()))
+            .into_owned()
     }
 
     /// Waits until the daemon answers a status request.
@@ -200,12 +224,9 @@ impl Home {
         while Instant::now() < deadline {
             if let Some(child) = self.daemon.as_mut() {
                 if let Some(status) = child.try_wait().unwrap() {
-                    let mut err = String::new();
-                    use std::io::Read;
-                    if let Some(mut e) = child.stderr.take() {
-                        let _ = e.read_to_string(&mut err);
-                    }
-                    panic!("daemon exited ({status}): {err}");
+                    // Let the reader take the last of the pipe.
+                    std::thread::sleep(Duration::from_millis(100));
+                    panic!("daemon exited ({status}): {}", self.daemon_stderr());
                 }
             }
             if self.ka(&["status"]).status.success() {

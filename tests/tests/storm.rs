@@ -168,6 +168,18 @@ fn slowloris_and_a_storm_of_unknown_binaries_do_not_starve_an_approved_client() 
         "the most recent unknown binaries are kept ({queued})"
     );
     assert!(h.ka(&["status"]).status.success());
+    // No file write failed (concurrent saves of pending.json once shared a temporary
+    // file, and the losers' renames failed).
+    let log = h.daemon_stderr();
+    assert!(
+        !log.contains("ERROR"),
+        "the daemon logged errors: {}",
+        log.lines()
+            .filter(|l| l.contains("ERROR"))
+            .take(5)
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
     // The daemon dropped every connection that never sent a hello.
     for mut s in last_wave {
         s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
