@@ -1,15 +1,24 @@
-//! Criterion benchmarks of the daemon's per-request work that runs without I/O: frame
-//! encoding and decoding (every request and answer), scope matching (every `get`) and
-//! SHA-256 of an executable (every binary seen for the first time). `cargo bench -p
-//! keychain-auth`; the whole-daemon scenarios are in `scripts/bench`.
+//! Criterion benchmarks of the daemon's per-request work: frame encoding and decoding
+//! (every request and answer), scope matching (every `get`), SHA-256 of an executable
+//! (every binary seen for the first time), and a whole approved `get` answered in-process
+//! without a socket (policy, the peer re-check, the audit line; a store that answers
+//! from memory), with the peer re-check alone beside it. `cargo bench -p keychain-auth`;
+//! the whole-daemon scenarios are in `scripts/bench`.
 
 // criterion_group! generates an undocumented function.
 #![allow(missing_docs)]
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
+use keychain_auth::peer::Peer;
+use keychain_auth::server::{Deps, State};
+use keychain_auth::store::{BoxFuture, SecretStore, StoreError};
 use keychain_auth::{digest, scope};
 use keychain_auth_sdk::frame;
+use keychain_auth_sdk::paths::Paths;
 use keychain_auth_sdk::protocol::{Request, Response};
+use keychain_auth_sdk::Secret;
+use std::os::fd::AsFd;
+use std::sync::Arc;
 
 fn codec(c: &mut Criterion) {
     let req = Request::Get {
@@ -54,5 +63,75 @@ fn hashing(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, codec, scopes, hashing);
+/// A store holding one value in memory, so the `get` bench measures the daemon's own work.
+struct OneValue;
+
+impl SecretStore for OneValue {
+    fn kind(&self) -> &'static str {
+        "bench"
+    }
+    fn get<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<Option<Secret>, StoreError>> {
+        Box::pin(async {
+            Ok(Some(Secret::from(
+                "ghp_0123456789abcdefghijklmnopqrstuvwxyzAB",
+            )))
+        })
+    }
+    fn set<'a>(&'a self, _: &'a str, _: &'a Secret) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async { Ok(()) })
+    }
+    fn delete<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(async { Ok(false) })
+    }
+    fn list(&self) -> BoxFuture<'_, Result<Vec<String>, StoreError>> {
+        Box::pin(async { Ok(Vec::new()) })
+    }
+}
+
+fn approved_get(c: &mut Criterion) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let exe = std::fs::File::open("/proc/self/exe").expect("own executable");
+    let (hash, _) = digest::HashCache::new().hash_file(&exe).expect("hash");
+    let config = format!(
+        r#"{{"version":1,"tools":[{{"hash":"{hash}","label":"bench","path":"/bench","scopes":["bench/*"],"access":"read","approved_at":"2026-01-01T00:00:00Z","approved_via":"cli"}}]}}"#
+    );
+    std::fs::write(dir.path().join("config.json"), config).expect("config");
+    let state = Arc::new(
+        State::load(Deps {
+            paths: Paths::in_dir(dir.path()),
+            store: Arc::new(OneValue),
+            approver: Arc::new(keychain_auth::approver::Headless),
+            clock: Arc::new(keychain_auth::clock::SystemClock),
+            admin_hashes: Vec::new(),
+        })
+        .expect("state"),
+    );
+    let (a, _b) = std::os::unix::net::UnixStream::pair().expect("pair");
+    let peer = Peer::identify(a.as_fd(), &state_cache()).expect("identify self");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let req = || Request::Get {
+        name: "bench/token".into(),
+        wait_ms: None,
+    };
+    assert!(matches!(
+        rt.block_on(state.handle(&peer, req())),
+        Response::Secret { .. }
+    ));
+    c.bench_function(
+        "approved get answered in-process (policy, audit line)",
+        |b| b.iter(|| rt.block_on(state.handle(&peer, req()))),
+    );
+    c.bench_function("peer re-check (has it exec'd?)", |b| {
+        b.iter(|| peer.recheck().expect("same peer"))
+    });
+}
+
+fn state_cache() -> digest::HashCache {
+    digest::HashCache::new()
+}
+
+criterion_group!(benches, codec, scopes, hashing, approved_get);
 criterion_main!(benches);

@@ -80,6 +80,14 @@ pub struct Config {
     /// Deny rules.
     #[serde(default)]
     pub denied: Vec<DenyRule>,
+    /// How long a value read from the store may be served again from memory, in
+    /// milliseconds; 0 (the default) reads the store every time. Read at start.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub value_cache_ms: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 fn default_namespace() -> String {
@@ -99,6 +107,7 @@ impl Default for Config {
             pending_limit: DEFAULT_PENDING_LIMIT,
             tools: Vec::new(),
             denied: Vec::new(),
+            value_cache_ms: 0,
         }
     }
 }
@@ -210,6 +219,13 @@ impl Config {
                 self.pending_limit
             ));
         }
+        if self.value_cache_ms > crate::store::cache::MAX_TTL.as_millis() as u64 {
+            return Err(format!(
+                "value_cache_ms {} must be at most {}",
+                self.value_cache_ms,
+                crate::store::cache::MAX_TTL.as_millis()
+            ));
+        }
         for (i, t) in self.tools.iter().enumerate() {
             validate_hash(&t.hash).map_err(|e| format!("tools[{i}]: {e}"))?;
             // Bounded so that any one tool fits in a protocol frame with room to spare.
@@ -291,6 +307,9 @@ mod tests {
     fn minimal_config_gets_defaults() {
         let c = Config::parse(br#"{"version":1}"#).expect("parses");
         assert_eq!(c, Config::default());
+        assert_eq!(c.value_cache_ms, 0, "no value cache unless asked for");
+        let c = Config::parse(br#"{"version":1,"value_cache_ms":60000}"#).expect("parses");
+        assert_eq!(c.value_cache_ms, 60_000);
     }
 
     #[test]
@@ -305,6 +324,9 @@ mod tests {
             br#"{"version":1,"store":"cloud"}"#,
             br#"{"version":1,"namespace":""}"#,
             br#"{"version":1,"pending_limit":0}"#,
+            br#"{"version":1,"value_cache_ms":60001}"#,
+            br#"{"version":1,"value_cache_ms":-1}"#,
+            br#"{"version":1,"value_cache_ms":"1000"}"#,
             br#"{"version":1,"tools":[{"hash":"md5:x"}]}"#,
             b"\xff\xfe",
         ] {

@@ -150,6 +150,10 @@ pub async fn serve(
     if let Some(w) = warning {
         eprintln!("keychain-auth: WARNING: {w}");
     }
+    let store: Arc<dyn crate::store::SecretStore> = match config.value_cache_ms {
+        0 => store,
+        ms => crate::store::cache::ValueCache::new(store, Duration::from_millis(ms)),
+    };
     let (approver, desktop) = approver(opts.notify, opts.hosted_in_tray);
     let state = Arc::new(State::load(Deps {
         paths: paths.clone(),

@@ -356,18 +356,6 @@ fn kill_9_storm_loses_no_acknowledged_approval() {
 fn secret_service_items_changed_behind_the_daemons_back_are_never_served_stale() {
     let mut h = Home::new();
     h.start(&["--store", "secret-service"]);
-    let secret_tool = |args: &[&str], stdin: &[u8]| {
-        let mut c = Command::new("secret-tool")
-            .args(args)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        c.stdin.take().unwrap().write_all(stdin).unwrap();
-        let o = c.wait_with_output().unwrap();
-        assert!(o.status.success(), "{}", stderr(&o));
-    };
     let ns = h.namespace.clone();
     let attrs = ["service", ns.as_str(), "account", "ss/token"];
     assert!(h.ka_stdin(&["set", "ss/token"], b"first").status.success());
@@ -399,6 +387,145 @@ fn secret_service_items_changed_behind_the_daemons_back_are_never_served_stale()
     assert_eq!(h.client(&["get", "ss/token"])["value"], "via-cli");
     assert!(h.ka(&["delete", "ss/token"]).status.success());
     assert_eq!(h.client(&["get", "ss/token"])["code"], "not_found");
+}
+
+/// Runs `secret-tool` (another program using the same Secret Service), which must succeed.
+fn secret_tool(args: &[&str], stdin: &[u8]) {
+    let mut c = Command::new("secret-tool")
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    c.stdin.take().unwrap().write_all(stdin).unwrap();
+    let o = c.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+/// A home whose config.json turns the value cache on.
+fn home_with_value_cache(ms: u64) -> Home {
+    let h = Home::new();
+    std::fs::write(
+        h.path("config.json"),
+        format!(
+            "{{\"version\":1,\"namespace\":\"{}\",\"value_cache_ms\":{ms}}}\n",
+            h.namespace
+        ),
+    )
+    .unwrap();
+    h
+}
+
+/// Asks until the client reads `want` (a change the store announces reaches the cache a
+/// moment after the program that made it exits); panics after 20 s, a third of the TTL
+/// the test sets, so the value cannot merely have expired.
+fn eventually_reads(h: &Home, name: &str, want: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let r = h.client(&["get", name]);
+        if r["value"] == want {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still {r}, not {want:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// With `value_cache_ms` set, a value read from the store is served again from memory,
+/// but never one keychain-auth changed, never one the Secret Service announced changed,
+/// and never past a decision: the policy runs before the cache on every request.
+#[test]
+fn the_value_cache_never_serves_what_changed_or_what_is_no_longer_allowed() {
+    // Secret Service: a 60 s cache, and changes made by another program.
+    let mut h = home_with_value_cache(60_000);
+    h.start(&["--store", "secret-service"]);
+    let ns = h.namespace.clone();
+    let attrs = ["service", ns.as_str(), "account", "vc/token"];
+    assert!(h.ka_stdin(&["set", "vc/token"], b"first").status.success());
+    let client = bin("ka-test-client");
+    assert!(h
+        .ka(&["register", client.to_str().unwrap(), "--scope", "vc/*"])
+        .status
+        .success());
+    assert_eq!(h.client(&["get", "vc/token"])["value"], "first");
+    assert_eq!(h.client(&["get", "vc/token"])["value"], "first");
+    let mut store = vec!["store", "--label", "outside"];
+    store.extend_from_slice(&attrs);
+    secret_tool(&store, b"changed-outside");
+    eventually_reads(&h, "vc/token", "changed-outside");
+    // Through keychain-auth: seen by the very next read.
+    assert!(h
+        .ka_stdin(&["set", "vc/token"], b"via-cli")
+        .status
+        .success());
+    assert_eq!(h.client(&["get", "vc/token"])["value"], "via-cli");
+    // Every read is still decided and audited: revoking the tool refuses the cached value.
+    // A read's line follows its answer: count once the log stops growing.
+    let gets = |h: &Home| {
+        let count = || {
+            h.audit_lines()
+                .iter()
+                .filter(|l| l["op"] == "get" && l["decision"] == "allow")
+                .count()
+        };
+        let mut last = count();
+        loop {
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            let now = count();
+            if now == last {
+                return now;
+            }
+            last = now;
+        }
+    };
+    let before = gets(&h);
+    assert_eq!(h.client(&["get", "vc/token"])["value"], "via-cli");
+    assert_eq!(gets(&h), before + 1, "a cached read is audited");
+    assert!(h.ka(&["revoke", &sha256_file(&client)]).status.success());
+    assert_eq!(h.client(&["get", "vc/token"])["code"], "not_approved");
+    assert!(h
+        .ka(&["register", client.to_str().unwrap(), "--scope", "vc/*"])
+        .status
+        .success());
+    assert!(h.ka(&["delete", "vc/token"]).status.success());
+    assert_eq!(h.client(&["get", "vc/token"])["code"], "not_found");
+    drop(h);
+
+    // keyutils announces nothing: a change made behind the daemon's back is served from
+    // the cache until the value expires, then read fresh.
+    let mut h = home_with_value_cache(3_000);
+    h.start(&["--store", "keyutils"]);
+    assert!(h
+        .ka_stdin(&["set", "vc/key"], b"kernel-held")
+        .status
+        .success());
+    assert!(h
+        .ka(&["register", client.to_str().unwrap(), "--scope", "vc/*"])
+        .status
+        .success());
+    assert_eq!(h.client(&["get", "vc/key"])["value"], "kernel-held");
+    let desc = format!("{}:vc/key", h.namespace);
+    let id = Command::new("keyctl")
+        .args(["search", "@u", "user", &desc])
+        .output()
+        .unwrap();
+    assert!(id.status.success(), "{}", stderr(&id));
+    let upd = Command::new("keyctl")
+        .args(["update", stdout(&id).trim(), "changed-outside"])
+        .output()
+        .unwrap();
+    assert!(upd.status.success(), "{}", stderr(&upd));
+    assert_eq!(
+        h.client(&["get", "vc/key"])["value"],
+        "kernel-held",
+        "served from the cache"
+    );
+    std::thread::sleep(std::time::Duration::from_millis(3_500));
+    assert_eq!(h.client(&["get", "vc/key"])["value"], "changed-outside");
 }
 
 /// Splits a systemd command line as `service install` writes it (every word quoted).

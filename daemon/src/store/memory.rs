@@ -9,9 +9,16 @@ use std::sync::Mutex;
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     map: Mutex<BTreeMap<String, Secret>>,
+    generation: std::sync::atomic::AtomicU64,
 }
 
 impl MemoryStore {
+    /// Acts as if the store announced a change made by another program.
+    pub fn announce_change(&self) {
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+
     fn map(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Secret>> {
         self.map.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -20,6 +27,9 @@ impl MemoryStore {
 impl SecretStore for MemoryStore {
     fn kind(&self) -> &'static str {
         "memory"
+    }
+    fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::SeqCst)
     }
     fn get<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Option<Secret>, StoreError>> {
         Box::pin(async move { Ok(self.map().get(name).cloned()) })

@@ -1,7 +1,8 @@
 //! Secret stores: the OS keychain behind one small trait. On Linux: Secret Service over
 //! D-Bus (`secret_service.rs`) or kernel keyutils (`keyutils.rs`, lost at reboot); on
 //! macOS: the Apple Keychain (`keychain.rs`). An
-//! in-memory store (`memory.rs`) exists for unit tests only. Stores see names and values
+//! in-memory store (`memory.rs`) exists for unit tests only. `cache.rs` is an optional,
+//! short-lived value cache in front of any of them. Stores see names and values
 //! and nothing else; every decision is made before a store is called.
 
 use crate::config::StoreChoice;
@@ -10,6 +11,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+pub mod cache;
 #[cfg(target_os = "macos")]
 pub mod keychain;
 #[cfg(target_os = "linux")]
@@ -49,6 +51,12 @@ pub trait SecretStore: Send + Sync {
     fn delete<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<bool, StoreError>>;
     /// Every name in the namespace, sorted.
     fn list(&self) -> BoxFuture<'_, Result<Vec<String>, StoreError>>;
+    /// A counter the store bumps whenever it learns that another program changed what it
+    /// holds (the Secret Service announces every change; keyutils announces nothing, so
+    /// stays 0). The value cache drops what it read before a bump.
+    fn generation(&self) -> u64 {
+        0
+    }
 }
 
 /// Turns raw stored bytes into a [`Secret`], wiping the bytes either way.

@@ -6,15 +6,17 @@
 //! A `get` costs one D-Bus round trip once a name has been read: the item found by the
 //! first search is kept (its object path, never its value) and asked directly with
 //! `GetSecret`, so the value is always the store's current one. Kept items are forgotten
-//! when the collection announces any item created, changed or deleted, when `set` or
-//! `delete` goes through keychain-auth, and when asking one fails (then the name is
-//! searched again).
+//! when the service announces any change (an item created, changed or deleted, a
+//! collection locked or changed), when `set` or `delete` goes through keychain-auth, and
+//! when asking one fails (then the name is searched again). Each announcement also bumps
+//! the store's generation, which the optional value cache (`cache.rs`) watches.
 
 use super::{secret_from_bytes, BoxFuture, SecretStore, StoreError};
 use futures_lite::StreamExt;
 use keychain_auth_sdk::Secret;
 use secret_service::{EncryptionType, Item, SecretService};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -30,6 +32,8 @@ pub struct SecretServiceStore {
     ss: &'static SecretService<'static>,
     namespace: String,
     known: KnownItems,
+    /// Bumped on every change the service announces.
+    generation: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for SecretServiceStore {
@@ -43,16 +47,20 @@ impl std::fmt::Debug for SecretServiceStore {
 /// Names whose item is kept at most (the map is emptied when it would grow past this).
 const MAX_KNOWN: usize = 4096;
 
-/// Forgets every kept item whenever any collection announces an item created, changed or
-/// deleted (by keychain-auth or by any other program using the store).
-async fn forget_on_changes(known: KnownItems) -> Result<(), StoreError> {
+/// Forgets every kept item and bumps `generation` whenever the service announces a change
+/// (any signal under its object paths: items created, changed or deleted, collections
+/// locked, changed or deleted), by keychain-auth or by any other program.
+async fn forget_on_changes(
+    known: KnownItems,
+    generation: Arc<AtomicU64>,
+) -> Result<(), StoreError> {
     let fail = |e: zbus::Error| {
         StoreError::Unavailable(format!("Secret Service change notifications: {e}"))
     };
     let conn = zbus::Connection::session().await.map_err(fail)?;
     let rule = zbus::MatchRule::builder()
         .msg_type(zbus::message::Type::Signal)
-        .interface("org.freedesktop.Secret.Collection")
+        .path_namespace("/org/freedesktop/secrets")
         .map_err(fail)?
         .build();
     let mut signals = zbus::MessageStream::for_match_rule(rule, &conn, None)
@@ -62,6 +70,7 @@ async fn forget_on_changes(known: KnownItems) -> Result<(), StoreError> {
         let _conn = conn;
         while let Some(msg) = signals.next().await {
             if msg.is_ok() {
+                generation.fetch_add(1, Ordering::SeqCst);
                 known.lock().unwrap_or_else(|p| p.into_inner()).clear();
             }
         }
@@ -92,6 +101,7 @@ impl SecretServiceStore {
             ss: Box::leak(Box::new(ss)),
             namespace: namespace.to_string(),
             known: KnownItems::default(),
+            generation: Arc::new(AtomicU64::new(0)),
         };
         let coll = store
             .ss
@@ -107,7 +117,7 @@ impl SecretServiceStore {
                 "the default Secret Service collection is locked; unlock it and start keychain-auth again".into(),
             ));
         }
-        forget_on_changes(store.known.clone()).await?;
+        forget_on_changes(store.known.clone(), store.generation.clone()).await?;
         Ok(store)
     }
 
@@ -123,6 +133,10 @@ impl SecretServiceStore {
 impl SecretStore for SecretServiceStore {
     fn kind(&self) -> &'static str {
         "secret-service"
+    }
+
+    fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
     }
 
     fn get<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Option<Secret>, StoreError>> {

@@ -1,16 +1,19 @@
 //! The benchmark: starts the real daemon (release build, keyutils store), approves
 //! itself, and measures each scenario next to a baseline measured in the same run:
 //! `get` latency and 64-client throughput against a bare Unix-socket echo of the same
-//! frames, first-sight hashing of a 200 MB executable against `openssl dgst -sha256`,
-//! an approved client's latency while a 500 MB executable is hashed, the daemon's RSS
-//! (idle, and after 10,000 distinct unknown binaries asked), (when a Secret Service is on
-//! the session bus) the whole `keychain-auth get` process against `secret-tool lookup`
-//! and the Secret Service calls per `get` counted with `dbus-monitor`, and (when a
-//! display is set) the tray app's total RSS. Prints a table; asserts nothing about
+//! frames (with the value cache off, the default, and on); first-sight hashing of a
+//! 200 MB executable against `openssl dgst -sha256`; an approved client's latency while
+//! a 500 MB executable is hashed; the daemon's RSS (idle, and after 10,000 distinct
+//! unknown binaries asked); when a Secret Service is on the session bus, the whole
+//! `keychain-auth get` process against `secret-tool lookup` and the Secret Service calls
+//! per `get` counted with `dbus-monitor` (with and without the value cache); and when a
+//! display is set, the tray app's total RSS. Prints a table; asserts nothing about
 //! timings.
 //!
-//! Usage: `ka-bench [REQUESTS] [CONNECTIONS]` (defaults 20000 and 2000), from
-//! `scripts/bench`, which builds the release binaries first.
+//! Usage: `ka-bench [--quick] [REQUESTS] [CONNECTIONS]` (defaults 20000 and 2000), from
+//! `scripts/bench`, which builds the release binaries first. `--quick` runs only the
+//! socket scenarios (warm get, connect per request, 64 clients, and the cached pair),
+//! for comparing changes to the request path.
 
 use keychain_auth_sdk::frame;
 use keychain_auth_sdk::protocol::{Request, Response, PROTOCOL_VERSION};
@@ -31,22 +34,10 @@ fn main() {
         .collect();
     let requests = args.first().copied().unwrap_or(20_000);
     let connections = args.get(1).copied().unwrap_or(2_000);
-    let (_tmp, home) = bench_home(&format!("ka-bench-{}", std::process::id()));
-    let ka = keychain_auth_e2e::bin("keychain-auth");
-    let mut daemon = Daemon::start(&ka, &home, "keyutils");
-    std::thread::sleep(Duration::from_millis(300));
-    let idle_rss = rss_kib(daemon.0.id());
-    cli(&ka, &home, &["set", NAME], VALUE.as_bytes());
+    let quick = std::env::args().any(|a| a == "--quick");
+    let (_tmp, home, mut daemon) = approved_daemon("keyutils", 0);
+    let idle_rss = daemon.idle_rss;
     let sock = home.join("agent.sock");
-    let mut c = Client::connect_to(&sock, "ka-bench").expect("connect");
-    let hash = match c.get(NAME) {
-        Err(keychain_auth_sdk::ClientError::Daemon(b)) => {
-            b.hash.expect("not_approved carries the hash")
-        }
-        other => panic!("expected not_approved, got {other:?}"),
-    };
-    cli(&ka, &home, &["approve", &hash, "--scope", "bench/*"], b"");
-    assert_eq!(c.get(NAME).expect("approved").expose(), VALUE);
 
     let echo_sock = home.join("echo.sock");
     spawn_echo(&echo_sock);
@@ -83,9 +74,28 @@ fn main() {
         &ours,
         &echo,
     );
-    throughput(&sock, &echo_sock);
+    throughput(&sock, &echo_sock, "");
+    // The same two scenarios with the value cache on (config.json `value_cache_ms`).
+    {
+        let (_tmp, home, _daemon) = approved_daemon("keyutils", CACHE_MS);
+        let cached = home.join("agent.sock");
+        let (ours, echo) = alternate(
+            |t| one_connection(t, requests / ROUNDS),
+            &cached,
+            &echo_sock,
+        );
+        row(
+            &format!("warm get, one connection, value cache {CACHE_MS} ms ({requests} requests)"),
+            &ours,
+            &echo,
+        );
+        throughput(&cached, &echo_sock, &format!(", value cache {CACHE_MS} ms"));
+    }
+    if quick {
+        return;
+    }
     first_sight(&home, &sock);
-    let before_storm = rss_kib(daemon.0.id());
+    let before_storm = rss_kib(daemon.child.id());
     distinct_peers(&home, 10_000);
     let mib = |k: Option<u64>| {
         k.map(|k| format!("{:.1} MiB", k as f64 / 1024.0))
@@ -98,7 +108,7 @@ fn main() {
     println!(
         "| daemon RSS before / after 10,000 distinct unknown binaries asked | {} / {} | | | | |",
         mib(before_storm),
-        mib(rss_kib(daemon.0.id()))
+        mib(rss_kib(daemon.child.id()))
     );
     daemon.stop();
     secret_service_get();
@@ -245,7 +255,7 @@ fn rss_kib(pid: u32) -> Option<u64> {
 }
 
 /// Scenario 2: 64 clients at once, each on its own connection, for a fixed time.
-fn throughput(ours: &Path, echo: &Path) {
+fn throughput(ours: &Path, echo: &Path, label: &str) {
     const CLIENTS: usize = 64;
     const FOR: Duration = Duration::from_secs(3);
     let run = |sock: &Path| -> (f64, usize) {
@@ -283,7 +293,7 @@ fn throughput(ours: &Path, echo: &Path) {
     let (ours_rps, ours_err) = run(ours);
     let (echo_rps, echo_err) = run(echo);
     println!(
-        "| 64 clients at once, 3 s each: requests/s (errors) | {:.0} ({ours_err}) | | {:.0} ({echo_err}) | | {:.2} of the echo |",
+        "| 64 clients at once{label}, 3 s each: requests/s (errors) | {:.0} ({ours_err}) | | {:.0} ({echo_err}) | | {:.2} of the echo |",
         ours_rps,
         echo_rps,
         ours_rps / echo_rps
@@ -470,6 +480,43 @@ fn secret_service_get() {
         warm as f64 / 50.0,
         tool as f64 / 10.0
     );
+    {
+        let (_tmp, cached_home, _daemon) = approved_daemon("secret-service", CACHE_MS);
+        let mut c =
+            Client::connect_to(&cached_home.join("agent.sock"), "ka-bench").expect("connect");
+        let cached = secret_service_calls(|| {
+            for _ in 0..50 {
+                assert_eq!(c.get(NAME).expect("get").expose(), VALUE);
+            }
+        });
+        let expired = secret_service_calls(|| {
+            std::thread::sleep(Duration::from_millis(CACHE_MS + 200));
+            assert_eq!(c.get(NAME).expect("get").expose(), VALUE);
+        });
+        println!(
+            "| Secret Service calls per get, value cache {CACHE_MS} ms: 50 gets within the TTL / one get after it | {:.2} / {expired} | | | | |",
+            cached as f64 / 50.0
+        );
+        drop(c);
+        // What the cache saves a reader: warm gets on one connection from the Secret
+        // Service, without the cache (every read a D-Bus round trip) and with it.
+        let mut plain = one_connection(&home.join("agent.sock"), 2000);
+        let mut cached = one_connection(&cached_home.join("agent.sock"), 2000);
+        plain.sort();
+        cached.sort();
+        println!(
+            "| warm get from the Secret Service, one connection, 2000 requests: no cache / value cache {CACHE_MS} ms | {} / {} | {} / {} | | | {:.2}x |",
+            us(percentile(&plain, 0.5)),
+            us(percentile(&cached, 0.5)),
+            us(percentile(&plain, 0.99)),
+            us(percentile(&cached, 0.99)),
+            percentile(&cached, 0.5).as_secs_f64() / percentile(&plain, 0.5).as_secs_f64()
+        );
+        let ns = format!("ka-bench-{}-{CACHE_MS}", std::process::id());
+        let _ = Command::new("secret-tool")
+            .args(["clear", "service", &ns, "account", NAME])
+            .output();
+    }
     let (mut ours, mut base) = (Vec::new(), Vec::new());
     for _ in 0..3 {
         ours.extend(timed(&run_get));
@@ -559,7 +606,41 @@ fn bench_home(namespace: &str) -> (tempfile::TempDir, PathBuf) {
     (tmp, home)
 }
 
-struct Daemon(Child);
+/// A value cache TTL the benchmark also measures with.
+const CACHE_MS: u64 = 1000;
+
+/// A daemon in its own home (`value_cache_ms` set when `cache_ms` is not 0) holding
+/// [`NAME`], with this benchmark process approved for `bench/*`.
+fn approved_daemon(store: &str, cache_ms: u64) -> (tempfile::TempDir, PathBuf, Daemon) {
+    let (tmp, home) = bench_home(&format!("ka-bench-{}-{cache_ms}", std::process::id()));
+    if cache_ms > 0 {
+        let config = home.join("config.json");
+        let text = std::fs::read_to_string(&config).expect("config");
+        let text = text.replacen('{', &format!("{{\"value_cache_ms\":{cache_ms},"), 1);
+        std::fs::write(&config, text).expect("config");
+    }
+    let ka = keychain_auth_e2e::bin("keychain-auth");
+    let mut daemon = Daemon::start(&ka, &home, store);
+    std::thread::sleep(Duration::from_millis(300));
+    daemon.idle_rss = rss_kib(daemon.child.id());
+    cli(&ka, &home, &["set", NAME], VALUE.as_bytes());
+    let mut c = Client::connect_to(&home.join("agent.sock"), "ka-bench").expect("connect");
+    let hash = match c.get(NAME) {
+        Err(keychain_auth_sdk::ClientError::Daemon(b)) => {
+            b.hash.expect("not_approved carries the hash")
+        }
+        other => panic!("expected not_approved, got {other:?}"),
+    };
+    cli(&ka, &home, &["approve", &hash, "--scope", "bench/*"], b"");
+    assert_eq!(c.get(NAME).expect("approved").expose(), VALUE);
+    (tmp, home, daemon)
+}
+
+struct Daemon {
+    child: Child,
+    /// RSS 300 ms after start, before any request.
+    idle_rss: Option<u64>,
+}
 
 impl Daemon {
     fn start(ka: &Path, home: &Path, store: &str) -> Daemon {
@@ -576,12 +657,15 @@ impl Daemon {
             assert!(Instant::now() < deadline, "daemon did not start");
             std::thread::sleep(Duration::from_millis(20));
         }
-        Daemon(child)
+        Daemon {
+            child,
+            idle_rss: None,
+        }
     }
 
     fn stop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
