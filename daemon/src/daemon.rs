@@ -225,6 +225,23 @@ pub async fn shutdown_signal() {
     }
 }
 
+/// When daemon.log grows past this, it is started afresh at the next background start.
+pub const DAEMON_LOG_MAX: u64 = 1024 * 1024;
+
+/// Keeps daemon.log bounded: when it has grown past [`DAEMON_LOG_MAX`], it becomes
+/// `daemon.log.1` (replacing an older one) and a new log begins.
+fn rotate_log(log: &Path) -> Result<()> {
+    let big = std::fs::symlink_metadata(log)
+        .map(|m| m.is_file() && m.len() > DAEMON_LOG_MAX)
+        .unwrap_or(false);
+    if big {
+        let mut old = log.as_os_str().to_owned();
+        old.push(".1");
+        std::fs::rename(log, &old).with_context(|| format!("rotating {}", log.display()))?;
+    }
+    Ok(())
+}
+
 /// Starts the daemon in the background and waits until its socket answers.
 pub fn start_background(store: Option<StoreChoice>, notify: bool) -> Result<String> {
     let paths = Paths::from_env()?;
@@ -236,6 +253,7 @@ pub fn start_background(store: Option<StoreChoice>, notify: bool) -> Result<Stri
         ));
     }
     prepare_dirs(&paths)?;
+    rotate_log(&paths.daemon_log)?;
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)

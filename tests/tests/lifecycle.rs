@@ -45,6 +45,21 @@ fn start_status_second_start_stop() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(h.ka(&["status"]).status.code(), Some(3));
     assert!(!sock.exists(), "socket removed on stop");
+
+    // A daemon.log grown past 1 MiB becomes daemon.log.1 at the next start.
+    let log = h.path("daemon.log");
+    let old = vec![b'x'; 1024 * 1024 + 1];
+    std::fs::write(&log, &old).unwrap();
+    let o = h.ka(&["start", "--store", "keyutils"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(std::fs::read(h.path("daemon.log.1")).unwrap(), old);
+    assert!(std::fs::metadata(&log).unwrap().len() < 1024 * 1024);
+    assert!(h.ka(&["stop"]).status.success());
+    // A small one is kept and appended to.
+    let o = h.ka(&["start", "--store", "keyutils"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(std::fs::read(h.path("daemon.log.1")).unwrap(), old);
+    assert!(h.ka(&["stop"]).status.success());
 }
 
 #[test]
