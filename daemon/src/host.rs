@@ -168,12 +168,7 @@ impl State {
         Snapshot {
             paused: self.is_paused(),
             tools: self.config().tools.clone(),
-            pending: self
-                .pending
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .entries()
-                .to_vec(),
+            pending: self.pending_entries(),
             names,
             names_error,
             recent,

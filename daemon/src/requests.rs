@@ -411,6 +411,15 @@ impl State {
         removed
     }
 
+    /// The pending binaries, most recently seen last.
+    pub(crate) fn pending_entries(&self) -> Vec<keychain_auth_sdk::protocol::PendingEntry> {
+        self.pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entries()
+            .to_vec()
+    }
+
     /// Writes pending.json. Saves take turns and each writes the queue as it is when its
     /// turn comes, so the file always ends with the newest queue, whichever of several
     /// requests saved last.
@@ -418,12 +427,7 @@ impl State {
         let _turn = self.pending_save.lock().unwrap_or_else(|p| p.into_inner());
         let file = PendingFile {
             version: FILE_VERSION,
-            pending: self
-                .pending
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .entries()
-                .to_vec(),
+            pending: self.pending_entries(),
         };
         if let Err(e) = file.save(&self.paths.pending) {
             tracing::error!("{e}");

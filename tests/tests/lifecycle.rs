@@ -369,19 +369,8 @@ fn kill_9_storm_loses_no_acknowledged_approval() {
 /// program behind the daemon's back is served fresh, or `not_found`, never stale.
 #[test]
 fn secret_service_items_changed_behind_the_daemons_back_are_never_served_stale() {
-    let mut h = Home::new();
-    h.start(&["--store", "secret-service"]);
-    let ns = h.namespace.clone();
-    let attrs = ["service", ns.as_str(), "account", "ss/token"];
-    assert!(h.ka_stdin(&["set", "ss/token"], b"first").status.success());
-    let client = bin("ka-test-client");
-    assert!(h
-        .ka(&["register", client.to_str().unwrap(), "--scope", "ss/*"])
-        .status
-        .success());
-    assert_eq!(h.client(&["get", "ss/token"])["value"], "first");
-    assert_eq!(h.client(&["get", "ss/token"])["value"], "first");
-
+    let (h, attrs) = secret_service_home(Home::new(), "ss");
+    let attrs = attrs.each_ref().map(String::as_str);
     // Replaced by another program (secret-tool store replaces the item's secret).
     let mut store = vec!["store", "--label", "outside"];
     store.extend_from_slice(&attrs);
@@ -402,6 +391,34 @@ fn secret_service_items_changed_behind_the_daemons_back_are_never_served_stale()
     assert_eq!(h.client(&["get", "ss/token"])["value"], "via-cli");
     assert!(h.ka(&["delete", "ss/token"]).status.success());
     assert_eq!(h.client(&["get", "ss/token"])["code"], "not_found");
+}
+
+/// Starts `h`'s daemon on the Secret Service with `<prefix>/token` = `first`, registers
+/// the test client for `<prefix>/*`, and reads the value twice. Returns the home and the
+/// item's attributes for `secret-tool`.
+fn secret_service_home(mut h: Home, prefix: &str) -> (Home, [String; 4]) {
+    h.start(&["--store", "secret-service"]);
+    let name = format!("{prefix}/token");
+    assert!(h.ka_stdin(&["set", &name], b"first").status.success());
+    let client = bin("ka-test-client");
+    assert!(h
+        .ka(&[
+            "register",
+            client.to_str().unwrap(),
+            "--scope",
+            &format!("{prefix}/*")
+        ])
+        .status
+        .success());
+    assert_eq!(h.client(&["get", &name])["value"], "first");
+    assert_eq!(h.client(&["get", &name])["value"], "first");
+    let attrs = [
+        "service".into(),
+        h.namespace.clone(),
+        "account".into(),
+        name,
+    ];
+    (h, attrs)
 }
 
 /// Runs `secret-tool` (another program using the same Secret Service), which must succeed.
@@ -456,18 +473,9 @@ fn eventually_reads(h: &Home, name: &str, want: &str) {
 #[test]
 fn the_value_cache_never_serves_what_changed_or_what_is_no_longer_allowed() {
     // Secret Service: a 60 s cache, and changes made by another program.
-    let mut h = home_with_value_cache(60_000);
-    h.start(&["--store", "secret-service"]);
-    let ns = h.namespace.clone();
-    let attrs = ["service", ns.as_str(), "account", "vc/token"];
-    assert!(h.ka_stdin(&["set", "vc/token"], b"first").status.success());
+    let (h, attrs) = secret_service_home(home_with_value_cache(60_000), "vc");
+    let attrs = attrs.each_ref().map(String::as_str);
     let client = bin("ka-test-client");
-    assert!(h
-        .ka(&["register", client.to_str().unwrap(), "--scope", "vc/*"])
-        .status
-        .success());
-    assert_eq!(h.client(&["get", "vc/token"])["value"], "first");
-    assert_eq!(h.client(&["get", "vc/token"])["value"], "first");
     let mut store = vec!["store", "--label", "outside"];
     store.extend_from_slice(&attrs);
     secret_tool(&store, b"changed-outside");

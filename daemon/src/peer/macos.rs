@@ -550,17 +550,5 @@ pub(super) fn recv_with_sender(
     sock: BorrowedFd<'_>,
     buf: &mut [u8],
 ) -> std::io::Result<(usize, Option<i32>)> {
-    // SAFETY: buf is writable for its length; the fd is borrowed for the call.
-    let n = unsafe {
-        libc::recv(
-            sock.as_raw_fd(),
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-            libc::MSG_DONTWAIT,
-        )
-    };
-    if n < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok((n as usize, None))
+    super::recv_plain(sock, buf)
 }

@@ -164,6 +164,26 @@ pub fn recv_with_sender(
     os::recv_with_sender(sock, buf)
 }
 
+/// One non-blocking `recv`, for systems that attach no per-message sender credentials to
+/// stream sockets (the sender is then unknown: `None`).
+#[cfg(not(target_os = "linux"))]
+fn recv_plain(sock: BorrowedFd<'_>, buf: &mut [u8]) -> std::io::Result<(usize, Option<i32>)> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: buf is writable for its length; the fd is borrowed for the call.
+    let n = unsafe {
+        libc::recv(
+            sock.as_raw_fd(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            libc::MSG_DONTWAIT,
+        )
+    };
+    if n < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok((n as usize, None))
+}
+
 impl Peer {
     /// Checks that bytes reported as written by `sender` came from this peer. On Linux the
     /// kernel always reports the writer; a missing or different pid fails closed.
