@@ -16,7 +16,7 @@ use futures_lite::StreamExt;
 use keychain_auth_sdk::Secret;
 use secret_service::{EncryptionType, Item, SecretService};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -34,6 +34,10 @@ pub struct SecretServiceStore {
     known: KnownItems,
     /// Bumped on every change the service announces.
     generation: Arc<AtomicU64>,
+    /// Set if the announcements stopped (the bus connection that carried them ended):
+    /// from then on [`SecretStore::generation`] changes on every call, so the value
+    /// cache keeps nothing.
+    deaf: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for SecretServiceStore {
@@ -53,6 +57,7 @@ const MAX_KNOWN: usize = 4096;
 async fn forget_on_changes(
     known: KnownItems,
     generation: Arc<AtomicU64>,
+    deaf: Arc<AtomicBool>,
 ) -> Result<(), StoreError> {
     let fail = |e: zbus::Error| {
         StoreError::Unavailable(format!("Secret Service change notifications: {e}"))
@@ -74,6 +79,10 @@ async fn forget_on_changes(
                 known.lock().unwrap_or_else(|p| p.into_inner()).clear();
             }
         }
+        deaf.store(true, Ordering::SeqCst);
+        tracing::error!(
+            "Secret Service change notifications stopped: values are no longer cached (value_cache_ms)"
+        );
     });
     Ok(())
 }
@@ -102,6 +111,7 @@ impl SecretServiceStore {
             namespace: namespace.to_string(),
             known: KnownItems::default(),
             generation: Arc::new(AtomicU64::new(0)),
+            deaf: Arc::new(AtomicBool::new(false)),
         };
         let coll = store
             .ss
@@ -117,7 +127,12 @@ impl SecretServiceStore {
                 "the default Secret Service collection is locked; unlock it and start keychain-auth again".into(),
             ));
         }
-        forget_on_changes(store.known.clone(), store.generation.clone()).await?;
+        forget_on_changes(
+            store.known.clone(),
+            store.generation.clone(),
+            store.deaf.clone(),
+        )
+        .await?;
         Ok(store)
     }
 
@@ -136,6 +151,10 @@ impl SecretStore for SecretServiceStore {
     }
 
     fn generation(&self) -> u64 {
+        if self.deaf.load(Ordering::SeqCst) {
+            // Nothing announces changes any more: no read may be trusted past itself.
+            return self.generation.fetch_add(1, Ordering::SeqCst) + 1;
+        }
         self.generation.load(Ordering::SeqCst)
     }
 
