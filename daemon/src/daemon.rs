@@ -229,17 +229,22 @@ pub async fn shutdown_signal() {
 pub const DAEMON_LOG_MAX: u64 = 1024 * 1024;
 
 /// Keeps daemon.log bounded: when it has grown past [`DAEMON_LOG_MAX`], it becomes
-/// `daemon.log.1` (replacing an older one) and a new log begins.
-fn rotate_log(log: &Path) -> Result<()> {
+/// `daemon.log.1` (replacing an older one) and a new log begins. Best effort: a log that
+/// cannot be rotated is appended to, with a warning.
+fn rotate_log(log: &Path) {
     let big = std::fs::symlink_metadata(log)
         .map(|m| m.is_file() && m.len() > DAEMON_LOG_MAX)
         .unwrap_or(false);
     if big {
         let mut old = log.as_os_str().to_owned();
         old.push(".1");
-        std::fs::rename(log, &old).with_context(|| format!("rotating {}", log.display()))?;
+        if let Err(e) = std::fs::rename(log, &old) {
+            eprintln!(
+                "keychain-auth: WARNING: could not rotate {}: {e}",
+                log.display()
+            );
+        }
     }
-    Ok(())
 }
 
 /// Starts the daemon in the background and waits until its socket answers.
@@ -253,7 +258,7 @@ pub fn start_background(store: Option<StoreChoice>, notify: bool) -> Result<Stri
         ));
     }
     prepare_dirs(&paths)?;
-    rotate_log(&paths.daemon_log)?;
+    rotate_log(&paths.daemon_log);
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)

@@ -507,6 +507,9 @@ fn the_value_cache_never_serves_what_changed_or_what_is_no_longer_allowed() {
     };
     let before = gets(&h);
     assert_eq!(h.client(&["get", "vc/token"])["value"], "via-cli");
+    // Its line follows the answer: wait for it, then check no other line came.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while gets(&h) < before + 1 && std::time::Instant::now() < deadline {}
     assert_eq!(gets(&h), before + 1, "a cached read is audited");
     assert!(h.ka(&["revoke", &sha256_file(&client)]).status.success());
     assert_eq!(h.client(&["get", "vc/token"])["code"], "not_approved");
@@ -520,7 +523,7 @@ fn the_value_cache_never_serves_what_changed_or_what_is_no_longer_allowed() {
 
     // keyutils announces nothing: a change made behind the daemon's back is served from
     // the cache until the value expires, then read fresh.
-    let mut h = home_with_value_cache(3_000);
+    let mut h = home_with_value_cache(10_000);
     h.start(&["--store", "keyutils"]);
     assert!(h
         .ka_stdin(&["set", "vc/key"], b"kernel-held")
@@ -547,7 +550,7 @@ fn the_value_cache_never_serves_what_changed_or_what_is_no_longer_allowed() {
         "kernel-held",
         "served from the cache"
     );
-    std::thread::sleep(std::time::Duration::from_millis(3_500));
+    std::thread::sleep(std::time::Duration::from_millis(10_500));
     assert_eq!(h.client(&["get", "vc/key"])["value"], "changed-outside");
 }
 
