@@ -107,7 +107,7 @@ fn approved_get(c: &mut Criterion) {
         .expect("state"),
     );
     let (a, _b) = std::os::unix::net::UnixStream::pair().expect("pair");
-    let peer = Peer::identify(a.as_fd(), &state_cache()).expect("identify self");
+    let peer = Peer::identify(a.as_fd(), &digest::HashCache::new()).expect("identify self");
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -127,10 +127,6 @@ fn approved_get(c: &mut Criterion) {
     c.bench_function("peer re-check (has it exec'd?)", |b| {
         b.iter(|| peer.recheck().expect("same peer"))
     });
-}
-
-fn state_cache() -> digest::HashCache {
-    digest::HashCache::new()
 }
 
 criterion_group!(benches, codec, scopes, hashing, approved_get);
