@@ -8,7 +8,7 @@ use crate::audit::{self, Entry};
 use crate::clock::Clock;
 use crate::config::{Config, FileError, PendingFile};
 use crate::digest::HashCache;
-use crate::peer::{Peer, PeerError};
+use crate::peer::{Peer, PeerError, Recv};
 use crate::pending;
 use crate::store::SecretStore;
 use keychain_auth_sdk::frame::{self, FrameError, MAX_FRAME};
@@ -469,7 +469,11 @@ async fn serve_connection(state: Arc<State>, mut stream: UnixStream) {
         let (resp, written) = DEFERRED
             .scope(std::cell::RefCell::new(Vec::new()), async {
                 let resp = state.handle(&peer, req).await;
-                let written = write_response(&mut stream, &resp).await;
+                // The request leaves the socket only once it is answered (see FrameReader).
+                let written = match write_response(&mut stream, &resp).await {
+                    Ok(()) => reader.take(&stream).map_err(|_| ()),
+                    Err(()) => Err(()),
+                };
                 state.flush_deferred();
                 (resp, written)
             })
@@ -514,20 +518,33 @@ enum ReadError {
     Sender(PeerError),
 }
 
-/// Reads frames from a connection through one buffer, so a frame that arrives in one
-/// piece costs one `recvmsg`. Every read is checked to come from the peer that
-/// connected (an inherited socket fails). Consumed bytes are wiped (a `set` carries a
-/// secret value).
+/// Reads frames from a connection through one buffer. Every read is checked to come from
+/// the peer that connected (an inherited socket fails). Consumed bytes are wiped (a `set`
+/// carries a secret value).
+///
+/// A frame that is already whole in the socket (the usual case: a client writes each
+/// request at once) is read with a peek and left queued until [`FrameReader::take`],
+/// which the server calls after answering. Taking bytes off a Unix socket frees the
+/// writer's send buffer, and Linux then wakes the writer even though it waits for data,
+/// not for room: taken on arrival, every request would wake its client once for nothing
+/// while the daemon works on the answer. A frame that is not yet whole is read the usual
+/// way, one `recvmsg` per arrival.
 struct FrameReader<'p> {
     buf: Vec<u8>,
     peer: &'p Peer,
+    /// Bytes of the frame last returned that are still queued in the socket.
+    queued: usize,
 }
+
+/// The size of one read.
+const CHUNK: usize = 8192;
 
 impl<'p> FrameReader<'p> {
     fn new(peer: &'p Peer) -> FrameReader<'p> {
         FrameReader {
             buf: Vec::new(),
             peer,
+            queued: 0,
         }
     }
 
@@ -538,8 +555,9 @@ impl<'p> FrameReader<'p> {
         // future, so an idle connection costs no more than its (empty) frame buffer.
         let (n, sender) = stream
             .async_io(Interest::READABLE, || {
-                let mut chunk = [0u8; 8192];
-                let (n, sender) = crate::peer::recv_with_sender(stream.as_fd(), &mut chunk)?;
+                let mut chunk = [0u8; CHUNK];
+                let (n, sender) =
+                    crate::peer::recv_with_sender(stream.as_fd(), &mut chunk, Recv::Take)?;
                 buf.extend_from_slice(&chunk[..n]);
                 keychain_auth_sdk::secret::wipe(&mut chunk[..n]);
                 Ok((n, sender))
@@ -552,6 +570,61 @@ impl<'p> FrameReader<'p> {
         Ok(n > 0)
     }
 
+    /// Waits for bytes and peeks at them: `Some(payload)` if a whole frame is queued
+    /// (it stays queued: see [`FrameReader::take`]), `None` if more must arrive first
+    /// (nothing was read).
+    async fn peek(&mut self, stream: &mut UnixStream) -> Result<Option<Vec<u8>>, ReadError> {
+        let peeked = stream
+            .async_io(Interest::READABLE, || {
+                let mut chunk = [0u8; CHUNK];
+                let (n, sender) =
+                    crate::peer::recv_with_sender(stream.as_fd(), &mut chunk, Recv::Peek)?;
+                let out = match chunk[..n] {
+                    [a, b, c, d, ..] => match frame::check_len([a, b, c, d]) {
+                        Ok(len) if 4 + len <= n => Some(Ok((chunk[4..4 + len].to_vec(), 4 + len))),
+                        Ok(_) => None,
+                        Err(e) => Some(Err(e)),
+                    },
+                    _ => None,
+                };
+                keychain_auth_sdk::secret::wipe(&mut chunk[..n]);
+                Ok((n, sender, out))
+            })
+            .await
+            .map_err(|_| ReadError::Io)?;
+        let (n, sender, out) = peeked;
+        if n == 0 {
+            return Err(ReadError::Closed);
+        }
+        self.peer.check_sender(sender).map_err(ReadError::Sender)?;
+        match out {
+            Some(Ok((payload, len))) => {
+                self.queued = len;
+                Ok(Some(payload))
+            }
+            Some(Err(e)) => Err(ReadError::Frame(e)),
+            None => Ok(None),
+        }
+    }
+
+    /// Takes the frame last returned off the socket, if it is still queued there. Those
+    /// bytes are in the socket already, so this never waits.
+    fn take(&mut self, stream: &UnixStream) -> Result<(), ReadError> {
+        while self.queued > 0 {
+            let mut chunk = [0u8; CHUNK];
+            let want = self.queued.min(CHUNK);
+            let got = crate::peer::recv_with_sender(stream.as_fd(), &mut chunk[..want], Recv::Take);
+            keychain_auth_sdk::secret::wipe(&mut chunk[..want]);
+            let (n, sender) = got.map_err(|_| ReadError::Io)?;
+            if n == 0 {
+                return Err(ReadError::Io);
+            }
+            self.peer.check_sender(sender).map_err(ReadError::Sender)?;
+            self.queued -= n;
+        }
+        Ok(())
+    }
+
     /// The next frame. Its first byte may take up to `idle`; the rest must follow within
     /// [`FRAME_TIMEOUT`].
     async fn next(
@@ -559,11 +632,12 @@ impl<'p> FrameReader<'p> {
         stream: &mut UnixStream,
         idle: Duration,
     ) -> Result<Vec<u8>, ReadError> {
+        self.take(stream)?;
         if self.buf.is_empty() {
-            match tokio::time::timeout(idle, self.fill(stream)).await {
+            match tokio::time::timeout(idle, self.peek(stream)).await {
                 Err(_) => return Err(ReadError::Idle),
-                Ok(Ok(false)) => return Err(ReadError::Closed),
-                Ok(Ok(true)) => {}
+                Ok(Ok(Some(payload))) => return Ok(payload),
+                Ok(Ok(None)) => {}
                 Ok(Err(e)) => return Err(e),
             }
         }

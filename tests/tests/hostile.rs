@@ -161,6 +161,79 @@ fn hostile_frames_get_an_error_and_a_closed_connection() {
     assert!(h.ka(&["status"]).status.success());
 }
 
+/// Reads one answer frame and leaves the connection open.
+fn answer(s: &mut UnixStream) -> Value {
+    let mut hdr = [0u8; 4];
+    s.read_exact(&mut hdr).unwrap();
+    let mut body = vec![0u8; u32::from_be_bytes(hdr) as usize];
+    s.read_exact(&mut body).unwrap();
+    serde_json::from_slice(&body).unwrap()
+}
+
+/// The daemon reads a frame that is whole in the socket with a peek and takes it only
+/// after answering; anything else the usual way. Frames that arrive in pieces, several
+/// at once, or a whole one followed by part of the next must all be read exactly, each
+/// answered once and in order.
+#[test]
+fn frames_in_pieces_or_run_together_are_each_answered_once_in_order() {
+    let mut h = Home::new();
+    h.start(&["--store", "keyutils"]);
+    let whoami = frame(br#"{"type":"whoami"}"#);
+    let get = frame(br#"{"type":"get","name":"p/none"}"#);
+    let mut s = connect(&h);
+
+    // hello and two requests in one write
+    let mut three = frame(br#"{"type":"hello","protocol":1,"client":"raw"}"#);
+    three.extend_from_slice(&whoami);
+    three.extend_from_slice(&get);
+    s.write_all(&three).unwrap();
+    assert_eq!(answer(&mut s)["type"], "hello");
+    assert_eq!(answer(&mut s)["type"], "identity");
+    let v = answer(&mut s);
+    assert_eq!(v["code"], "not_approved", "{v}");
+
+    // one request a byte at a time
+    for b in &whoami {
+        s.write_all(&[*b]).unwrap();
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(answer(&mut s)["type"], "identity");
+
+    // a whole request and the first bytes of the next, then the rest
+    let mut more = get.clone();
+    more.extend_from_slice(&whoami[..6]);
+    s.write_all(&more).unwrap();
+    let v = answer(&mut s);
+    assert_eq!(v["code"], "not_approved", "{v}");
+    std::thread::sleep(Duration::from_millis(50));
+    s.write_all(&whoami[6..]).unwrap();
+    assert_eq!(answer(&mut s)["type"], "identity");
+
+    // the header alone, then the body
+    s.write_all(&get[..4]).unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    s.write_all(&get[4..]).unwrap();
+    let v = answer(&mut s);
+    assert_eq!(v["code"], "not_approved", "{v}");
+
+    // nothing was answered twice or left behind: the connection is quiet
+    s.set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let mut b = [0u8; 1];
+    let e = s.read(&mut b).unwrap_err();
+    assert!(
+        matches!(
+            e.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ),
+        "{e}"
+    );
+    // and still serves
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(&whoami).unwrap();
+    assert_eq!(answer(&mut s)["type"], "identity");
+}
+
 #[test]
 fn a_process_that_execs_after_connecting_is_refused() {
     let mut h = Home::new();

@@ -585,6 +585,7 @@ pub(super) fn prepare_listener(listener: BorrowedFd<'_>) -> std::io::Result<()> 
 pub(super) fn recv_with_sender(
     sock: BorrowedFd<'_>,
     buf: &mut [u8],
+    flags: libc::c_int,
 ) -> std::io::Result<(usize, Option<i32>)> {
     // Room for one ucred and a few stray descriptors, 8-byte aligned as cmsghdr needs.
     let mut control = [0u64; 16];
@@ -599,13 +600,7 @@ pub(super) fn recv_with_sender(
     msg.msg_control = control.as_mut_ptr().cast();
     msg.msg_controllen = std::mem::size_of_val(&control);
     // SAFETY: msg describes valid, writable buffers for the duration of the call.
-    let n = unsafe {
-        libc::recvmsg(
-            sock.as_raw_fd(),
-            &mut msg,
-            libc::MSG_DONTWAIT | libc::MSG_CMSG_CLOEXEC,
-        )
-    };
+    let n = unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, flags | libc::MSG_CMSG_CLOEXEC) };
     if n < 0 {
         return Err(std::io::Error::last_os_error());
     }

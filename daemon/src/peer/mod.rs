@@ -155,29 +155,46 @@ pub fn prepare_listener(listener: BorrowedFd<'_>) -> std::io::Result<()> {
     os::prepare_listener(listener)
 }
 
+/// Whether a receive takes the bytes off the socket or leaves them there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Recv {
+    /// Take the bytes (a normal read).
+    Take,
+    /// Copy the bytes and leave them queued (`MSG_PEEK`): a later [`Recv::Take`] reads
+    /// them again.
+    Peek,
+}
+
+impl Recv {
+    fn flags(self) -> libc::c_int {
+        match self {
+            Recv::Take => libc::MSG_DONTWAIT,
+            Recv::Peek => libc::MSG_DONTWAIT | libc::MSG_PEEK,
+        }
+    }
+}
+
 /// Reads what is available from a connected socket without blocking, returning the
 /// byte count and, where the OS reports it, the pid of the process that wrote them.
 pub fn recv_with_sender(
     sock: BorrowedFd<'_>,
     buf: &mut [u8],
+    how: Recv,
 ) -> std::io::Result<(usize, Option<i32>)> {
-    os::recv_with_sender(sock, buf)
+    os::recv_with_sender(sock, buf, how.flags())
 }
 
 /// One non-blocking `recv`, for systems that attach no per-message sender credentials to
 /// stream sockets (the sender is then unknown: `None`).
 #[cfg(not(target_os = "linux"))]
-fn recv_plain(sock: BorrowedFd<'_>, buf: &mut [u8]) -> std::io::Result<(usize, Option<i32>)> {
+fn recv_plain(
+    sock: BorrowedFd<'_>,
+    buf: &mut [u8],
+    flags: libc::c_int,
+) -> std::io::Result<(usize, Option<i32>)> {
     use std::os::fd::AsRawFd;
     // SAFETY: buf is writable for its length; the fd is borrowed for the call.
-    let n = unsafe {
-        libc::recv(
-            sock.as_raw_fd(),
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-            libc::MSG_DONTWAIT,
-        )
-    };
+    let n = unsafe { libc::recv(sock.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), flags) };
     if n < 0 {
         return Err(std::io::Error::last_os_error());
     }

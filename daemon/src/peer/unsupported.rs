@@ -44,6 +44,7 @@ pub(super) fn prepare_listener(_listener: BorrowedFd<'_>) -> std::io::Result<()>
 pub(super) fn recv_with_sender(
     sock: BorrowedFd<'_>,
     buf: &mut [u8],
+    flags: libc::c_int,
 ) -> std::io::Result<(usize, Option<i32>)> {
-    super::recv_plain(sock, buf)
+    super::recv_plain(sock, buf, flags)
 }
