@@ -716,6 +716,17 @@ mod tests {
     }
 
     #[test]
+    fn a_command_name_that_is_not_utf8_still_gives_the_start_time() {
+        let pid = std::process::id() as i32;
+        let before = start_time(pid).expect("start time");
+        let old = std::fs::read("/proc/self/comm").expect("comm");
+        std::fs::write("/proc/self/comm", b"bad\xff) (x").expect("set comm");
+        let after = start_time(pid);
+        let _ = std::fs::write("/proc/self/comm", old.trim_ascii_end());
+        assert_eq!(after.expect("start time with a non-UTF-8 name"), before);
+    }
+
+    #[test]
     fn status_fields_parse() {
         let st = b"Name:\tbash\nPPid:\t42\nUid:\t1000\t1000\t1000\t1000\n";
         assert_eq!(parent_pid(st), Some(42));
