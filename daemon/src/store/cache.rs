@@ -269,6 +269,20 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn once_a_store_stops_announcing_changes_nothing_is_served_from_memory() {
+        let (inner, c) = cache(60_000);
+        inner.set("a", &Secret::from("one")).await.expect("set");
+        assert_eq!(get(&c, "a").await.as_deref(), Some("one"));
+        assert_eq!(c.len(), 1);
+        inner.stop_announcing();
+        inner.set("a", &Secret::from("two")).await.expect("set");
+        assert_eq!(get(&c, "a").await.as_deref(), Some("two"));
+        inner.set("a", &Secret::from("three")).await.expect("set");
+        assert_eq!(get(&c, "a").await.as_deref(), Some("three"));
+        assert!(c.is_empty(), "a value read while deaf was kept");
+    }
+
+    #[tokio::test]
     async fn absent_names_are_not_cached_and_the_cache_is_bounded() {
         let (inner, c) = cache(60_000);
         assert_eq!(get(&c, "missing").await, None);

@@ -10,6 +10,7 @@ use std::sync::Mutex;
 pub struct MemoryStore {
     map: Mutex<BTreeMap<String, Secret>>,
     generation: std::sync::atomic::AtomicU64,
+    deaf: std::sync::atomic::AtomicBool,
 }
 
 impl MemoryStore {
@@ -17,6 +18,12 @@ impl MemoryStore {
     pub fn announce_change(&self) {
         self.generation
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Acts like a store whose change announcements stopped: from now on every
+    /// [`SecretStore::generation`] call returns a new value (as the Secret Service store does).
+    pub fn stop_announcing(&self) {
+        self.deaf.store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
     fn map(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Secret>> {
@@ -29,7 +36,11 @@ impl SecretStore for MemoryStore {
         "memory"
     }
     fn generation(&self) -> u64 {
-        self.generation.load(std::sync::atomic::Ordering::SeqCst)
+        use std::sync::atomic::Ordering::SeqCst;
+        if self.deaf.load(SeqCst) {
+            return self.generation.fetch_add(1, SeqCst) + 1;
+        }
+        self.generation.load(SeqCst)
     }
     fn get<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Option<Secret>, StoreError>> {
         Box::pin(async move { Ok(self.map().get(name).cloned()) })

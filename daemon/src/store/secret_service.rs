@@ -32,12 +32,48 @@ pub struct SecretServiceStore {
     ss: &'static SecretService<'static>,
     namespace: String,
     known: KnownItems,
+    changes: Arc<Changes>,
+}
+
+/// What the store has heard of the service's change announcements.
+#[derive(Debug, Default)]
+struct Changes {
     /// Bumped on every change the service announces.
-    generation: Arc<AtomicU64>,
+    generation: AtomicU64,
     /// Set if the announcements stopped (the bus connection that carried them ended):
-    /// from then on [`SecretStore::generation`] changes on every call, so the value
-    /// cache keeps nothing.
-    deaf: Arc<AtomicBool>,
+    /// from then on [`Changes::current`] differs on every call, so the value cache
+    /// keeps nothing.
+    deaf: AtomicBool,
+}
+
+impl Changes {
+    /// The generation a read is tagged with (see [`SecretStore::generation`]).
+    fn current(&self) -> u64 {
+        if self.deaf.load(Ordering::SeqCst) {
+            // Nothing announces changes any more: no read may be trusted past itself.
+            return self.generation.fetch_add(1, Ordering::SeqCst) + 1;
+        }
+        self.generation.load(Ordering::SeqCst)
+    }
+
+    /// Counts announcements (calling `forget` on each) until the stream ends; from then
+    /// on nothing read is trusted past its own request.
+    async fn follow<T, E>(
+        &self,
+        mut signals: impl futures_lite::Stream<Item = Result<T, E>> + Unpin,
+        forget: impl Fn(),
+    ) {
+        while let Some(msg) = signals.next().await {
+            if msg.is_ok() {
+                self.generation.fetch_add(1, Ordering::SeqCst);
+                forget();
+            }
+        }
+        self.deaf.store(true, Ordering::SeqCst);
+        tracing::error!(
+            "Secret Service change notifications stopped: values are no longer cached (value_cache_ms)"
+        );
+    }
 }
 
 impl std::fmt::Debug for SecretServiceStore {
@@ -54,11 +90,7 @@ const MAX_KNOWN: usize = 4096;
 /// Forgets every kept item and bumps `generation` whenever the service announces a change
 /// (any signal under its object paths: items created, changed or deleted, collections
 /// locked, changed or deleted), by keychain-auth or by any other program.
-async fn forget_on_changes(
-    known: KnownItems,
-    generation: Arc<AtomicU64>,
-    deaf: Arc<AtomicBool>,
-) -> Result<(), StoreError> {
+async fn forget_on_changes(known: KnownItems, changes: Arc<Changes>) -> Result<(), StoreError> {
     let fail = |e: zbus::Error| {
         StoreError::Unavailable(format!("Secret Service change notifications: {e}"))
     };
@@ -73,16 +105,8 @@ async fn forget_on_changes(
         .map_err(fail)?;
     tokio::spawn(async move {
         let _conn = conn;
-        while let Some(msg) = signals.next().await {
-            if msg.is_ok() {
-                generation.fetch_add(1, Ordering::SeqCst);
-                known.lock().unwrap_or_else(|p| p.into_inner()).clear();
-            }
-        }
-        deaf.store(true, Ordering::SeqCst);
-        tracing::error!(
-            "Secret Service change notifications stopped: values are no longer cached (value_cache_ms)"
-        );
+        let forget = || known.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        changes.follow(&mut signals, forget).await;
     });
     Ok(())
 }
@@ -110,8 +134,7 @@ impl SecretServiceStore {
             ss: Box::leak(Box::new(ss)),
             namespace: namespace.to_string(),
             known: KnownItems::default(),
-            generation: Arc::new(AtomicU64::new(0)),
-            deaf: Arc::new(AtomicBool::new(false)),
+            changes: Arc::default(),
         };
         let coll = store
             .ss
@@ -127,12 +150,7 @@ impl SecretServiceStore {
                 "the default Secret Service collection is locked; unlock it and start keychain-auth again".into(),
             ));
         }
-        forget_on_changes(
-            store.known.clone(),
-            store.generation.clone(),
-            store.deaf.clone(),
-        )
-        .await?;
+        forget_on_changes(store.known.clone(), store.changes.clone()).await?;
         Ok(store)
     }
 
@@ -151,11 +169,7 @@ impl SecretStore for SecretServiceStore {
     }
 
     fn generation(&self) -> u64 {
-        if self.deaf.load(Ordering::SeqCst) {
-            // Nothing announces changes any more: no read may be trusted past itself.
-            return self.generation.fetch_add(1, Ordering::SeqCst) + 1;
-        }
-        self.generation.load(Ordering::SeqCst)
+        self.changes.current()
     }
 
     fn get<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Option<Secret>, StoreError>> {
@@ -264,5 +278,34 @@ impl SecretStore for SecretServiceStore {
             names.dedup();
             Ok(names)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+
+    #[tokio::test]
+    async fn each_announcement_forgets_and_once_they_stop_no_generation_repeats() {
+        let changes = Changes::default();
+        assert_eq!(changes.current(), 0);
+        assert_eq!(changes.current(), 0, "steady while nothing is announced");
+        let forgot = AtomicUsize::new(0);
+        let signals = futures_lite::stream::iter(vec![Ok::<(), ()>(()), Err(()), Ok(())]);
+        changes
+            .follow(signals, || {
+                forgot.fetch_add(1, Ordering::SeqCst);
+            })
+            .await;
+        assert_eq!(
+            forgot.load(Ordering::SeqCst),
+            2,
+            "one forget per announcement"
+        );
+        let a = changes.current();
+        let b = changes.current();
+        assert!(a >= 2, "{a}");
+        assert_ne!(a, b, "the stream ended: every read gets a new generation");
     }
 }
