@@ -579,14 +579,9 @@ impl<'p> FrameReader<'p> {
                 let mut chunk = [0u8; CHUNK];
                 let (n, sender) =
                     crate::peer::recv_with_sender(stream.as_fd(), &mut chunk, Recv::Peek)?;
-                let out = match chunk[..n] {
-                    [a, b, c, d, ..] => match frame::check_len([a, b, c, d]) {
-                        Ok(len) if 4 + len <= n => Some(Ok((chunk[4..4 + len].to_vec(), 4 + len))),
-                        Ok(_) => None,
-                        Err(e) => Some(Err(e)),
-                    },
-                    _ => None,
-                };
+                let out = whole_frame(&chunk[..n])
+                    .map(|len| len.map(|len| (chunk[4..4 + len].to_vec(), 4 + len)))
+                    .transpose();
                 keychain_auth_sdk::secret::wipe(&mut chunk[..n]);
                 Ok((n, sender, out))
             })
@@ -642,19 +637,15 @@ impl<'p> FrameReader<'p> {
             }
         }
         let rest = async {
-            while self.buf.len() < 4 {
+            let n = loop {
+                if let Some(n) = whole_frame(&self.buf).map_err(ReadError::Frame)? {
+                    break n;
+                }
                 if !self.fill(stream).await? {
                     return Err(ReadError::Io);
                 }
-            }
-            let header: [u8; 4] = [self.buf[0], self.buf[1], self.buf[2], self.buf[3]];
-            let n = frame::check_len(header).map_err(ReadError::Frame)?;
+            };
             debug_assert!(n <= MAX_FRAME);
-            while self.buf.len() < 4 + n {
-                if !self.fill(stream).await? {
-                    return Err(ReadError::Io);
-                }
-            }
             let payload = self.buf[4..4 + n].to_vec();
             keychain_auth_sdk::secret::wipe(&mut self.buf[..4 + n]);
             self.buf.drain(..4 + n);
@@ -664,6 +655,18 @@ impl<'p> FrameReader<'p> {
             Err(_) => Err(ReadError::Idle),
             Ok(r) => r,
         }
+    }
+}
+
+/// The payload length of the frame at the start of `bytes` if all of it is there,
+/// `None` if more must arrive; an error as soon as the header is bad.
+fn whole_frame(bytes: &[u8]) -> Result<Option<usize>, FrameError> {
+    match *bytes {
+        [a, b, c, d, ..] => {
+            let len = frame::check_len([a, b, c, d])?;
+            Ok((4 + len <= bytes.len()).then_some(len))
+        }
+        _ => Ok(None),
     }
 }
 
