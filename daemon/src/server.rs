@@ -371,16 +371,30 @@ async fn serve_connection(state: Arc<State>, mut stream: UnixStream) {
             return;
         }
     };
+    let mut reader = FrameReader::new(&peer, &stream);
+    converse(&state, &peer, &mut stream, &mut reader).await;
+    // Bytes left in the socket would make the client's next read fail with
+    // "connection reset" instead of reaching the end of the stream.
+    let _ = reader.finish(&stream);
+}
+
+/// Answers one identified peer's requests until the connection ends.
+async fn converse(
+    state: &Arc<State>,
+    peer: &Peer,
+    stream: &mut UnixStream,
+    reader: &mut FrameReader<'_>,
+) {
     let mut greeted = false;
-    let mut reader = FrameReader::new(&peer);
     loop {
         let wait = if greeted { IDLE_TIMEOUT } else { HELLO_TIMEOUT };
-        let payload = match reader.next(&mut stream, wait).await {
+        let payload = match reader.next(&mut *stream, wait).await {
             Ok(p) => p,
             Err(ReadError::Closed) | Err(ReadError::Idle) | Err(ReadError::Io) => return,
             Err(ReadError::Sender(e)) => {
-                state.audit(peer_refusal(&peer, None, &e), false);
-                let _ = write_response(&mut stream, &error(ErrorCode::Denied, e.to_string())).await;
+                state.audit(peer_refusal(peer, None, &e), false);
+                let _ =
+                    write_response(&mut *stream, &error(ErrorCode::Denied, e.to_string())).await;
                 return;
             }
             Err(ReadError::Frame(e)) => {
@@ -388,7 +402,7 @@ async fn serve_connection(state: Arc<State>, mut stream: UnixStream) {
                     FrameError::TooLarge(_) => ErrorCode::FrameTooLarge,
                     _ => ErrorCode::BadRequest,
                 };
-                let _ = write_response(&mut stream, &error(code, e.to_string())).await;
+                let _ = write_response(&mut *stream, &error(code, e.to_string())).await;
                 return;
             }
         };
@@ -397,8 +411,8 @@ async fn serve_connection(state: Arc<State>, mut stream: UnixStream) {
         let req = match req {
             Ok(r) => r,
             Err(e) => {
-                let _ =
-                    write_response(&mut stream, &error(ErrorCode::BadRequest, e.to_string())).await;
+                let _ = write_response(&mut *stream, &error(ErrorCode::BadRequest, e.to_string()))
+                    .await;
                 return;
             }
         };
@@ -443,7 +457,7 @@ async fn serve_connection(state: Arc<State>, mut stream: UnixStream) {
                     false,
                 ),
             };
-            if write_response(&mut stream, &resp).await.is_err() || !ok {
+            if write_response(&mut *stream, &resp).await.is_err() || !ok {
                 return;
             }
             greeted = true;
@@ -451,7 +465,7 @@ async fn serve_connection(state: Arc<State>, mut stream: UnixStream) {
         }
         if matches!(req, Request::Hello { .. }) {
             let _ = write_response(
-                &mut stream,
+                &mut *stream,
                 &error(
                     ErrorCode::BadRequest,
                     "hello was already sent on this connection",
@@ -461,19 +475,15 @@ async fn serve_connection(state: Arc<State>, mut stream: UnixStream) {
             return;
         }
         if let Err(e) = peer.recheck() {
-            state.audit(peer_refusal(&peer, Some(req.kind()), &e), false);
-            let _ = write_response(&mut stream, &error(ErrorCode::Denied, e.to_string())).await;
+            state.audit(peer_refusal(peer, Some(req.kind()), &e), false);
+            let _ = write_response(&mut *stream, &error(ErrorCode::Denied, e.to_string())).await;
             return;
         }
         let shutting_down = matches!(req, Request::Shutdown {});
         let (resp, written) = DEFERRED
             .scope(std::cell::RefCell::new(Vec::new()), async {
-                let resp = state.handle(&peer, req).await;
-                // The request leaves the socket only once it is answered (see FrameReader).
-                let written = match write_response(&mut stream, &resp).await {
-                    Ok(()) => reader.take(&stream).map_err(|_| ()),
-                    Err(()) => Err(()),
-                };
+                let resp = state.handle(peer, req).await;
+                let written = write_response(&mut *stream, &resp).await;
                 state.flush_deferred();
                 (resp, written)
             })
@@ -522,42 +532,57 @@ enum ReadError {
 /// the peer that connected (an inherited socket fails). Consumed bytes are wiped (a `set`
 /// carries a secret value).
 ///
-/// A frame that is already whole in the socket (the usual case: a client writes each
-/// request at once) is read with a peek and left queued until [`FrameReader::take`],
-/// which the server calls after answering. Taking bytes off a Unix socket frees the
-/// writer's send buffer, and Linux then wakes the writer even though it waits for data,
-/// not for room: taken on arrival, every request would wake its client once for nothing
-/// while the daemon works on the answer. A frame that is not yet whole is read the usual
-/// way, one `recvmsg` per arrival.
+/// Where the OS keeps a peek offset (Linux), requests are read with peeks that continue
+/// in turn and stay queued in the socket after they are answered; they are taken off in
+/// one go once [`KEPT_FRAMES`] or [`KEPT_BYTES`] have piled up, once no byte has come for
+/// [`KEPT_LINGER`], and when the connection ends. Taking bytes off a Unix socket frees the writer's send buffer, and
+/// Linux then wakes the writer even though it waits for an answer, not for room: taken
+/// one by one, every request would wake its client once for nothing. Elsewhere each read
+/// takes the bytes.
 struct FrameReader<'p> {
+    /// Bytes read and not yet returned as a frame.
     buf: Vec<u8>,
     peer: &'p Peer,
-    /// Bytes of the frame last returned that are still queued in the socket.
-    queued: usize,
+    /// Reads are peeks in turn (see [`crate::peer::peek_in_turn`]).
+    peeks: bool,
+    /// Bytes of frames already returned that are still queued in the socket.
+    kept: usize,
+    /// How many frames those bytes hold.
+    kept_frames: usize,
 }
 
 /// The size of one read.
 const CHUNK: usize = 8192;
+/// Answered requests left in the socket before they are taken off. Each counts against
+/// the client's send buffer (about 1 KiB for a small one, of the usual 208 KiB).
+const KEPT_FRAMES: usize = 16;
+/// Bytes of answered requests left in the socket before they are taken off.
+const KEPT_BYTES: usize = 16 * 1024;
+/// How long answered requests stay in the socket of a quiet connection. A client whose
+/// send buffer is smaller than the kept requests waits this long for room.
+const KEPT_LINGER: Duration = Duration::from_millis(1);
 
 impl<'p> FrameReader<'p> {
-    fn new(peer: &'p Peer) -> FrameReader<'p> {
+    fn new(peer: &'p Peer, stream: &UnixStream) -> FrameReader<'p> {
         FrameReader {
             buf: Vec::new(),
             peer,
-            queued: 0,
+            peeks: crate::peer::peek_in_turn(stream.as_fd()),
+            kept: 0,
+            kept_frames: 0,
         }
     }
 
     /// Reads more bytes into the buffer; `Ok(false)` at end of stream.
     async fn fill(&mut self, stream: &mut UnixStream) -> Result<bool, ReadError> {
         let buf = &mut self.buf;
+        let how = if self.peeks { Recv::Peek } else { Recv::Take };
         // The read buffer lives only inside the readiness callback, not in the waiting
         // future, so an idle connection costs no more than its (empty) frame buffer.
         let (n, sender) = stream
             .async_io(Interest::READABLE, || {
                 let mut chunk = [0u8; CHUNK];
-                let (n, sender) =
-                    crate::peer::recv_with_sender(stream.as_fd(), &mut chunk, Recv::Take)?;
+                let (n, sender) = crate::peer::recv_with_sender(stream.as_fd(), &mut chunk, how)?;
                 buf.extend_from_slice(&chunk[..n]);
                 keychain_auth_sdk::secret::wipe(&mut chunk[..n]);
                 Ok((n, sender))
@@ -570,44 +595,11 @@ impl<'p> FrameReader<'p> {
         Ok(n > 0)
     }
 
-    /// Waits for bytes and peeks at them: `Some(payload)` if a whole frame is queued
-    /// (it stays queued: see [`FrameReader::take`]), `None` if more must arrive first
-    /// (nothing was read).
-    async fn peek(&mut self, stream: &mut UnixStream) -> Result<Option<Vec<u8>>, ReadError> {
-        let peeked = stream
-            .async_io(Interest::READABLE, || {
-                let mut chunk = [0u8; CHUNK];
-                let (n, sender) =
-                    crate::peer::recv_with_sender(stream.as_fd(), &mut chunk, Recv::Peek)?;
-                let out = whole_frame(&chunk[..n])
-                    .map(|len| len.map(|len| (chunk[4..4 + len].to_vec(), 4 + len)))
-                    .transpose();
-                keychain_auth_sdk::secret::wipe(&mut chunk[..n]);
-                Ok((n, sender, out))
-            })
-            .await
-            .map_err(|_| ReadError::Io)?;
-        let (n, sender, out) = peeked;
-        if n == 0 {
-            return Err(ReadError::Closed);
-        }
-        self.peer.check_sender(sender).map_err(ReadError::Sender)?;
-        match out {
-            Some(Ok((payload, len))) => {
-                self.queued = len;
-                Ok(Some(payload))
-            }
-            Some(Err(e)) => Err(ReadError::Frame(e)),
-            None => Ok(None),
-        }
-    }
-
-    /// Takes the frame last returned off the socket, if it is still queued there. Those
-    /// bytes are in the socket already, so this never waits.
-    fn take(&mut self, stream: &UnixStream) -> Result<(), ReadError> {
-        while self.queued > 0 {
+    /// Takes the kept bytes off the socket. They were read already, so this never waits.
+    fn release(&mut self, stream: &UnixStream) -> Result<(), ReadError> {
+        while self.kept > 0 {
             let mut chunk = [0u8; CHUNK];
-            let want = self.queued.min(CHUNK);
+            let want = self.kept.min(CHUNK);
             let got = crate::peer::recv_with_sender(stream.as_fd(), &mut chunk[..want], Recv::Take);
             keychain_auth_sdk::secret::wipe(&mut chunk[..want]);
             let (n, sender) = got.map_err(|_| ReadError::Io)?;
@@ -615,9 +607,19 @@ impl<'p> FrameReader<'p> {
                 return Err(ReadError::Io);
             }
             self.peer.check_sender(sender).map_err(ReadError::Sender)?;
-            self.queued -= n;
+            self.kept -= n.min(self.kept);
         }
+        self.kept_frames = 0;
         Ok(())
+    }
+
+    /// Takes everything read so far off the socket, before the connection is closed: the
+    /// kept requests and the start of any frame still incomplete.
+    fn finish(&mut self, stream: &UnixStream) -> Result<(), ReadError> {
+        if self.peeks {
+            self.kept += self.buf.len();
+        }
+        self.release(stream)
     }
 
     /// The next frame. Its first byte may take up to `idle`; the rest must follow within
@@ -627,33 +629,37 @@ impl<'p> FrameReader<'p> {
         stream: &mut UnixStream,
         idle: Duration,
     ) -> Result<Vec<u8>, ReadError> {
-        self.take(stream)?;
-        if self.buf.is_empty() {
-            match tokio::time::timeout(idle, self.peek(stream)).await {
-                Err(_) => return Err(ReadError::Idle),
-                Ok(Ok(Some(payload))) => return Ok(payload),
-                Ok(Ok(None)) => {}
-                Ok(Err(e)) => return Err(e),
-            }
+        if self.kept >= KEPT_BYTES || self.kept_frames >= KEPT_FRAMES {
+            self.release(stream)?;
         }
-        let rest = async {
-            let n = loop {
-                if let Some(n) = whole_frame(&self.buf).map_err(ReadError::Frame)? {
-                    break n;
+        let mut deadline = tokio::time::Instant::now() + idle;
+        let mut started = false;
+        loop {
+            if let Some(n) = whole_frame(&self.buf).map_err(ReadError::Frame)? {
+                debug_assert!(n <= MAX_FRAME);
+                let payload = self.buf[4..4 + n].to_vec();
+                keychain_auth_sdk::secret::wipe(&mut self.buf[..4 + n]);
+                self.buf.drain(..4 + n);
+                if self.peeks {
+                    self.kept += 4 + n;
+                    self.kept_frames += 1;
                 }
-                if !self.fill(stream).await? {
-                    return Err(ReadError::Io);
-                }
-            };
-            debug_assert!(n <= MAX_FRAME);
-            let payload = self.buf[4..4 + n].to_vec();
-            keychain_auth_sdk::secret::wipe(&mut self.buf[..4 + n]);
-            self.buf.drain(..4 + n);
-            Ok(payload)
-        };
-        match tokio::time::timeout(FRAME_TIMEOUT, rest).await {
-            Err(_) => Err(ReadError::Idle),
-            Ok(r) => r,
+                return Ok(payload);
+            }
+            if !self.buf.is_empty() && !started {
+                started = true;
+                deadline = tokio::time::Instant::now() + FRAME_TIMEOUT;
+            }
+            let linger = (self.kept > 0).then(|| tokio::time::Instant::now() + KEPT_LINGER);
+            let until = linger.map_or(deadline, |l| l.min(deadline));
+            match tokio::time::timeout_at(until, self.fill(stream)).await {
+                Ok(Ok(true)) => {}
+                Ok(Ok(false)) if self.buf.is_empty() => return Err(ReadError::Closed),
+                Ok(Ok(false)) => return Err(ReadError::Io),
+                Ok(Err(e)) => return Err(e),
+                Err(_) if until < deadline => self.release(stream)?,
+                Err(_) => return Err(ReadError::Idle),
+            }
         }
     }
 }

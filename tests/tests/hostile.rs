@@ -170,10 +170,9 @@ fn answer(s: &mut UnixStream) -> Value {
     serde_json::from_slice(&body).unwrap()
 }
 
-/// The daemon reads a frame that is whole in the socket with a peek and takes it only
-/// after answering; anything else the usual way. Frames that arrive in pieces, several
-/// at once, or a whole one followed by part of the next must all be read exactly, each
-/// answered once and in order.
+/// On Linux the daemon reads requests with peeks in turn and takes answered ones off the
+/// socket later, in one go. Frames that arrive in pieces, several at once, or a whole one
+/// followed by part of the next must all be read exactly, each answered once and in order.
 #[test]
 fn frames_in_pieces_or_run_together_are_each_answered_once_in_order() {
     let mut h = Home::new();
@@ -232,6 +231,102 @@ fn frames_in_pieces_or_run_together_are_each_answered_once_in_order() {
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     s.write_all(&whoami).unwrap();
     assert_eq!(answer(&mut s)["type"], "identity");
+}
+
+/// Bytes the daemon has not yet taken off the socket, as the client's kernel counts them
+/// against its send buffer (`SIOCOUTQ`).
+#[cfg(target_os = "linux")]
+fn unsent(s: &UnixStream) -> libc::c_int {
+    use std::os::fd::AsRawFd;
+    let mut n: libc::c_int = -1;
+    // SAFETY: the ioctl writes one c_int to a valid pointer; the fd is open.
+    let rc = unsafe { libc::ioctl(s.as_raw_fd(), libc::TIOCOUTQ, &mut n) };
+    assert_eq!(rc, 0, "SIOCOUTQ: {}", std::io::Error::last_os_error());
+    n
+}
+
+/// Answered requests stay queued in the socket for a moment (taking each one off would
+/// wake its client for nothing), a few at most: requests sent back to back never hold
+/// much of the client's send buffer, and once the connection is quiet they are taken
+/// off, so the client's send buffer is free again.
+#[cfg(target_os = "linux")]
+#[test]
+fn answered_requests_leave_the_socket_once_the_connection_is_quiet() {
+    let mut h = Home::new();
+    h.start(&["--store", "keyutils"]);
+    let whoami = frame(br#"{"type":"whoami"}"#);
+    let mut s = connect(&h);
+    hello(&mut s);
+    let mut most = 0;
+    for _ in 0..300 {
+        s.write_all(&whoami).unwrap();
+        assert_eq!(answer(&mut s)["type"], "identity");
+        most = most.max(unsent(&s));
+    }
+    // 16 small requests are about 16 KiB of send buffer; the usual buffer is 208 KiB.
+    assert!(most <= 64 * 1024, "{most} bytes of answered requests kept");
+    let mut left = unsent(&s);
+    for _ in 0..100 {
+        if left == 0 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+        left = unsent(&s);
+    }
+    assert_eq!(left, 0, "answered requests still queued after 2 s");
+}
+
+/// A client whose send buffer is too small for the requests the daemon keeps queued
+/// must still get every answer: the daemon takes them off when the connection goes
+/// quiet, and the client's blocked write goes on.
+#[test]
+fn a_client_with_the_smallest_send_buffer_gets_every_answer() {
+    use std::os::fd::AsRawFd;
+    let mut h = Home::new();
+    h.start(&["--store", "keyutils"]);
+    let mut s = connect(&h);
+    let smallest: libc::c_int = 1; // the kernel raises it to its minimum
+                                   // SAFETY: setsockopt reads one c_int from a valid pointer; the fd is open.
+    let rc = unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_SNDBUF,
+            (&smallest as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(rc, 0);
+    // A stall would last the daemon's idle timeout (a minute): fail well before that.
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.set_write_timeout(Some(Duration::from_secs(10))).unwrap();
+    hello(&mut s);
+    let whoami = frame(br#"{"type":"whoami"}"#);
+    for i in 0..200 {
+        s.write_all(&whoami)
+            .unwrap_or_else(|e| panic!("request {i}: {e}"));
+        assert_eq!(answer(&mut s)["type"], "identity", "request {i}");
+    }
+}
+
+/// When the daemon ends a conversation, the requests it had kept queued are taken off
+/// first: the client reads the last answer and then the end of the stream, not
+/// "connection reset".
+#[test]
+fn a_connection_the_daemon_ends_closes_cleanly() {
+    let mut h = Home::new();
+    h.start(&["--store", "keyutils"]);
+    let mut s = connect(&h);
+    hello(&mut s);
+    s.write_all(&frame(br#"{"type":"whoami"}"#)).unwrap();
+    assert_eq!(answer(&mut s)["type"], "identity");
+    s.write_all(&frame(br#"{"type":"no-such-request"}"#))
+        .unwrap();
+    let v = answer(&mut s);
+    assert_eq!(v["code"], "bad_request", "{v}");
+    let mut rest = Vec::new();
+    let n = s.read_to_end(&mut rest).expect("a clean end of stream");
+    assert_eq!(n, 0);
 }
 
 #[test]

@@ -605,6 +605,23 @@ pub(super) fn prepare_listener(listener: BorrowedFd<'_>) -> std::io::Result<()> 
     Ok(())
 }
 
+/// Makes each `MSG_PEEK` on a connection continue where the previous one stopped
+/// (`SO_PEEK_OFF`), with taken bytes moving the offset back. False if the kernel refuses.
+pub(super) fn peek_in_turn(sock: BorrowedFd<'_>) -> bool {
+    let start: libc::c_int = 0;
+    // SAFETY: setsockopt reads one c_int from a valid pointer; the fd is borrowed.
+    let rc = unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEEK_OFF,
+            (&start as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    rc == 0
+}
+
 /// Receives bytes without blocking and reports which process wrote them: the kernel
 /// never merges data from different writers into one `recvmsg`, and attaches the
 /// writer's pid (`SCM_CREDENTIALS`). File descriptors a client tries to pass are closed.

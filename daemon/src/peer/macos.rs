@@ -545,6 +545,11 @@ pub(super) fn prepare_listener(_listener: BorrowedFd<'_>) -> std::io::Result<()>
     Ok(())
 }
 
+/// macOS has no peek offset (`SO_PEEK_OFF`): reads take bytes as they come.
+pub(super) fn peek_in_turn(_sock: BorrowedFd<'_>) -> bool {
+    false
+}
+
 /// One receive; macOS attaches no per-message sender credentials to stream sockets.
 pub(super) fn recv_with_sender(
     sock: BorrowedFd<'_>,

@@ -155,13 +155,20 @@ pub fn prepare_listener(listener: BorrowedFd<'_>) -> std::io::Result<()> {
     os::prepare_listener(listener)
 }
 
+/// Makes each [`Recv::Peek`] on a connected socket continue after the bytes the previous
+/// peeks returned, so bytes can be read in order and left queued until a
+/// [`Recv::Take`]. False where the OS has no peek offset (reads then take the bytes).
+pub fn peek_in_turn(sock: BorrowedFd<'_>) -> bool {
+    os::peek_in_turn(sock)
+}
+
 /// Whether a receive takes the bytes off the socket or leaves them there.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Recv {
     /// Take the bytes (a normal read).
     Take,
-    /// Copy the bytes and leave them queued (`MSG_PEEK`): a later [`Recv::Take`] reads
-    /// them again.
+    /// Copy the bytes and leave them queued (`MSG_PEEK`). After [`peek_in_turn`], the
+    /// next peek starts after them; otherwise it returns them again.
     Peek,
 }
 

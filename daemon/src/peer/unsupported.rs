@@ -41,6 +41,10 @@ pub(super) fn prepare_listener(_listener: BorrowedFd<'_>) -> std::io::Result<()>
     Ok(())
 }
 
+pub(super) fn peek_in_turn(_sock: BorrowedFd<'_>) -> bool {
+    false
+}
+
 pub(super) fn recv_with_sender(
     sock: BorrowedFd<'_>,
     buf: &mut [u8],
