@@ -2,7 +2,8 @@
 //! Each line carries `prev`, the SHA-256 of the line before it, so [`verify`] finds edited,
 //! removed or reordered lines and names the first bad one. When the file passes its size
 //! limit it is rotated (`audit.log.1`, `.2`, …) and the new file opens with a `rotate`
-//! line that continues the chain. The daemon is the only writer.
+//! line that continues the chain. The daemon is the only writer; it may queue lines and
+//! write several in one `write` ([`Log::queue`], [`Log::flush`]).
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -74,6 +75,73 @@ pub struct Record {
     pub prev: String,
 }
 
+/// A [`Record`] as it is written: the same JSON, field for field, rendered from borrowed
+/// parts and without `flatten` (which goes through serde's slower map path).
+#[derive(Serialize)]
+struct Line<'a> {
+    seq: u64,
+    time: &'a str,
+    event: &'a str,
+    decision: &'a str,
+    reason: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pid: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    uid: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    path: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hash: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    old_hash: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    op: Option<&'a str>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    names: &'a [String],
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    scopes: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    via: Option<&'a str>,
+    prev: &'a str,
+}
+
+impl<'a> Line<'a> {
+    fn new(seq: u64, time: &'a str, entry: &'a Entry, prev: &'a str) -> Line<'a> {
+        // Destructured, so a field added to Entry cannot be left out here.
+        let Entry {
+            event,
+            decision,
+            reason,
+            pid,
+            uid,
+            path,
+            hash,
+            old_hash,
+            op,
+            names,
+            scopes,
+            via,
+        } = entry;
+        Line {
+            seq,
+            time,
+            event,
+            decision,
+            reason,
+            pid: *pid,
+            uid: *uid,
+            path: path.as_deref(),
+            hash: hash.as_deref(),
+            old_hash: old_hash.as_deref(),
+            op: op.as_deref(),
+            names,
+            scopes,
+            via: via.as_deref(),
+            prev,
+        }
+    }
+}
+
 /// An audit log could not be opened, written or verified.
 #[derive(Debug, thiserror::Error)]
 pub enum AuditError {
@@ -138,14 +206,26 @@ pub fn line_hash(line: &[u8]) -> String {
     hex::encode(Sha256::digest(line))
 }
 
+/// Lines [`Log::queue`] may hold before it writes them itself.
+pub const MAX_QUEUED_LINES: usize = 64;
+/// Bytes [`Log::queue`] may hold before it writes them itself.
+const MAX_QUEUED_BYTES: usize = 32 * 1024;
+
 /// The open, appendable log.
 #[derive(Debug)]
 pub struct Log {
     path: PathBuf,
     file: File,
+    /// Bytes in the file, and queued for it.
     size: u64,
     seq: u64,
     head: String,
+    /// Rendered lines not yet written, oldest first (see [`Log::queue`]).
+    queued: Vec<u8>,
+    queued_lines: usize,
+    /// `seq` and `head` of the last line in the file, to continue from if writing the
+    /// queued lines fails.
+    written: (u64, String),
     max_bytes: u64,
     keep: usize,
 }
@@ -199,8 +279,11 @@ impl Log {
             path: path.to_path_buf(),
             file,
             size,
+            written: (seq, head.clone()),
             seq,
             head,
+            queued: Vec::new(),
+            queued_lines: 0,
             max_bytes,
             keep: keep.max(1),
         })
@@ -216,59 +299,98 @@ impl Log {
         &self.head
     }
 
-    /// Appends one line. With `durable` the line is fsynced before returning; otherwise it
-    /// is handed to the kernel (it survives the daemon being killed, not a power cut).
+    /// Appends one line, with any queued before it. With `durable` the lines are fsynced
+    /// before returning; otherwise they are handed to the kernel (they survive the daemon
+    /// being killed, not a power cut).
     pub fn append(&mut self, entry: Entry, now: &str, durable: bool) -> Result<u64, AuditError> {
+        self.render_line(&entry, now)?;
+        self.flush()?;
+        if durable {
+            self.file.sync_data().map_err(|source| AuditError::Io {
+                path: self.path.clone(),
+                source,
+            })?;
+        }
+        Ok(self.seq)
+    }
+
+    /// Adds one line to the chain and queues it for the next [`Log::flush`], so that
+    /// lines of several requests reach the file in one `write`. Once
+    /// [`MAX_QUEUED_LINES`] (or 32 KiB) are queued, they are written at once.
+    pub fn queue(&mut self, entry: Entry, now: &str) -> Result<u64, AuditError> {
+        self.render_line(&entry, now)?;
+        if self.queued_lines >= MAX_QUEUED_LINES || self.queued.len() >= MAX_QUEUED_BYTES {
+            self.flush()?;
+        }
+        Ok(self.seq)
+    }
+
+    /// Lines queued and not yet written.
+    pub fn queued(&self) -> usize {
+        self.queued_lines
+    }
+
+    /// Writes the queued lines in one `write(2)` on the `O_APPEND` file (a killed daemon
+    /// leaves whole lines only). If that fails they are dropped, and the chain goes on
+    /// from the last line in the file, so the file stays verifiable.
+    pub fn flush(&mut self) -> Result<(), AuditError> {
+        if self.queued.is_empty() {
+            return Ok(());
+        }
+        let res = self.file.write_all(&self.queued);
+        self.queued.clear();
+        self.queued_lines = 0;
+        match res {
+            Ok(()) => {
+                self.written = (self.seq, self.head.clone());
+                Ok(())
+            }
+            Err(source) => {
+                (self.seq, self.head) = self.written.clone();
+                self.size = self.file.metadata().map(|m| m.len()).unwrap_or(self.size);
+                Err(AuditError::Io {
+                    path: self.path.clone(),
+                    source,
+                })
+            }
+        }
+    }
+
+    /// Renders `entry` as the next line of the chain into the queue, rotating first if
+    /// the file is full.
+    fn render_line(&mut self, entry: &Entry, now: &str) -> Result<(), AuditError> {
         if self.size >= self.max_bytes {
+            self.flush()?;
             self.rotate()?;
         }
         if self.size == 0 && self.seq > 0 {
             // A fresh file after rotation opens with a rotate record that continues the chain.
-            let rot = self.render_rotate(now);
-            self.write_line(rot, false)?;
-        }
-        let rec = self.render(entry, now);
-        self.write_line(rec, durable)?;
-        Ok(self.seq)
-    }
-
-    fn render(&self, entry: Entry, now: &str) -> Record {
-        Record {
-            seq: self.seq + 1,
-            time: now.to_string(),
-            entry,
-            prev: self.head.clone(),
-        }
-    }
-
-    fn render_rotate(&self, now: &str) -> Record {
-        self.render(
-            Entry {
+            let rot = Entry {
                 event: "rotate".into(),
                 decision: "ok".into(),
                 reason: format!("continues from {}", rotated(&self.path, 1).display()),
                 ..Entry::default()
-            },
-            now,
-        )
+            };
+            self.push_line(&rot, now)?;
+        }
+        self.push_line(entry, now)
     }
 
-    fn write_line(&mut self, rec: Record, durable: bool) -> Result<(), AuditError> {
-        let io = |source| AuditError::Io {
-            path: self.path.clone(),
-            source,
-        };
-        let mut bytes = serde_json::to_vec(&rec).map_err(|e| io(std::io::Error::other(e)))?;
-        let hash = line_hash(&bytes);
-        bytes.push(b'\n');
-        // One write(2) on an O_APPEND file: a killed daemon leaves whole lines only.
-        self.file.write_all(&bytes).map_err(io)?;
-        if durable {
-            self.file.sync_data().map_err(io)?;
+    fn push_line(&mut self, entry: &Entry, now: &str) -> Result<(), AuditError> {
+        let start = self.queued.len();
+        let line = Line::new(self.seq + 1, now, entry, &self.head);
+        if let Err(e) = serde_json::to_writer(&mut self.queued, &line) {
+            self.queued.truncate(start);
+            return Err(AuditError::Io {
+                path: self.path.clone(),
+                source: std::io::Error::other(e),
+            });
         }
-        self.size += bytes.len() as u64;
-        self.seq = rec.seq;
-        self.head = hash;
+        self.head = line_hash(&self.queued[start..]);
+        self.queued.push(b'\n');
+        self.queued_lines += 1;
+        self.size += (self.queued.len() - start) as u64;
+        self.seq += 1;
         Ok(())
     }
 
@@ -579,5 +701,96 @@ mod tests {
     fn values_are_not_a_field() {
         let json = serde_json::to_string(&entry("access", "n")).expect("json");
         assert!(!json.contains("value"));
+    }
+
+    #[test]
+    fn lines_are_written_exactly_as_records_serialize() {
+        let full = Entry {
+            event: "access".into(),
+            decision: "allow".into(),
+            reason: "a \"quoted\" reason\nwith a newline, \u{1} and ünïcode".into(),
+            pid: Some(-1),
+            uid: Some(u32::MAX),
+            path: Some("/usr/bin/tool".into()),
+            hash: Some("sha256:ab".into()),
+            old_hash: Some("sha256:cd".into()),
+            op: Some("get".into()),
+            names: vec!["a/b".into(), "c".into()],
+            scopes: vec!["a/*".into()],
+            via: Some("keychain-auth get".into()),
+        };
+        for e in [Entry::default(), entry("approve", "n"), full] {
+            let rec = Record {
+                seq: 7,
+                time: "2026-11-27T00:00:00.123Z".into(),
+                entry: e.clone(),
+                prev: GENESIS.into(),
+            };
+            let want = serde_json::to_vec(&rec).expect("record");
+            let got = serde_json::to_vec(&Line::new(7, &rec.time, &e, GENESIS)).expect("line");
+            assert_eq!(
+                String::from_utf8_lossy(&got),
+                String::from_utf8_lossy(&want)
+            );
+        }
+    }
+
+    #[test]
+    fn queued_lines_reach_the_file_together_on_flush() {
+        let t = tempfile::tempdir().expect("tempdir");
+        let p = t.path().join("audit.log");
+        let mut log = Log::open(&p).expect("open");
+        log.append(entry("approve", "first"), "2026-11-27T00:00:00Z", true)
+            .expect("append");
+        for i in 0..3 {
+            log.queue(entry("access", &format!("q{i}")), "2026-11-27T00:00:00Z")
+                .expect("queue");
+        }
+        assert_eq!(log.seq(), 4);
+        assert_eq!(log.queued(), 3);
+        assert_eq!(lines(&p).len(), 1, "queued lines are not written yet");
+        log.flush().expect("flush");
+        assert_eq!(log.queued(), 0);
+        let r = verify_with(&p, Some((log.seq(), log.head().to_string()))).expect("chain");
+        assert_eq!(r.lines, 4);
+        // An appended line writes the queued ones before it, in order.
+        log.queue(entry("access", "q3"), "2026-11-27T00:00:00Z")
+            .expect("queue");
+        log.append(entry("deny", "last"), "2026-11-27T00:00:00Z", false)
+            .expect("append");
+        let r = verify_with(&p, Some((log.seq(), log.head().to_string()))).expect("chain");
+        assert_eq!((r.lines, r.last_seq), (6, 6));
+        // A full queue writes itself.
+        for i in 0..MAX_QUEUED_LINES {
+            log.queue(entry("access", &format!("m{i}")), "2026-11-27T00:00:00Z")
+                .expect("queue");
+        }
+        assert_eq!(log.queued(), 0);
+        assert_eq!(lines(&p).len(), 6 + MAX_QUEUED_LINES);
+        verify(&p).expect("chain");
+    }
+
+    #[test]
+    fn a_batch_that_cannot_be_written_is_dropped_and_the_chain_goes_on_from_the_file() {
+        let t = tempfile::tempdir().expect("tempdir");
+        let p = t.path().join("audit.log");
+        let mut log = Log::open(&p).expect("open");
+        log.append(entry("approve", "kept"), "2026-11-27T00:00:00Z", false)
+            .expect("append");
+        let (seq, head) = (log.seq(), log.head().to_string());
+        let good = std::mem::replace(&mut log.file, File::open(&p).expect("read-only"));
+        log.queue(entry("access", "lost"), "2026-11-27T00:00:00Z")
+            .expect("queue");
+        assert!(
+            log.flush().is_err(),
+            "a read-only descriptor cannot be written"
+        );
+        assert_eq!((log.seq(), log.head()), (seq, head.as_str()));
+        log.file = good;
+        log.append(entry("access", "after"), "2026-11-27T00:00:00Z", false)
+            .expect("append");
+        let r = verify_with(&p, Some((log.seq(), log.head().to_string()))).expect("chain");
+        assert_eq!((r.lines, r.last_seq), (2, 2));
+        assert!(!std::fs::read_to_string(&p).expect("read").contains("lost"));
     }
 }

@@ -183,11 +183,14 @@ pub async fn serve(
 }
 
 /// A tokio runtime sized for the daemon: hashing new executables runs on its blocking
-/// pool, so a storm of them queues instead of spawning hundreds of threads.
+/// pool, so a storm of them queues instead of spawning hundreds of threads. Its threads
+/// write the audit lines of the reads they answered when they run out of work.
 pub fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .max_blocking_threads(8)
+        .on_thread_start(server::runtime_thread_started)
+        .on_thread_park(server::audit_when_idle)
         .build()
         .context("starting the async runtime")
 }

@@ -629,7 +629,11 @@ impl State {
             },
             Request::Status {} => {
                 let (seq, head) = {
-                    let log = self.audit.lock().unwrap_or_else(|p| p.into_inner());
+                    let mut log = self.audit.lock().unwrap_or_else(|p| p.into_inner());
+                    // The file must reach the line reported: `audit verify` checks it does.
+                    if let Err(e) = log.flush() {
+                        tracing::error!("audit write failed: {e}");
+                    }
                     (log.seq(), log.head().to_string())
                 };
                 Response::Status(Status {

@@ -60,10 +60,38 @@ pub fn connection_limit() -> usize {
 }
 
 tokio::task_local! {
-    /// Audit lines of the read being answered (`get`, `list`). They are written right
-    /// after the answer is sent, so the `write` to the log is not on the client's wait; a
-    /// daemon killed in that instant loses those lines, never an approval or a write.
+    /// Audit lines of the read being answered (`get`, `list`). They join the log's chain
+    /// right after the answer is sent and reach the file when the runtime thread has no
+    /// more work (see [`audit_when_idle`]), with the lines of the other reads it answered
+    /// meanwhile, in one `write`. So the `write` is not on the client's wait, and a busy
+    /// daemon makes one for many reads. A daemon killed in that moment loses those
+    /// lines, never an approval or a write.
     static DEFERRED: std::cell::RefCell<Vec<Entry>>;
+}
+
+thread_local! {
+    /// Set on the threads of the daemon's runtime, which write queued audit lines when
+    /// they run out of work ([`audit_when_idle`]). Elsewhere lines are written at once.
+    static WRITES_WHEN_IDLE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// The daemon whose log holds lines this thread queued.
+    static QUEUED_HERE: std::cell::RefCell<Option<std::sync::Weak<State>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Marks this thread as one of the daemon runtime's (its `on_thread_start`).
+pub fn runtime_thread_started() {
+    WRITES_WHEN_IDLE.set(true);
+}
+
+/// Writes the audit lines this thread queued; the daemon runtime calls it each time a
+/// thread runs out of work (its `on_thread_park`). Lines wait at most for that, or until
+/// [`audit::MAX_QUEUED_LINES`] are queued.
+pub fn audit_when_idle() {
+    let Some(state) = QUEUED_HERE.take().and_then(|w| w.upgrade()) else {
+        return;
+    };
+    state.flush_audit();
+    state.touched();
 }
 
 /// `keychain-auth/<version>`.
@@ -200,13 +228,53 @@ impl State {
         }
     }
 
-    /// Writes the access lines held back while answering the current request.
-    pub(crate) fn flush_deferred(&self) {
+    /// Adds the access lines held back while answering the current request to the log:
+    /// on the daemon runtime's threads queued until the thread runs out of work (see
+    /// [`audit_when_idle`]), elsewhere written at once.
+    pub(crate) fn flush_deferred(self: &Arc<Self>) {
         let held = DEFERRED
             .try_with(|d| std::mem::take(&mut *d.borrow_mut()))
             .unwrap_or_default();
+        if held.is_empty() {
+            return;
+        }
+        let later = WRITES_WHEN_IDLE.get();
+        if later {
+            let other =
+                QUEUED_HERE.with_borrow_mut(|q| match q.as_ref().and_then(|w| w.upgrade()) {
+                    Some(s) if Arc::ptr_eq(&s, self) => None,
+                    _ => q.replace(Arc::downgrade(self)),
+                });
+            // Another daemon's lines queued on this thread (tests run several) go first.
+            if let Some(other) = other.and_then(|w| w.upgrade()) {
+                other.flush_audit();
+                other.touched();
+            }
+        }
+        let now = self.clock.rfc3339();
+        let mut log = self.audit.lock().unwrap_or_else(|p| p.into_inner());
         for e in held {
-            self.write_audit(e, false);
+            if let Err(e) = log.queue(e, &now) {
+                tracing::error!("audit write failed: {e}");
+            }
+        }
+        if !later {
+            if let Err(e) = log.flush() {
+                tracing::error!("audit write failed: {e}");
+            }
+        }
+        let written = log.queued() == 0;
+        drop(log);
+        if written {
+            self.touched();
+        }
+    }
+
+    /// Writes the queued audit lines now (before a report of the log's last line).
+    pub(crate) fn flush_audit(&self) {
+        let mut log = self.audit.lock().unwrap_or_else(|p| p.into_inner());
+        if let Err(e) = log.flush() {
+            tracing::error!("audit write failed: {e}");
         }
     }
 

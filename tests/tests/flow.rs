@@ -95,6 +95,36 @@ fn unknown_tool_is_queued_approved_by_hash_then_served() {
     assert!(v.status.success(), "{}{}", stdout(&v), stderr(&v));
 }
 
+/// Reads answered at the same time share audit writes; none may be missing, out of
+/// order or outside the chain, and `audit verify` (which asks the daemon for its last
+/// line) passes right after them.
+#[test]
+fn every_read_of_a_busy_daemon_is_audited_in_one_chain() {
+    let mut h = Home::new();
+    h.start(&["--store", "keyutils"]);
+    let client = bin("ka-test-client");
+    h.approve_client(&client, "busy/token", b"busy-value", "busy/*");
+    let before = h.audit_lines().len();
+    let r = h.client(&["get-many", "busy/token", "8", "250"]);
+    assert_eq!(r["served"], 2000, "{r}");
+    let v = h.ka(&["audit", "verify"]);
+    assert!(v.status.success(), "{}{}", stdout(&v), stderr(&v));
+    let lines = h.audit_lines();
+    let served = lines[before..]
+        .iter()
+        .filter(|e| e["event"] == "access" && e["op"] == "get" && e["decision"] == "allow")
+        .count();
+    assert_eq!(served, 2000);
+    let seqs: Vec<u64> = lines.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+    assert!(
+        seqs.windows(2).all(|w| w[1] == w[0] + 1),
+        "gaps or reordering"
+    );
+    assert!(!std::fs::read_to_string(h.path("audit.log"))
+        .unwrap()
+        .contains("busy-value"));
+}
+
 #[test]
 fn default_namespace_is_found_by_secret_tool() {
     let mut h = Home::with_namespace("keychain-auth");

@@ -40,6 +40,11 @@ fn main() {
         ["spawn-child"] => spawn_child(),
         ["write-and-vanish", name] => write_and_vanish(name),
         ["read-fd", fd] => read_fd(fd.parse().expect("fd number")),
+        ["get-many", name, threads, each] => get_many(
+            name,
+            threads.parse().expect("thread count"),
+            each.parse().expect("requests per thread"),
+        ),
         ["hold", secs] => {
             std::thread::sleep(std::time::Duration::from_secs(
                 secs.parse().expect("seconds"),
@@ -73,7 +78,7 @@ fn main() {
         ["whoami"] => Request::Whoami {},
         ["raw", json] => serde_json::from_str(json).expect("raw request is valid JSON"),
         _ => {
-            eprintln!("usage: ka-test-client get NAME [WAIT_MS] | set NAME VALUE | delete NAME | list | whoami | raw JSON");
+            eprintln!("usage: ka-test-client get NAME [WAIT_MS] | set NAME VALUE | delete NAME | list | whoami | raw JSON | get-many NAME THREADS EACH");
             std::process::exit(2);
         }
     };
@@ -242,5 +247,35 @@ fn read_fd(fd: i32) -> ! {
             }
         }
     }
+    std::process::exit(0);
+}
+
+/// `get-many NAME THREADS EACH`: THREADS connections at once, each asking for NAME EACH
+/// times in a row; prints how many answers were the secret and how many were not.
+fn get_many(name: &str, threads: usize, each: usize) -> ! {
+    let workers: Vec<_> = (0..threads)
+        .map(|_| {
+            let name = name.to_string();
+            std::thread::spawn(move || {
+                let mut client = Client::connect("ka-test-client").expect("connect");
+                (0..each)
+                    .filter(|_| {
+                        matches!(
+                            client.request(&Request::Get {
+                                name: name.clone(),
+                                wait_ms: None,
+                            }),
+                            Ok(Response::Secret { .. })
+                        )
+                    })
+                    .count()
+            })
+        })
+        .collect();
+    let served: usize = workers.into_iter().map(|w| w.join().expect("worker")).sum();
+    println!(
+        "{}",
+        serde_json::json!({"served": served, "failed": threads * each - served})
+    );
     std::process::exit(0);
 }
