@@ -601,21 +601,23 @@ enum ReadError {
 /// carries a secret value).
 ///
 /// Where the OS keeps a peek offset (Linux), requests are read with peeks that continue
-/// in turn and stay queued in the socket after they are answered; they are taken off in
-/// one go once [`KEPT_FRAMES`] or [`KEPT_BYTES`] have piled up, once no byte has come for
-/// [`KEPT_LINGER`], and when the connection ends. Taking bytes off a Unix socket frees the writer's send buffer, and
-/// Linux then wakes the writer even though it waits for an answer, not for room: taken
-/// one by one, every request would wake its client once for nothing. Elsewhere each read
-/// takes the bytes.
+/// in turn, so they stay queued in the socket after they are answered. They are taken
+/// off in one go once [`KEPT_FRAMES`] or [`KEPT_BYTES`] have piled up, once no byte has
+/// come for [`KEPT_LINGER`], before waiting for the rest of a frame (the writer may need
+/// the room), and when the connection ends. Taking bytes off a Unix socket frees the
+/// writer's send buffer, and Linux then wakes the writer even though it waits for an
+/// answer, not for room: taken one by one, every request would wake its client once for
+/// nothing. Elsewhere each read takes the bytes.
 struct FrameReader<'p> {
     /// Bytes read and not yet returned as a frame.
     buf: Vec<u8>,
     peer: &'p Peer,
     /// Reads are peeks in turn (see [`crate::peer::peek_in_turn`]).
     peeks: bool,
-    /// Bytes of frames already returned that are still queued in the socket.
-    kept: usize,
-    /// How many frames those bytes hold.
+    /// Bytes read that are still queued in the socket: the last ones read, so those of
+    /// answered frames followed by (the end of) `buf`.
+    queued: usize,
+    /// Frames returned since the socket was last emptied of answered ones.
     kept_frames: usize,
 }
 
@@ -636,9 +638,14 @@ impl<'p> FrameReader<'p> {
             buf: Vec::new(),
             peer,
             peeks: crate::peer::peek_in_turn(stream.as_fd()),
-            kept: 0,
+            queued: 0,
             kept_frames: 0,
         }
+    }
+
+    /// Bytes of answered frames still queued in the socket.
+    fn kept(&self) -> usize {
+        self.queued.saturating_sub(self.buf.len())
     }
 
     /// Reads more bytes into the buffer; `Ok(false)` at end of stream.
@@ -659,15 +666,20 @@ impl<'p> FrameReader<'p> {
             .map_err(|_| ReadError::Io)?;
         if n > 0 {
             self.peer.check_sender(sender).map_err(ReadError::Sender)?;
+            if self.peeks {
+                self.queued += n;
+            }
         }
         Ok(n > 0)
     }
 
-    /// Takes the kept bytes off the socket. They were read already, so this never waits.
-    fn release(&mut self, stream: &UnixStream) -> Result<(), ReadError> {
-        while self.kept > 0 {
+    /// Takes the first `count` queued bytes off the socket. They were read already, so
+    /// this never waits.
+    fn take(&mut self, stream: &UnixStream, count: usize) -> Result<(), ReadError> {
+        let mut left = count.min(self.queued);
+        while left > 0 {
             let mut chunk = [0u8; CHUNK];
-            let want = self.kept.min(CHUNK);
+            let want = left.min(CHUNK);
             let got = crate::peer::recv_with_sender(stream.as_fd(), &mut chunk[..want], Recv::Take);
             keychain_auth_sdk::secret::wipe(&mut chunk[..want]);
             let (n, sender) = got.map_err(|_| ReadError::Io)?;
@@ -675,19 +687,23 @@ impl<'p> FrameReader<'p> {
                 return Err(ReadError::Io);
             }
             self.peer.check_sender(sender).map_err(ReadError::Sender)?;
-            self.kept -= n.min(self.kept);
+            left -= n.min(left);
+            self.queued -= n.min(self.queued);
         }
-        self.kept_frames = 0;
         Ok(())
     }
 
+    /// Takes the answered frames off the socket.
+    fn release(&mut self, stream: &UnixStream) -> Result<(), ReadError> {
+        self.kept_frames = 0;
+        self.take(stream, self.kept())
+    }
+
     /// Takes everything read so far off the socket, before the connection is closed: the
-    /// kept requests and the start of any frame still incomplete.
+    /// answered frames and the start of any frame still incomplete.
     fn finish(&mut self, stream: &UnixStream) -> Result<(), ReadError> {
-        if self.peeks {
-            self.kept += self.buf.len();
-        }
-        self.release(stream)
+        self.kept_frames = 0;
+        self.take(stream, self.queued)
     }
 
     /// The next frame. Its first byte may take up to `idle`; the rest must follow within
@@ -697,7 +713,7 @@ impl<'p> FrameReader<'p> {
         stream: &mut UnixStream,
         idle: Duration,
     ) -> Result<Vec<u8>, ReadError> {
-        if self.kept >= KEPT_BYTES || self.kept_frames >= KEPT_FRAMES {
+        if self.kept() >= KEPT_BYTES || self.kept_frames >= KEPT_FRAMES {
             self.release(stream)?;
         }
         let mut deadline = tokio::time::Instant::now() + idle;
@@ -708,17 +724,18 @@ impl<'p> FrameReader<'p> {
                 let payload = self.buf[4..4 + n].to_vec();
                 keychain_auth_sdk::secret::wipe(&mut self.buf[..4 + n]);
                 self.buf.drain(..4 + n);
-                if self.peeks {
-                    self.kept += 4 + n;
-                    self.kept_frames += 1;
-                }
+                self.kept_frames += 1;
                 return Ok(payload);
             }
-            if !self.buf.is_empty() && !started {
-                started = true;
-                deadline = tokio::time::Instant::now() + FRAME_TIMEOUT;
+            if !self.buf.is_empty() {
+                if !started {
+                    started = true;
+                    deadline = tokio::time::Instant::now() + FRAME_TIMEOUT;
+                }
+                // The rest may not fit in the writer's send buffer beside what it holds.
+                self.finish(stream)?;
             }
-            let linger = (self.kept > 0).then(|| tokio::time::Instant::now() + KEPT_LINGER);
+            let linger = (self.queued > 0).then(|| tokio::time::Instant::now() + KEPT_LINGER);
             let until = linger.map_or(deadline, |l| l.min(deadline));
             match tokio::time::timeout_at(until, self.fill(stream)).await {
                 Ok(Ok(true)) => {}

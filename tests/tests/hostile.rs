@@ -276,9 +276,10 @@ fn answered_requests_leave_the_socket_once_the_connection_is_quiet() {
     assert_eq!(left, 0, "answered requests still queued after 2 s");
 }
 
-/// A client whose send buffer is too small for the requests the daemon keeps queued
-/// must still get every answer: the daemon takes them off when the connection goes
-/// quiet, and the client's blocked write goes on.
+/// A client whose send buffer is too small for the requests the daemon keeps queued, or
+/// for a whole frame, must still get every answer: the daemon takes what it has read off
+/// the socket when the connection goes quiet or a frame is incomplete, and the client's
+/// blocked write goes on.
 #[test]
 fn a_client_with_the_smallest_send_buffer_gets_every_answer() {
     use std::os::fd::AsRawFd;
@@ -307,6 +308,17 @@ fn a_client_with_the_smallest_send_buffer_gets_every_answer() {
             .unwrap_or_else(|e| panic!("request {i}: {e}"));
         assert_eq!(answer(&mut s)["type"], "identity", "request {i}");
     }
+    // A frame ten times the size of that send buffer gets through too: the daemon takes
+    // the part it has seen before it waits for the rest.
+    let big = format!(
+        r#"{{"type":"set","name":"big/x","value":"{}"}}"#,
+        "x".repeat(60_000)
+    );
+    s.write_all(&frame(big.as_bytes())).unwrap();
+    let v = answer(&mut s);
+    assert_eq!(v["code"], "not_approved", "{v}");
+    s.write_all(&whoami).unwrap();
+    assert_eq!(answer(&mut s)["type"], "identity");
 }
 
 /// When the daemon ends a conversation, the requests it had kept queued are taken off
