@@ -584,22 +584,26 @@ pub(super) fn recheck(peer: &Peer) -> Result<(), PeerError> {
     Ok(())
 }
 
+/// Sets one integer `SOL_SOCKET` option.
+fn set_socket_option(sock: BorrowedFd<'_>, option: libc::c_int, value: libc::c_int) -> bool {
+    // SAFETY: setsockopt reads one c_int from a valid pointer; the fd is borrowed.
+    let rc = unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            option,
+            (&value as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    rc == 0
+}
+
 /// Makes every connection accepted from this listener carry the sending process's
 /// credentials on each message (`SO_PASSCRED`; accepted sockets inherit it, and data
 /// written before the accept carries them too).
 pub(super) fn prepare_listener(listener: BorrowedFd<'_>) -> std::io::Result<()> {
-    let on: libc::c_int = 1;
-    // SAFETY: setsockopt reads one c_int from a valid pointer; the fd is borrowed.
-    let rc = unsafe {
-        libc::setsockopt(
-            listener.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_PASSCRED,
-            (&on as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if rc != 0 {
+    if !set_socket_option(listener, libc::SO_PASSCRED, 1) {
         return Err(std::io::Error::last_os_error());
     }
     Ok(())
@@ -608,18 +612,7 @@ pub(super) fn prepare_listener(listener: BorrowedFd<'_>) -> std::io::Result<()> 
 /// Makes each `MSG_PEEK` on a connection continue where the previous one stopped
 /// (`SO_PEEK_OFF`), with taken bytes moving the offset back. False if the kernel refuses.
 pub(super) fn peek_in_turn(sock: BorrowedFd<'_>) -> bool {
-    let start: libc::c_int = 0;
-    // SAFETY: setsockopt reads one c_int from a valid pointer; the fd is borrowed.
-    let rc = unsafe {
-        libc::setsockopt(
-            sock.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_PEEK_OFF,
-            (&start as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    rc == 0
+    set_socket_option(sock, libc::SO_PEEK_OFF, 0)
 }
 
 /// Receives bytes without blocking and reports which process wrote them: the kernel
