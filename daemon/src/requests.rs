@@ -310,7 +310,7 @@ impl State {
                     );
                     first = false;
                 }
-                // Lines about a request that waits are written before the wait.
+                // Lines about a request that waits join the log before the wait.
                 self.flush_deferred();
                 if tokio::time::timeout_at(deadline, changes.changed())
                     .await
