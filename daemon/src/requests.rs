@@ -628,14 +628,8 @@ impl State {
                 Err(e) => error(ErrorCode::StoreUnavailable, e.to_string()),
             },
             Request::Status {} => {
-                let (seq, head) = {
-                    let mut log = self.audit.lock().unwrap_or_else(|p| p.into_inner());
-                    // The file must reach the line reported: `audit verify` checks it does.
-                    if let Err(e) = log.flush() {
-                        tracing::error!("audit write failed: {e}");
-                    }
-                    (log.seq(), log.head().to_string())
-                };
+                // The file must reach the line reported: `audit verify` checks it does.
+                let (seq, head) = self.flush_audit();
                 Response::Status(Status {
                     server: server_name(),
                     pid: std::process::id(),

@@ -90,7 +90,7 @@ pub fn audit_when_idle() {
     let Some(state) = QUEUED_HERE.take().and_then(|w| w.upgrade()) else {
         return;
     };
-    state.flush_audit();
+    let _ = state.flush_audit();
     state.touched();
 }
 
@@ -247,7 +247,7 @@ impl State {
                 });
             // Another daemon's lines queued on this thread (tests run several) go first.
             if let Some(other) = other.and_then(|w| w.upgrade()) {
-                other.flush_audit();
+                let _ = other.flush_audit();
                 other.touched();
             }
         }
@@ -270,12 +270,14 @@ impl State {
         }
     }
 
-    /// Writes the queued audit lines now (before a report of the log's last line).
-    pub(crate) fn flush_audit(&self) {
+    /// Writes the queued audit lines now, and says which line the file ends with: its
+    /// sequence number and hash.
+    pub(crate) fn flush_audit(&self) -> (u64, String) {
         let mut log = self.audit.lock().unwrap_or_else(|p| p.into_inner());
         if let Err(e) = log.flush() {
             tracing::error!("audit write failed: {e}");
         }
+        (log.seq(), log.head().to_string())
     }
 
     /// Appends an audit line now, whatever request is being answered.
@@ -687,8 +689,9 @@ impl<'p> FrameReader<'p> {
                 return Err(ReadError::Io);
             }
             self.peer.check_sender(sender).map_err(ReadError::Sender)?;
-            left -= n.min(left);
-            self.queued -= n.min(self.queued);
+            // n <= want <= left <= queued: the kernel returns at most what was asked.
+            left -= n;
+            self.queued -= n;
         }
         Ok(())
     }
