@@ -430,7 +430,7 @@ fn secret_service_get() {
     let (_tmp, home) = bench_home(&ns);
     let ka = keychain_auth_e2e::bin("keychain-auth");
     let mut daemon = Daemon::start(&ka, &home, "secret-service");
-    cli(&ka, &home, &["set", NAME], VALUE.as_bytes());
+    daemon.set(NAME);
     // `keychain-auth get` asks for its parent: this benchmark process. Approve it.
     let run_get = || {
         Command::new(&ka)
@@ -476,7 +476,7 @@ fn secret_service_get() {
             assert_eq!(c.get(NAME).expect("get").expose(), VALUE);
         }
     });
-    cli(&ka, &home, &["set", "bench/second"], VALUE.as_bytes());
+    daemon.set("bench/second");
     let first = secret_service_calls(|| {
         assert_eq!(c.get("bench/second").expect("get").expose(), VALUE);
     });
@@ -523,10 +523,6 @@ fn secret_service_get() {
             us(percentile(&cached, 0.99)),
             percentile(&cached, 0.5).as_secs_f64() / percentile(&plain, 0.5).as_secs_f64()
         );
-        let ns = format!("ka-bench-{}-{CACHE_MS}", std::process::id());
-        let _ = Command::new("secret-tool")
-            .args(["clear", "service", &ns, "account", NAME])
-            .output();
     }
     let (mut ours, mut base) = (Vec::new(), Vec::new());
     for _ in 0..3 {
@@ -544,11 +540,6 @@ fn secret_service_get() {
         ms(percentile(&base, 0.99)),
         a.as_secs_f64() / b.as_secs_f64()
     );
-    for n in [NAME, "bench/second"] {
-        let _ = Command::new("secret-tool")
-            .args(["clear", "service", &ns, "account", n])
-            .output();
-    }
     daemon.stop();
 }
 
@@ -634,7 +625,7 @@ fn approved_daemon(store: &str, cache_ms: u64) -> (tempfile::TempDir, PathBuf, D
     let mut daemon = Daemon::start(&ka, &home, store);
     std::thread::sleep(Duration::from_millis(300));
     daemon.idle_rss = rss_kib(daemon.child.id());
-    cli(&ka, &home, &["set", NAME], VALUE.as_bytes());
+    daemon.set(NAME);
     let mut c = Client::connect_to(&home.join("agent.sock"), "ka-bench").expect("connect");
     let hash = match c.get(NAME) {
         Err(keychain_auth_sdk::ClientError::Daemon(b)) => {
@@ -649,8 +640,13 @@ fn approved_daemon(store: &str, cache_ms: u64) -> (tempfile::TempDir, PathBuf, D
 
 struct Daemon {
     child: Child,
+    ka: PathBuf,
+    home: PathBuf,
     /// RSS 300 ms after start, before any request.
     idle_rss: Option<u64>,
+    /// Names stored through this daemon, deleted again when it stops: the keyutils store
+    /// is the user's own keyring, and the Secret Service's items outlive the run too.
+    stored: Vec<String>,
 }
 
 impl Daemon {
@@ -670,11 +666,31 @@ impl Daemon {
         }
         Daemon {
             child,
+            ka: ka.to_path_buf(),
+            home: home.to_path_buf(),
             idle_rss: None,
+            stored: Vec::new(),
         }
     }
 
+    /// Stores [`VALUE`] under `name` with `keychain-auth set`.
+    fn set(&mut self, name: &str) {
+        cli(&self.ka, &self.home, &["set", name], VALUE.as_bytes());
+        self.stored.push(name.to_string());
+    }
+
+    /// Deletes what [`Daemon::set`] stored, then ends the daemon.
     fn stop(&mut self) {
+        for name in std::mem::take(&mut self.stored) {
+            let deleted = Command::new(&self.ka)
+                .args(["delete", &name])
+                .env("KEYCHAIN_AUTH_HOME", &self.home)
+                .stdout(Stdio::null())
+                .status();
+            if !matches!(deleted, Ok(s) if s.success()) {
+                eprintln!("ka-bench: could not delete {name} from the store");
+            }
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
