@@ -114,6 +114,8 @@ pub fn raise_fd_limit() -> u64 {
 impl Home {
     /// A new home with a unique namespace written into config.json.
     pub fn new() -> Home {
+        static SWEEP: std::sync::Once = std::sync::Once::new();
+        SWEEP.call_once(|| forget_keyutils_keys(left_by_a_dead_run));
         Home::with_namespace(&format!(
             "ka-test-{}-{}",
             std::process::id(),
@@ -329,13 +331,25 @@ impl Drop for Home {
             // A daemon started in the background by `keychain-auth start`.
             let _ = self.command(&bin("keychain-auth")).arg("stop").output();
         }
-        forget_keyutils_keys(&format!("{}:", self.namespace));
+        let prefix = format!("{}:", self.namespace);
+        forget_keyutils_keys(|d| d.starts_with(&prefix));
     }
 }
 
-/// Unlinks from the user keyring every key this home's daemon stored with the keyutils
-/// store (described `<namespace>:<name>`), so test runs leave nothing behind there.
-fn forget_keyutils_keys(prefix: &str) {
+/// Whether a key description is from a test home (`ka-test-<pid>-<n>:`) of a test
+/// process that no longer runs: one killed before its homes could clean up.
+fn left_by_a_dead_run(description: &str) -> bool {
+    description
+        .strip_prefix("ka-test-")
+        .and_then(|rest| rest.split('-').next())
+        .and_then(|pid| pid.parse::<u32>().ok())
+        .is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists())
+}
+
+/// Unlinks from the user keyring every `user` key whose description `doomed` picks: the
+/// keys a home's daemon stored with the keyutils store (described `<namespace>:<name>`),
+/// so test runs leave nothing behind there.
+fn forget_keyutils_keys(doomed: impl Fn(&str) -> bool) {
     // The keyring's serials (KEYCTL_READ on @u), growing the buffer as the kernel asks.
     let mut serials: Vec<i32> = Vec::with_capacity(1024);
     loop {
@@ -380,7 +394,7 @@ fn forget_keyutils_keys(prefix: &str) {
         let text = String::from_utf8_lossy(&buf[..n as usize - 1]);
         let mut parts = text.splitn(5, ';');
         let (kind, desc) = (parts.next(), parts.nth(3));
-        if kind == Some("user") && desc.is_some_and(|d| d.starts_with(prefix)) {
+        if kind == Some("user") && desc.is_some_and(&doomed) {
             // SAFETY: unlinking a key from the user keyring passes no memory.
             unsafe {
                 libc::syscall(
@@ -463,4 +477,24 @@ pub fn stdout(o: &Output) -> String {
 /// stderr as a string.
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::left_by_a_dead_run;
+
+    #[test]
+    fn only_keys_of_test_processes_that_ended_are_swept() {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        child.wait().unwrap();
+        let dead = child.id();
+        let alive = std::process::id();
+        assert!(left_by_a_dead_run(&format!("ka-test-{dead}-3:storm/1")));
+        assert!(!left_by_a_dead_run(&format!("ka-test-{alive}-3:storm/1")));
+        assert!(!left_by_a_dead_run(&format!(
+            "ka-bench-{dead}-0:bench/token"
+        )));
+        assert!(!left_by_a_dead_run("work:github/token"));
+        assert!(!left_by_a_dead_run("ka-test-notapid-0:x"));
+    }
 }
