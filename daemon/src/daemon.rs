@@ -186,6 +186,12 @@ pub async fn serve(
 /// pool, so a storm of them queues instead of spawning hundreds of threads. Its threads
 /// write the audit lines of the reads they answered when they run out of work.
 pub fn runtime() -> Result<tokio::runtime::Runtime> {
+    // Shortens the kernel's possession check on keyutils reads. Done before any runtime
+    // thread exists, so that every one of them shares the keyring.
+    #[cfg(target_os = "linux")]
+    if let Err(e) = crate::store::keyutils::link_user_keyring_into_process_keyring() {
+        tracing::debug!("no process keyring for faster keyutils reads: {e}");
+    }
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .max_blocking_threads(8)
