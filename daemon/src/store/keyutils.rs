@@ -268,20 +268,17 @@ mod tests {
             block_on(store.set("pk/one", &Secret::from("v"))).unwrap();
             let desc = std::ffi::CString::new(format!("{ns}:pk/one")).unwrap();
             let kind = std::ffi::CString::new("user").unwrap();
-            let search_process_keyring = || {
-                // SAFETY: the strings are valid C strings; no destination keyring.
-                unsafe {
-                    libc::syscall(
-                        libc::SYS_keyctl,
-                        libc::KEYCTL_SEARCH,
-                        libc::KEY_SPEC_PROCESS_KEYRING,
-                        kind.as_ptr(),
-                        desc.as_ptr(),
-                        0,
-                    )
-                }
+            // SAFETY: the strings are valid C strings; no destination keyring.
+            let found = unsafe {
+                libc::syscall(
+                    libc::SYS_keyctl,
+                    libc::KEYCTL_SEARCH,
+                    libc::KEY_SPEC_PROCESS_KEYRING,
+                    kind.as_ptr(),
+                    desc.as_ptr(),
+                    0,
+                )
             };
-            let found = search_process_keyring();
             let later = std::thread::spawn(move || {
                 (
                     keyring_id(libc::KEY_SPEC_PROCESS_KEYRING),
