@@ -96,7 +96,7 @@ function hashCell(h) {
   return el("td", { class: "hash" }, el("code", { text: shortHash(h), title: h }), " ", copyButton(h));
 }
 
-function renderPending(pending) {
+function renderPending(pending, grantsByHash) {
   const rows = $("pending-rows");
   rows.replaceChildren();
   $("pending-count").textContent = `(${pending.length})`;
@@ -111,7 +111,9 @@ function renderPending(pending) {
       : p.interpreter
         ? "A script interpreter: it is never approved as a whole."
         : "";
-    const grants = (p.requested_scopes && p.requested_scopes.length ? p.requested_scopes : p.names).join(", ");
+    // Exactly the patterns approving grants, as the daemon computes them (a name such as
+    // demo/* is shown as the literal pattern demo/\* it would grant).
+    const grants = (grantsByHash[p.hash] || []).join(", ");
     const canApprove = !(p.interpreter && !p.script);
     rows.append(
       el(
@@ -239,10 +241,10 @@ async function refresh() {
   pause.onclick = () => act("set_paused", { paused: !s.paused });
   // Re-render a section only when its data changed, so a field being edited or a
   // button armed for a second click is not replaced by every new audit line.
-  const pendingKey = JSON.stringify(s.pending);
+  const pendingKey = JSON.stringify([s.pending, s.grants]);
   if (pendingKey !== shown.pending) {
     shown.pending = pendingKey;
-    renderPending(s.pending);
+    renderPending(s.pending, s.grants || {});
   }
   const toolsKey = JSON.stringify([s.tools, s.names]);
   if (toolsKey !== shown.tools) {

@@ -242,14 +242,11 @@ fn run(cli: Cli) -> Result<i32> {
                             p.names.join(", ")
                         }
                     );
-                    if !p.requested_scopes.is_empty() || p.requested_access.is_some() {
+                    let grants = crate::pending::grants(&p);
+                    if !grants.is_empty() {
                         println!(
-                            "    requests:  {} ({}; what approving it grants unless you pass --scope/--access)",
-                            if p.requested_scopes.is_empty() {
-                                "(the names above)".into()
-                            } else {
-                                p.requested_scopes.join(", ")
-                            },
+                            "    grants:    {} ({}): what approving it grants unless you pass --scope/--access",
+                            grants.join(", "),
                             p.requested_access.unwrap_or_default()
                         );
                     }

@@ -41,6 +41,9 @@ pub struct Snapshot {
     pub tools: Vec<Tool>,
     /// Binaries waiting for a decision, oldest first.
     pub pending: Vec<PendingEntry>,
+    /// What approving each pending binary grants, by hash: exactly the patterns
+    /// ([`crate::pending::grants`]).
+    pub grants: std::collections::BTreeMap<String, Vec<String>>,
     /// Every secret name in the store (sorted); empty when the store did not answer.
     pub names: Vec<String>,
     /// Why `names` is empty, when the store did not answer.
@@ -165,10 +168,16 @@ impl State {
         let recent = crate::audit::tail(&self.paths.audit, recent)
             .map(|v| v.into_iter().filter_map(|(_, r)| r).collect())
             .unwrap_or_default();
+        let pending = self.pending_entries();
+        let grants = pending
+            .iter()
+            .map(|p| (p.hash.clone(), crate::pending::grants(p)))
+            .collect();
         Snapshot {
             paused: self.is_paused(),
             tools: self.config().tools.clone(),
-            pending: self.pending_entries(),
+            pending,
+            grants,
             names,
             names_error,
             recent,

@@ -124,14 +124,16 @@ impl Action {
     }
 }
 
-/// A tool's scopes after the person clicked `name`: an exact scope is removed, else the
-/// exact name is added. Patterns are left alone (edit them in the window).
+/// A tool's scopes after the person clicked `name`: the scope that is exactly that name
+/// is removed, else it is added, as a literal pattern (a name such as `a/*` never
+/// becomes the pattern `a/*`). Patterns are left alone (edit them in the window).
 pub fn toggled_scopes(scopes: &[String], name: &str) -> Vec<String> {
-    if scopes.iter().any(|s| s == name) {
-        scopes.iter().filter(|s| *s != name).cloned().collect()
+    let exact = crate::scope::literal(name);
+    if scopes.contains(&exact) {
+        scopes.iter().filter(|s| **s != exact).cloned().collect()
     } else {
         let mut v = scopes.to_vec();
-        v.push(name.to_string());
+        v.push(exact);
         v
     }
 }
@@ -222,11 +224,7 @@ pub fn build(s: &MenuState<'_>) -> Vec<Item> {
             s.pending.len()
         )));
         for p in s.pending.iter().rev().take(MAX_PENDING) {
-            let grants = if p.requested_scopes.is_empty() {
-                p.names.join(", ")
-            } else {
-                p.requested_scopes.join(", ")
-            };
+            let grants = crate::pending::grants(p).join(", ");
             let mut sub = vec![
                 Item::Text(label(&format!(
                     "{} {}",
@@ -326,7 +324,11 @@ fn tool_menu(t: &Tool, names: &[String]) -> Item {
         short_hash(&t.hash),
         t.access
     )))];
-    let patterns: Vec<&String> = t.scopes.iter().filter(|s| s.contains('*')).collect();
+    let patterns: Vec<&String> = t
+        .scopes
+        .iter()
+        .filter(|s| !crate::scope::is_literal(s))
+        .collect();
     if !patterns.is_empty() {
         items.push(Item::Text(label(&format!(
             "patterns: {}",
@@ -341,11 +343,12 @@ fn tool_menu(t: &Tool, names: &[String]) -> Item {
         items.push(Item::Text("No secret is stored yet".into()));
     }
     for n in names.iter().take(MAX_NAMES) {
-        let exact = t.scopes.iter().any(|s| s == n);
+        let literal = crate::scope::literal(n);
+        let exact = t.scopes.contains(&literal);
         let by_pattern = t
             .scopes
             .iter()
-            .any(|s| s != n && crate::scope::matches(s, n));
+            .any(|s| *s != literal && crate::scope::matches(s, n));
         items.push(Item::Check {
             id: Action::ToggleScope {
                 hash: t.hash.clone(),
@@ -612,6 +615,11 @@ mod tests {
             toggled_scopes(&s, "c"),
             vec!["a".to_string(), "b/*".to_string(), "c".to_string()]
         );
+        // A name that looks like a pattern is ticked as that one name, and unticked again.
+        let ticked = toggled_scopes(&s, "b/*");
+        assert_eq!(ticked[2], "b/\\*");
+        assert!(!crate::scope::any_matches(&ticked[2..], "b/other"));
+        assert_eq!(toggled_scopes(&ticked, "b/*"), s);
     }
 
     #[test]

@@ -46,6 +46,23 @@ pub struct Sighting<'a> {
     pub now: &'a str,
 }
 
+/// What approving a pending binary grants when the person names no scope: the scopes
+/// its `hello` asked for (patterns it chose, shown as such), else exactly the secret
+/// names it asked for, each as a literal pattern (a name such as `demo/*` grants that
+/// one name, never every name under `demo/`). `keychain-auth approve`, `list-pending`,
+/// the notification, the tray and the window all show and use this.
+pub fn grants(entry: &PendingEntry) -> Vec<String> {
+    if entry.requested_scopes.is_empty() {
+        entry
+            .names
+            .iter()
+            .map(|n| crate::scope::literal(n))
+            .collect()
+    } else {
+        entry.requested_scopes.clone()
+    }
+}
+
 impl Queue {
     /// A queue holding `entries`, bounded to `limit` (excess oldest entries dropped).
     pub fn new(mut entries: Vec<PendingEntry>, limit: usize) -> Queue {

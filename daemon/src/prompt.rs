@@ -80,11 +80,9 @@ pub fn body(entry: &PendingEntry, has_actions: bool, elsewhere: Elsewhere) -> St
         text.push_str("\nA script interpreter cannot be approved as a whole (every command run in it could read the secret): run the command from a script file.");
         return text;
     }
-    if !entry.requested_scopes.is_empty() {
-        text.push_str(&format!(
-            "\napproving grants: {}",
-            entry.requested_scopes.join(", ")
-        ));
+    let grants = crate::pending::grants(entry);
+    if !grants.is_empty() {
+        text.push_str(&format!("\napproving grants: {}", grants.join(", ")));
     }
     if !has_actions {
         text.push_str(&match elsewhere {

@@ -147,7 +147,7 @@ impl State {
                 let scope_hint = names
                     .first()
                     .filter(|_| !asked_scopes)
-                    .map(|n| format!(" --scope '{n}'"))
+                    .map(|n| format!(" --scope '{}'", crate::scope::literal(n)))
                     .unwrap_or_default();
                 Response::Error(ErrorBody {
                     code: ErrorCode::NotApproved,
@@ -506,7 +506,7 @@ impl State {
                         .as_ref()
                         .map(|t| t.scopes.clone())
                         .filter(|s| !s.is_empty())
-                        .or_else(|| entry.as_ref().map(asked_scopes))
+                        .or_else(|| entry.as_ref().map(crate::pending::grants))
                         .unwrap_or_default()
                 } else {
                     scopes
@@ -727,7 +727,7 @@ impl State {
                 "a script interpreter is never approved as a whole binary",
             );
         }
-        let scopes = asked_scopes(&entry);
+        let scopes = crate::pending::grants(&entry);
         let path = entry
             .script
             .as_ref()
@@ -1041,16 +1041,6 @@ fn page<T: Clone + serde::Serialize>(items: &[T], offset: Option<u64>) -> (Vec<T
 
 /// Why a config change was refused (kept small; turned into an error response).
 pub(crate) struct Refusal(pub(crate) ErrorCode, pub(crate) String);
-
-/// What approving a pending binary grants when the person names no scope: the scopes its
-/// `hello` asked for, else the secret names it asked for.
-fn asked_scopes(entry: &keychain_auth_sdk::protocol::PendingEntry) -> Vec<String> {
-    if entry.requested_scopes.is_empty() {
-        entry.names.clone()
-    } else {
-        entry.requested_scopes.clone()
-    }
-}
 
 /// How a peer is named to a person: its executable, or for a script the script and
 /// what runs it.

@@ -68,6 +68,9 @@ pub struct Home {
     daemon_stderr: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
     /// Dropped with the home; until then a watchdog waits on its other end.
     _watchdog: std::sync::mpsc::Sender<()>,
+    /// The ordinary user (uid, gid) the daemon and every command run as, when the tests
+    /// run as root ([`Home::ordinary`]); `None`: as the test process itself.
+    user: Option<(u32, u32)>,
 }
 
 /// How long one test's home may live before the watchdog ends the test binary: a hung
@@ -143,6 +146,33 @@ impl Home {
             namespace: namespace.to_string(),
             daemon: None,
             daemon_stderr: Default::default(),
+            user: None,
+        }
+    }
+
+    /// A home whose daemon and every command run as an ordinary user, as an attacker of
+    /// the threat model would: the test's second user when the tests run as root (CI),
+    /// else the user running the tests. Such a daemon cannot reach the test session's
+    /// D-Bus, so it uses the kernel keyutils store (`start(&["--store", "keyutils"])`).
+    pub fn ordinary() -> Home {
+        let mut h = Home::new();
+        if let Some((uid, gid)) = other_user() {
+            use std::os::unix::fs::PermissionsExt;
+            let tmp = h.dir.parent().unwrap();
+            std::fs::set_permissions(tmp, std::fs::Permissions::from_mode(0o711)).unwrap();
+            std::os::unix::fs::chown(&h.dir, Some(uid), Some(gid)).unwrap();
+            std::os::unix::fs::chown(h.dir.join("config.json"), Some(uid), Some(gid)).unwrap();
+            h.user = Some((uid, gid));
+        }
+        h
+    }
+
+    /// The uid the daemon and commands of this home run as.
+    pub fn uid(&self) -> u32 {
+        match self.user {
+            Some((uid, _)) => uid,
+            // SAFETY: geteuid has no preconditions.
+            None => unsafe { libc::geteuid() },
         }
     }
 
@@ -151,9 +181,25 @@ impl Home {
         self.dir.join(name)
     }
 
-    /// A command for a binary with this home's environment.
+    /// A command for a binary with this home's environment, run as this home's user.
     pub fn command(&self, program: &Path) -> Command {
-        let mut c = Command::new(program);
+        let mut c = match self.user {
+            Some((uid, gid)) => {
+                let mut c = Command::new("setpriv");
+                c.args([
+                    &format!("--reuid={uid}"),
+                    &format!("--regid={gid}"),
+                    "--clear-groups",
+                    "--",
+                ])
+                .arg(program)
+                .env("HOME", &self.dir)
+                .env_remove("XDG_RUNTIME_DIR")
+                .env_remove("DBUS_SESSION_BUS_ADDRESS");
+                c
+            }
+            None => Command::new(program),
+        };
         c.env("KEYCHAIN_AUTH_HOME", &self.dir)
             .env_remove("KEYCHAIN_AUTH_SOCKET")
             .env_remove("RUST_LOG");
@@ -210,8 +256,22 @@ impl Home {
                 }
             });
         }
+        let pid = child.id();
         self.daemon = Some(child);
         self.wait_for_socket();
+        if let Some((uid, _)) = self.user {
+            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+            let real = status
+                .lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .and_then(|v| v.split_whitespace().next())
+                .unwrap();
+            assert_eq!(
+                real,
+                uid.to_string(),
+                "the daemon runs as the ordinary user"
+            );
+        }
     }
 
     /// What the daemon has written to stderr so far.
