@@ -1,9 +1,12 @@
 //! The audit log: one JSON line per decision and per admin change, never a secret value.
 //! Each line carries `prev`, the SHA-256 of the line before it, so [`verify`] finds edited,
 //! removed or reordered lines and names the first bad one. When the file passes its size
-//! limit it is rotated (`audit.log.1`, `.2`, …) and the new file opens with a `rotate`
-//! line that continues the chain. The daemon is the only writer; it may queue lines and
-//! write several in one `write` ([`Log::queue`], [`Log::flush`]).
+//! limit it is rotated (`audit.log.1`, `.2`, …): a `rotate` line first records, durably,
+//! which old files retention removes and the sequences and last hash they held, and the
+//! new file opens with a `rotate` line that continues the chain. So history that should
+//! be there and is not (a rotated file deleted by hand) fails [`verify`]. The daemon is
+//! the only writer; it may queue lines and write several in one `write` ([`Log::queue`],
+//! [`Log::flush`]).
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -59,6 +62,37 @@ pub struct Entry {
     /// (`keychain-auth get` asking for its parent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub via: Option<String>,
+    /// For `rotate` lines: what was rotated and what retention removed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotation: Option<Rotation>,
+}
+
+/// What a `rotate` line records about the log's files.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rotation {
+    /// The file this one continues (the first line of a new file after a rotation): the
+    /// previous line, whose hash is this line's `prev`, is the last line of that file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub continues: Option<String>,
+    /// Rotated files that retention deletes at this rotation, oldest first (written
+    /// before they are deleted). History before the oldest file that is left is
+    /// accounted for only by such a record.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub removed: Vec<Span>,
+}
+
+/// The lines one deleted audit file held.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Span {
+    /// Sequence of its first line, when it could be read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_seq: Option<u64>,
+    /// Sequence of its last line.
+    pub last_seq: u64,
+    /// Hex SHA-256 of its last line: the `prev` of the line that followed it.
+    pub last_hash: String,
 }
 
 /// One line of the log.
@@ -102,6 +136,8 @@ struct Line<'a> {
     scopes: &'a [String],
     #[serde(skip_serializing_if = "Option::is_none")]
     via: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rotation: Option<&'a Rotation>,
     prev: &'a str,
 }
 
@@ -121,6 +157,7 @@ impl<'a> Line<'a> {
             names,
             scopes,
             via,
+            rotation,
         } = entry;
         Line {
             seq,
@@ -137,6 +174,7 @@ impl<'a> Line<'a> {
             names,
             scopes,
             via: via.as_deref(),
+            rotation: rotation.as_ref(),
             prev,
         }
     }
@@ -360,8 +398,7 @@ impl Log {
     /// the file is full.
     fn render_line(&mut self, entry: &Entry, now: &str) -> Result<(), AuditError> {
         if self.size >= self.max_bytes {
-            self.flush()?;
-            self.rotate()?;
+            self.rotate(now)?;
         }
         if self.size == 0 && self.seq > 0 {
             // A fresh file after rotation opens with a rotate record that continues the chain.
@@ -369,6 +406,10 @@ impl Log {
                 event: "rotate".into(),
                 decision: "ok".into(),
                 reason: format!("continues from {}", rotated(&self.path, 1).display()),
+                rotation: Some(Rotation {
+                    continues: Some(file_name(&rotated(&self.path, 1))),
+                    removed: Vec::new(),
+                }),
                 ..Entry::default()
             };
             self.push_line(&rot, now)?;
@@ -394,13 +435,67 @@ impl Log {
         Ok(())
     }
 
-    fn rotate(&mut self) -> Result<(), AuditError> {
+    /// Moves the full file aside (`audit.log` → `.1` → `.2` …). Rotated files beyond
+    /// `keep` are deleted, but only after a `rotate` line naming what they held has been
+    /// written and synced, so their absence is always accounted for in the chain.
+    fn rotate(&mut self, now: &str) -> Result<(), AuditError> {
+        let path = self.path.clone();
         let io = |source| AuditError::Io {
-            path: self.path.clone(),
+            path: path.clone(),
             source,
         };
+        // Files that will be beyond `keep` once everything moves up by one.
+        let doomed: Vec<PathBuf> = (self.keep..=MAX_ROTATED)
+            .map(|k| rotated(&self.path, k))
+            .filter(|p| p.exists())
+            .collect();
+        let removed: Vec<Span> = doomed
+            .iter()
+            .map(|p| span_of(&self.path, p))
+            .collect::<Result<_, _>>()?;
+        let reason = if removed.is_empty() {
+            format!(
+                "{} is full and becomes {}",
+                file_name(&self.path),
+                file_name(&rotated(&self.path, 1))
+            )
+        } else {
+            format!(
+                "{} is full and becomes {}; {} rotated files are kept, so {} (sequences {}) {} removed",
+                file_name(&self.path),
+                file_name(&rotated(&self.path, 1)),
+                self.keep,
+                doomed.iter().map(|p| file_name(p)).collect::<Vec<_>>().join(", "),
+                removed
+                    .iter()
+                    .map(|s| format!(
+                        "{}–{}",
+                        s.first_seq.map_or("?".into(), |f| f.to_string()),
+                        s.last_seq
+                    ))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                if removed.len() == 1 { "is" } else { "are" }
+            )
+        };
+        self.push_line(
+            &Entry {
+                event: "rotate".into(),
+                decision: "ok".into(),
+                reason,
+                rotation: Some(Rotation {
+                    continues: None,
+                    removed,
+                }),
+                ..Entry::default()
+            },
+            now,
+        )?;
+        self.flush()?;
         self.file.sync_all().map_err(io)?;
-        let _ = std::fs::remove_file(rotated(&self.path, self.keep));
+        for p in doomed.iter().rev() {
+            std::fs::remove_file(p).map_err(io)?;
+        }
         for k in (1..self.keep).rev() {
             let from = rotated(&self.path, k);
             if from.exists() {
@@ -412,6 +507,62 @@ impl Log {
         self.size = 0;
         Ok(())
     }
+}
+
+/// Most rotated files looked at (`audit.log.1` … `audit.log.64`).
+pub const MAX_ROTATED: usize = 64;
+
+fn file_name(p: &Path) -> String {
+    p.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// The first line of a file (without its newline), reading no more than needed.
+fn first_line(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::{BufRead, BufReader, Read};
+    let mut line = Vec::new();
+    BufReader::new(File::open(path)?.take(1 << 20)).read_until(b'\n', &mut line)?;
+    if line.last() == Some(&b'\n') {
+        line.pop();
+    }
+    Ok(line)
+}
+
+/// What the rotated file `doomed` of the log at `path` holds: its first sequence, and
+/// its last line's sequence and hash, read from the first line of the file that follows
+/// it (whose `seq` and `prev` continue it).
+fn span_of(path: &Path, doomed: &Path) -> Result<Span, AuditError> {
+    let k: usize = file_name(doomed)
+        .rsplit('.')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1);
+    let next = if k > 1 {
+        rotated(path, k - 1)
+    } else {
+        path.to_path_buf()
+    };
+    let damaged = |p: &Path, reason: String| AuditError::Damaged {
+        path: p.to_path_buf(),
+        line: 1,
+        reason,
+    };
+    let follower = first_line(&next).map_err(|source| AuditError::Io {
+        path: next.clone(),
+        source,
+    })?;
+    let rec: Record = serde_json::from_slice(&follower)
+        .map_err(|e| damaged(&next, format!("not a valid audit record ({e})")))?;
+    let first_seq = first_line(doomed)
+        .ok()
+        .and_then(|l| serde_json::from_slice::<Record>(&l).ok())
+        .map(|r| r.seq);
+    Ok(Span {
+        first_seq,
+        last_seq: rec.seq.saturating_sub(1),
+        last_hash: rec.prev,
+    })
 }
 
 /// Reads the last line of an existing log: its seq and hash.
@@ -446,7 +597,7 @@ pub fn verify_with(
     path: &Path,
     anchor: Option<(u64, String)>,
 ) -> Result<VerifyReport, VerifyFailure> {
-    let mut files: Vec<PathBuf> = (1..=64)
+    let mut files: Vec<PathBuf> = (1..=MAX_ROTATED)
         .map(|k| rotated(path, k))
         .take_while(|p| p.exists())
         .collect();
@@ -460,6 +611,11 @@ pub fn verify_with(
     };
     let mut first = true;
     let mut last_file: Option<(PathBuf, usize)> = None;
+    // Where the oldest line left continues a chain whose earlier part is gone: the file,
+    // and the (sequence, hash) of the line that must have come before.
+    let mut missing_before: Option<(PathBuf, u64, String)> = None;
+    // Every file retention said it removed: (last sequence, last hash).
+    let mut removed: std::collections::HashSet<(u64, String)> = Default::default();
     for file in files {
         let bytes = match std::fs::read(&file) {
             Ok(b) => b,
@@ -507,6 +663,8 @@ pub fn verify_with(
                             rec.seq
                         ),
                     ));
+                } else {
+                    missing_before = Some((file.clone(), rec.seq - 1, rec.prev.clone()));
                 }
                 first = false;
             } else {
@@ -526,6 +684,11 @@ pub fn verify_with(
                     ));
                 }
             }
+            if let Some(rot) = &rec.entry.rotation {
+                for span in &rot.removed {
+                    removed.insert((span.last_seq, span.last_hash.clone()));
+                }
+            }
             report.last_seq = rec.seq;
             report.head = line_hash(line);
             if let Some((seq, head)) = &anchor {
@@ -540,6 +703,17 @@ pub fn verify_with(
         }
         report.files.push(file.clone());
         last_file = Some((file, report.lines));
+    }
+    if let Some((file, seq, hash)) = missing_before {
+        if !removed.contains(&(seq, hash)) {
+            return Err(VerifyFailure {
+                file,
+                line: 1,
+                reason: format!(
+                    "the history up to sequence {seq} is missing, and no rotate line says retention removed it: a rotated audit file was deleted"
+                ),
+            });
+        }
     }
     if let Some((seq, _)) = anchor {
         if report.last_seq < seq {
@@ -698,6 +872,98 @@ mod tests {
     }
 
     #[test]
+    fn history_deleted_by_hand_fails_verification_and_retention_is_accounted_for() {
+        let t = tempfile::tempdir().expect("tempdir");
+        let p = t.path().join("audit.log");
+        let mut log = Log::open_with(&p, 700, 2).expect("open");
+        for i in 0..60 {
+            log.append(
+                entry("access", &format!("s{i}")),
+                "2026-11-27T00:00:00Z",
+                false,
+            )
+            .expect("append");
+        }
+        assert!(rotated(&p, 2).exists() && !rotated(&p, 3).exists());
+        // Retention removed older files, and said so in the chain: the log verifies.
+        let r = verify(&p).expect("retention is accounted for");
+        assert!(r.files.len() == 3 && r.lines < 60, "{r:?}");
+        let claims: Vec<Record> = std::fs::read_to_string(rotated(&p, 1))
+            .expect("read")
+            .lines()
+            .chain(
+                std::fs::read_to_string(&p)
+                    .expect("read")
+                    .lines()
+                    .collect::<Vec<_>>(),
+            )
+            .map(|l| serde_json::from_str::<Record>(l).expect("record"))
+            .filter(|r| {
+                r.entry
+                    .rotation
+                    .as_ref()
+                    .is_some_and(|x| !x.removed.is_empty())
+            })
+            .collect();
+        assert!(
+            !claims.is_empty(),
+            "a rotate line names what retention removed"
+        );
+
+        let backup: Vec<(PathBuf, Vec<u8>)> = [rotated(&p, 2), rotated(&p, 1), p.clone()]
+            .iter()
+            .map(|f| (f.clone(), std::fs::read(f).expect("read")))
+            .collect();
+        let restore = || {
+            for (f, b) in &backup {
+                std::fs::write(f, b).expect("restore");
+            }
+        };
+        // The oldest rotated file deleted: nothing says it was removed.
+        std::fs::remove_file(rotated(&p, 2)).expect("rm");
+        let e = verify(&p).expect_err("oldest file deleted");
+        assert_eq!(e.file, rotated(&p, 1));
+        assert!(e.reason.contains("history up to sequence"), "{e}");
+        restore();
+        // A file in the middle deleted: the chain breaks.
+        std::fs::remove_file(rotated(&p, 1)).expect("rm");
+        assert!(verify(&p).is_err());
+        restore();
+        // Every rotated file deleted.
+        std::fs::remove_file(rotated(&p, 1)).expect("rm");
+        std::fs::remove_file(rotated(&p, 2)).expect("rm");
+        let e = verify(&p).expect_err("all rotated files deleted");
+        assert_eq!(e.file, p);
+        restore();
+        verify(&p).expect("restored");
+        // Reopened, the chain goes on and still verifies after more rotations.
+        drop(log);
+        let mut log = Log::open_with(&p, 700, 2).expect("reopen");
+        for i in 0..20 {
+            log.append(
+                entry("access", &format!("t{i}")),
+                "2026-11-27T00:00:01Z",
+                true,
+            )
+            .expect("append");
+        }
+        verify_with(&p, Some((log.seq(), log.head().to_string()))).expect("chain");
+        // Fewer files kept than exist: every extra one is removed and accounted for.
+        drop(log);
+        let mut log = Log::open_with(&p, 700, 1).expect("reopen");
+        for i in 0..12 {
+            log.append(
+                entry("access", &format!("u{i}")),
+                "2026-11-27T00:00:02Z",
+                false,
+            )
+            .expect("append");
+        }
+        assert!(!rotated(&p, 2).exists());
+        verify(&p).expect("keep lowered");
+    }
+
+    #[test]
     fn values_are_not_a_field() {
         let json = serde_json::to_string(&entry("access", "n")).expect("json");
         assert!(!json.contains("value"));
@@ -718,6 +984,14 @@ mod tests {
             names: vec!["a/b".into(), "c".into()],
             scopes: vec!["a/*".into()],
             via: Some("keychain-auth get".into()),
+            rotation: Some(Rotation {
+                continues: Some("audit.log.1".into()),
+                removed: vec![Span {
+                    first_seq: Some(1),
+                    last_seq: 9,
+                    last_hash: GENESIS.into(),
+                }],
+            }),
         };
         for e in [Entry::default(), entry("approve", "n"), full] {
             let rec = Record {

@@ -84,10 +84,38 @@ pub struct Config {
     /// milliseconds; 0 (the default) reads the store every time. Read at start.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub value_cache_ms: u64,
+    /// Size in bytes at which audit.log is rotated (read at start).
+    #[serde(
+        default = "default_audit_max_bytes",
+        skip_serializing_if = "is_default_audit_max_bytes"
+    )]
+    pub audit_max_bytes: u64,
+    /// Rotated audit files kept; older ones are removed, and the chain records it.
+    #[serde(
+        default = "default_audit_keep",
+        skip_serializing_if = "is_default_audit_keep"
+    )]
+    pub audit_keep: usize,
 }
 
 fn is_zero(n: &u64) -> bool {
     *n == 0
+}
+
+fn default_audit_max_bytes() -> u64 {
+    crate::audit::DEFAULT_MAX_BYTES
+}
+
+fn is_default_audit_max_bytes(n: &u64) -> bool {
+    *n == crate::audit::DEFAULT_MAX_BYTES
+}
+
+fn default_audit_keep() -> usize {
+    crate::audit::DEFAULT_KEEP
+}
+
+fn is_default_audit_keep(n: &usize) -> bool {
+    *n == crate::audit::DEFAULT_KEEP
 }
 
 fn default_namespace() -> String {
@@ -108,6 +136,8 @@ impl Default for Config {
             tools: Vec::new(),
             denied: Vec::new(),
             value_cache_ms: 0,
+            audit_max_bytes: crate::audit::DEFAULT_MAX_BYTES,
+            audit_keep: crate::audit::DEFAULT_KEEP,
         }
     }
 }
@@ -224,6 +254,19 @@ impl Config {
                 "value_cache_ms {} must be at most {}",
                 self.value_cache_ms,
                 crate::store::cache::MAX_TTL.as_millis()
+            ));
+        }
+        if !(4096..=1 << 30).contains(&self.audit_max_bytes) {
+            return Err(format!(
+                "audit_max_bytes {} must be between 4096 and 1073741824",
+                self.audit_max_bytes
+            ));
+        }
+        if !(1..=crate::audit::MAX_ROTATED).contains(&self.audit_keep) {
+            return Err(format!(
+                "audit_keep {} must be between 1 and {}",
+                self.audit_keep,
+                crate::audit::MAX_ROTATED
             ));
         }
         for (i, t) in self.tools.iter().enumerate() {

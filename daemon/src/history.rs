@@ -125,7 +125,7 @@ pub fn read_all(path: &Path, keep: usize) -> std::io::Result<Vec<Record>> {
 
 /// Runs a query over the log at `path` (and its rotated files).
 pub fn search(path: &Path, q: &Query) -> std::io::Result<Vec<Record>> {
-    let all = read_all(path, crate::audit::DEFAULT_KEEP)?;
+    let all = read_all(path, crate::audit::MAX_ROTATED)?;
     Ok(filter(all.iter(), q, MAX_RESULTS))
 }
 

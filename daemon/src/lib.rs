@@ -11,7 +11,8 @@
 //! - [`peer`]: who is connecting, from the kernel (Linux: `SO_PEERPIDFD`).
 //! - [`digest`]: SHA-256 of executables with a file-identity cache.
 //! - [`config`]: config.json and pending.json; [`pending`]: the bounded queue.
-//! - [`audit`]: the hash-chained audit log and its verifier.
+//! - [`audit`]: the hash-chained audit log and its verifier; [`repeats`]: refusals that
+//!   repeat, counted instead of each written.
 //! - [`store`]: Secret Service, keyutils (and an in-memory store for unit tests).
 //! - [`approver`]: the seam through which approvals reach a person; [`ratelimit`]: how
 //!   often it may be asked.
@@ -47,6 +48,7 @@ pub mod pending;
 pub mod policy;
 pub mod prompt;
 pub mod ratelimit;
+pub mod repeats;
 pub mod requests;
 pub mod scope;
 pub mod server;

@@ -35,6 +35,9 @@ impl State {
             names: names.iter().map(|s| s.to_string()).collect(),
             ..access_entry(peer, Some(op))
         };
+        if decision != "allow" {
+            return self.audit_refusal(e);
+        }
         if matches!(op, "get" | "list") {
             // Reads are the hot path: their line may follow the answer (see DEFERRED).
             self.audit(e, false);
@@ -758,17 +761,21 @@ impl State {
     }
 
     /// Writes what the desktop notifier reports to the audit log.
+    /// Ignored (forged) clicks are refusals: a flood of them is counted, not each
+    /// written (see [`crate::repeats`]).
     pub fn note_desktop(&self, reason: String, decision: &str, hash: Option<String>) {
-        self.audit(
-            Entry {
-                event: "notification".into(),
-                decision: decision.into(),
-                reason,
-                hash,
-                ..Entry::default()
-            },
-            decision == "deny",
-        );
+        let e = Entry {
+            event: "notification".into(),
+            decision: decision.into(),
+            reason,
+            hash,
+            ..Entry::default()
+        };
+        if decision == "deny" {
+            self.audit_refusal(e);
+        } else {
+            self.audit(e, false);
+        }
     }
 
     /// `keychain-auth get`: the CLI (already verified by hash) asks for the process that

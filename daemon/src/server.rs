@@ -141,6 +141,8 @@ pub struct State {
     /// Bounds how often the approver is asked.
     pub(crate) prompts: Mutex<crate::ratelimit::PromptLimiter>,
     pub(crate) audit: Mutex<audit::Log>,
+    /// Refusals that repeat are counted instead of each written (see [`crate::repeats`]).
+    pub(crate) repeats: Mutex<crate::repeats::Repeats>,
     /// Bumped after every config change; waiting `get`s watch it.
     pub(crate) changes: watch::Sender<u64>,
     /// Bumped after anything a person would see changed: config, pending, audit, pause.
@@ -172,7 +174,8 @@ impl State {
             }
         };
         let pending_file = PendingFile::load(&deps.paths.pending)?;
-        let log = audit::Log::open(&deps.paths.audit)?;
+        let log =
+            audit::Log::open_with(&deps.paths.audit, config.audit_max_bytes, config.audit_keep)?;
         let queue = pending::Queue::new(pending_file.pending, config.pending_limit);
         Ok(State {
             paths: deps.paths,
@@ -187,6 +190,7 @@ impl State {
             pending_save: Mutex::new(()),
             prompts: Mutex::new(crate::ratelimit::PromptLimiter::default()),
             audit: Mutex::new(log),
+            repeats: Mutex::new(crate::repeats::Repeats::new(std::time::Instant::now())),
             changes: watch::channel(0).0,
             activity: watch::channel(0).0,
             paused: std::sync::atomic::AtomicBool::new(false),
@@ -270,9 +274,43 @@ impl State {
         }
     }
 
-    /// Writes the queued audit lines now, and says which line the file ends with: its
-    /// sequence number and hash.
+    /// Records a refused request: written when it is the first of its kind in a while,
+    /// else counted into a summary line written later (see [`crate::repeats`]), so that
+    /// no client can fill the log. Reads' lines may follow their answer (see
+    /// [`DEFERRED`]).
+    pub(crate) fn audit_refusal(&self, mut entry: Entry) {
+        let verdict = self.repeats.lock().unwrap_or_else(|p| p.into_inner()).note(
+            &mut entry,
+            std::time::Instant::now(),
+            &self.clock.rfc3339(),
+        );
+        if verdict == crate::repeats::Verdict::Counted {
+            return;
+        }
+        if matches!(entry.op.as_deref(), Some("get" | "list") | None) {
+            self.audit(entry, false);
+        } else {
+            self.write_audit(entry, false);
+        }
+    }
+
+    /// Writes the summary lines of counted refusals whose window ended (all of them,
+    /// counts so far, when `everything`).
+    pub(crate) fn write_repeat_summaries(&self, everything: bool) {
+        let due = self
+            .repeats
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .due(std::time::Instant::now(), everything);
+        for e in due {
+            self.write_audit(e, false);
+        }
+    }
+
+    /// Writes the queued audit lines now (with the summaries of refusals counted so
+    /// far), and says which line the file ends with: its sequence number and hash.
     pub(crate) fn flush_audit(&self) -> (u64, String) {
+        self.write_repeat_summaries(true);
         let mut log = self.audit.lock().unwrap_or_else(|p| p.into_inner());
         if let Err(e) = log.flush() {
             tracing::error!("audit write failed: {e}");
@@ -327,6 +365,16 @@ pub async fn run(
         },
         true,
     );
+    let summaries = tokio::spawn({
+        let st = state.clone();
+        async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(5));
+            loop {
+                tick.tick().await;
+                st.write_repeat_summaries(false);
+            }
+        }
+    });
     tokio::pin!(shutdown);
     loop {
         let permit = tokio::select! {
@@ -352,6 +400,8 @@ pub async fn run(
             drop(permit);
         });
     }
+    summaries.abort();
+    state.write_repeat_summaries(true);
     state.audit(
         Entry {
             event: "daemon".into(),
@@ -428,15 +478,12 @@ async fn serve_connection(state: Arc<State>, mut stream: UnixStream) {
                 PeerError::WrongUser { .. } => ErrorCode::Forbidden,
                 _ => ErrorCode::Denied,
             };
-            state.audit(
-                Entry {
-                    event: "access".into(),
-                    decision: "deny".into(),
-                    reason: e.to_string(),
-                    ..Entry::default()
-                },
-                false,
-            );
+            state.audit_refusal(Entry {
+                event: "access".into(),
+                decision: "deny".into(),
+                reason: e.to_string(),
+                ..Entry::default()
+            });
             let _ = write_response(&mut stream, &error(code, e.to_string())).await;
             return;
         }
@@ -462,7 +509,7 @@ async fn converse(
             Ok(p) => p,
             Err(ReadError::Closed) | Err(ReadError::Idle) | Err(ReadError::Io) => return,
             Err(ReadError::Sender(e)) => {
-                state.audit(peer_refusal(peer, None, &e), false);
+                state.audit_refusal(peer_refusal(peer, None, &e));
                 let _ =
                     write_response(&mut *stream, &error(ErrorCode::Denied, e.to_string())).await;
                 return;
@@ -545,7 +592,7 @@ async fn converse(
             return;
         }
         if let Err(e) = peer.recheck() {
-            state.audit(peer_refusal(peer, Some(req.kind()), &e), false);
+            state.audit_refusal(peer_refusal(peer, Some(req.kind()), &e));
             let _ = write_response(&mut *stream, &error(ErrorCode::Denied, e.to_string())).await;
             return;
         }

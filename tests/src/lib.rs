@@ -158,6 +158,9 @@ impl Home {
         let mut h = Home::new();
         if let Some((uid, gid)) = other_user() {
             use std::os::unix::fs::PermissionsExt;
+            // Keys left in that user's keyring by test runs that were killed.
+            static SWEEP_OTHER: std::sync::Once = std::sync::Once::new();
+            SWEEP_OTHER.call_once(|| forget_user_keys(uid, gid, ""));
             let tmp = h.dir.parent().unwrap();
             std::fs::set_permissions(tmp, std::fs::Permissions::from_mode(0o711)).unwrap();
             std::os::unix::fs::chown(&h.dir, Some(uid), Some(gid)).unwrap();
@@ -393,7 +396,39 @@ impl Drop for Home {
         }
         let prefix = format!("{}:", self.namespace);
         forget_keyutils_keys(|d| d.starts_with(&prefix));
+        if let Some((uid, gid)) = self.user {
+            forget_user_keys(uid, gid, &self.namespace);
+        }
     }
+}
+
+/// Unlinks from the user keyring of another user the keys of a namespace, and those of
+/// test processes that no longer run: `keyctl` run as that user, since its keyring is
+/// not this process's.
+fn forget_user_keys(uid: u32, gid: u32, namespace: &str) {
+    let script = r#"
+for k in $(keyctl rlist @u 2>/dev/null); do
+  d=$(keyctl rdescribe "$k" 2>/dev/null) || continue
+  desc=${d#*;*;*;*;}
+  case "$d" in user\;*) ;; *) continue ;; esac
+  case "$desc" in
+    "$1":*) keyctl unlink "$k" @u >/dev/null 2>&1 ;;
+    ka-test-*) pid=${desc#ka-test-}; pid=${pid%%-*}
+      [ -d "/proc/$pid" ] || keyctl unlink "$k" @u >/dev/null 2>&1 ;;
+  esac
+done"#;
+    let _ = Command::new("setpriv")
+        .args([
+            &format!("--reuid={uid}"),
+            &format!("--regid={gid}"),
+            "--clear-groups",
+            "sh",
+            "-c",
+            script,
+            "sh",
+            namespace,
+        ])
+        .output();
 }
 
 /// Whether a key description is from a test home (`ka-test-<pid>-<n>:`) of a test

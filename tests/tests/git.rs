@@ -122,7 +122,10 @@ fn approved_helper(h: &mut Home, git: &Git) {
         "the refusal names the exact approve command: {err}"
     );
     let pending = stdout(&h.ka(&["list-pending"]));
-    assert!(pending.contains("grants:    git/* (read-write)"), "{pending}");
+    assert!(
+        pending.contains("grants:    git/* (read-write)"),
+        "{pending}"
+    );
     assert!(pending.contains("read-write"), "{pending}");
     let o = h.ka(&["approve", &hash]);
     assert!(o.status.success(), "{}", stderr(&o));
