@@ -183,9 +183,67 @@ pub fn init_tracing() {
         .try_init();
 }
 
+/// Connects to the daemon: the socket and its listener must be the user's own (the
+/// SDK checks), and the listener must run keychain-auth where the kernel shows it
+/// ([`crate::daemon_check`]).
 fn connect() -> Result<Client> {
     let paths = Paths::from_env()?;
-    Client::connect_to(&paths.socket, "keychain-auth-cli").map_err(|e| anyhow!(e))
+    crate::daemon_check::connect(&paths.socket).map_err(|e| anyhow!(e))
+}
+
+/// Stores a value. On Linux the CLI writes it to the daemon's store itself and then
+/// tells the daemon, which records it: the value never crosses the socket, so a program
+/// of the user's that listens there in the daemon's place (which the CLI cannot always
+/// tell from the daemon, see [`crate::daemon_check`]) learns the name, not the value.
+/// The Linux stores have no per-program boundary, so this costs no isolation.
+#[cfg(target_os = "linux")]
+fn store_value(name: &str, value: Secret) -> Result<()> {
+    use crate::config::{Config, StoreChoice, DEFAULT_NAMESPACE};
+    let paths = Paths::from_env()?;
+    let mut client = connect()?;
+    let store = match client
+        .request(&Request::Status {})
+        .map_err(|e| anyhow!(e))?
+    {
+        Response::Status(s) => s.store,
+        other => bail!("unexpected answer: {other:?}"),
+    };
+    let choice = match store.as_str() {
+        "secret-service" => StoreChoice::SecretService,
+        "keyutils" => {
+            // Possess @u, so that a key the daemon created can be replaced.
+            if let Err(e) = crate::store::keyutils::link_user_keyring_into_process_keyring() {
+                tracing::debug!("no process keyring: {e}");
+            }
+            StoreChoice::Keyutils
+        }
+        other => bail!("the daemon uses the {other} store, which keychain-auth set cannot write"),
+    };
+    let namespace = Config::load(&paths.config)?
+        .map(|c| c.namespace)
+        .unwrap_or_else(|| DEFAULT_NAMESPACE.to_string());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime
+        .block_on(async {
+            let (store, _) = crate::store::open(choice, &namespace).await?;
+            store.set(name, &value).await
+        })
+        .map_err(|e| anyhow!("cannot write the {store} store the daemon uses: {e}"))?;
+    client
+        .request(&Request::Stored {
+            name: name.to_string(),
+        })
+        .map_err(|e| anyhow!("{name:?} was stored, but the daemon did not record it: {e}"))?;
+    Ok(())
+}
+
+/// Stores a value through the daemon (macOS: the Keychain item must be the app's own).
+#[cfg(not(target_os = "linux"))]
+fn store_value(name: &str, value: Secret) -> Result<()> {
+    connect()?.set(name, value).map_err(|e| anyhow!(e))
 }
 
 fn admin(req: Request) -> Result<Response> {
@@ -364,10 +422,7 @@ fn run(cli: Cli) -> Result<i32> {
         Cmd::Set { name } => {
             validate_name(&name).with_context(|| format!("cannot store {name:?}"))?;
             let value = read_value(&name)?;
-            connect()?
-                .set(&name, value)
-                .map_err(|e| anyhow!(e))
-                .with_context(|| format!("storing {name:?}"))?;
+            store_value(&name, value).with_context(|| format!("storing {name:?}"))?;
             println!("stored {name}");
         }
         Cmd::Delete { name } => {
@@ -423,8 +478,9 @@ fn all_pages<T>(
 
 fn status() -> Result<i32> {
     let paths = Paths::from_env()?;
-    let mut c = match Client::connect_to(&paths.socket, "keychain-auth-cli") {
+    let mut c = match crate::daemon_check::connect(&paths.socket) {
         Ok(c) => c,
+        Err(e @ keychain_auth_sdk::ClientError::Untrusted(_)) => bail!(e),
         Err(e) => {
             println!("keychain-auth is not running ({e})");
             return Ok(3);
@@ -453,7 +509,7 @@ fn status() -> Result<i32> {
 fn audit_verify() -> Result<i32> {
     let paths = Paths::from_env()?;
     // Ask the running daemon where its chain ends first, so lines cut from the end show.
-    let anchor = Client::connect_to(&paths.socket, "keychain-auth-cli")
+    let anchor = crate::daemon_check::connect(&paths.socket)
         .ok()
         .and_then(|mut c| match c.request(&Request::Status {}) {
             Ok(Response::Status(s)) => Some((s.audit_seq, s.audit_head)),

@@ -11,7 +11,6 @@ use crate::server::{self, Deps, State};
 use anyhow::{anyhow, bail, Context, Result};
 use keychain_auth_sdk::paths::Paths;
 use keychain_auth_sdk::protocol::{Request, Response};
-use keychain_auth_sdk::Client;
 use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
@@ -259,12 +258,16 @@ fn rotate_log(log: &Path) {
 /// Starts the daemon in the background and waits until its socket answers.
 pub fn start_background(store: Option<StoreChoice>, notify: bool) -> Result<String> {
     let paths = Paths::from_env()?;
-    if let Ok(c) = Client::connect_to(&paths.socket, "keychain-auth-cli") {
-        return Ok(format!(
-            "keychain-auth is already running ({}, socket {})",
-            c.server(),
-            paths.socket.display()
-        ));
+    match crate::daemon_check::connect(&paths.socket) {
+        Ok(c) => {
+            return Ok(format!(
+                "keychain-auth is already running ({}, socket {})",
+                c.server(),
+                paths.socket.display()
+            ));
+        }
+        Err(e @ keychain_auth_sdk::ClientError::Untrusted(_)) => bail!(e),
+        Err(_) => {}
     }
     prepare_dirs(&paths)?;
     rotate_log(&paths.daemon_log);
@@ -297,7 +300,7 @@ pub fn start_background(store: Option<StoreChoice>, notify: bool) -> Result<Stri
             let tail = String::from_utf8_lossy(out.get(log_start as usize..).unwrap_or(&[]));
             bail!("the daemon exited ({status}):\n{}", tail.trim_end());
         }
-        if let Ok(mut c) = Client::connect_to(&paths.socket, "keychain-auth-cli") {
+        if let Ok(mut c) = crate::daemon_check::connect(&paths.socket) {
             let store = match c.request(&Request::Status {}) {
                 Ok(Response::Status(s)) => s.store,
                 _ => "?".into(),
@@ -343,8 +346,9 @@ fn store_arg(s: StoreChoice) -> &'static str {
 /// Asks the running daemon to stop and waits until it has.
 pub fn stop() -> Result<String> {
     let paths = Paths::from_env()?;
-    let mut c = match Client::connect_to(&paths.socket, "keychain-auth-cli") {
+    let mut c = match crate::daemon_check::connect(&paths.socket) {
         Ok(c) => c,
+        Err(e @ keychain_auth_sdk::ClientError::Untrusted(_)) => bail!(e),
         Err(_) => return Ok("keychain-auth is not running".into()),
     };
     c.request(&Request::Shutdown {})?;

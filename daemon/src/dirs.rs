@@ -1,7 +1,8 @@
 //! Creating and checking the daemon's private directories. A directory that is a symlink,
-//! belongs to another user or is writable by group or others is refused with a message
-//! naming it; one of ours with looser read bits is tightened to 0700. Path names come
-//! from `keychain_auth_sdk::paths`.
+//! belongs to another user or is writable by group or others, or sits below a directory
+//! another user could change, is refused with a message naming it; one of ours with
+//! looser read bits is tightened to 0700. Path names come from
+//! `keychain_auth_sdk::paths`; clients check the same (`keychain_auth_sdk::verify`).
 
 use std::fs::DirBuilder;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
@@ -82,6 +83,9 @@ pub fn ensure_private_dir(dir: &Path) -> Result<(), DirError> {
     if mode & 0o077 != 0 {
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(io)?;
     }
+    // Nobody else may be able to replace it: every directory above it is root's or ours
+    // and writable by nobody else (or sticky, like /tmp).
+    keychain_auth_sdk::verify::ancestors(dir).map_err(unsafe_dir)?;
     Ok(())
 }
 

@@ -18,7 +18,8 @@
 //!   often it may be asked.
 //! - [`dirs`], [`atomic`], [`hardening`], [`clock`]: private directories, atomic
 //!   writes, process hardening, time.
-//! - [`cli`]: the `keychain-auth` command line; [`daemon`]: starting and stopping;
+//! - [`cli`]: the `keychain-auth` command line, and [`daemon_check`]: what it checks
+//!   about the daemon; [`daemon`]: starting and stopping;
 //!   [`service`]: starting at login (systemd user unit, LaunchAgent).
 //! - [`host`]: what an app hosting the daemon in-process may call; [`menu`]: the tray
 //!   menu as data; [`history`]: the audit history, searched and filtered.
@@ -32,6 +33,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod daemon;
+pub mod daemon_check;
 pub mod digest;
 pub mod dirs;
 pub mod hardening;

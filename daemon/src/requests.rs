@@ -605,6 +605,24 @@ impl State {
                 }
             }
             Request::Upgrade { path } => self.upgrade(by, &path, now).await,
+            Request::Stored { name } => {
+                if let Err(e) = validate_name(&name) {
+                    return error(ErrorCode::BadRequest, e.to_string());
+                }
+                self.store.changed_elsewhere(&name);
+                match by.peer() {
+                    Some(cli) => self.audit_access(
+                        cli,
+                        "set",
+                        &[&name],
+                        "allow",
+                        "stored (the keychain-auth CLI wrote the value to the store itself)",
+                    ),
+                    None => return error(ErrorCode::BadRequest, "stored needs a calling CLI"),
+                }
+                self.touched();
+                Response::Ok
+            }
             Request::GetForParent { name, wait_ms } => match by.peer() {
                 Some(cli) => self.get_for_parent(cli, &name, wait_ms).await,
                 None => error(ErrorCode::BadRequest, "get_for_parent needs a calling CLI"),

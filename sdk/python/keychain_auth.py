@@ -19,7 +19,7 @@ import struct
 import sys
 
 __all__ = [
-    "Client", "connect", "socket_path",
+    "Client", "connect", "socket_path", "check_socket_path", "Untrusted",
     "KeychainAuthError", "NotRunning", "ProtocolError",
     "NotApproved", "Denied", "OutOfScope", "NotFound", "BadRequest", "FrameTooLarge",
     "UnsupportedProtocol", "Forbidden", "StoreUnavailable",
@@ -124,7 +124,78 @@ def socket_path(env=None):
     run = env.get("XDG_RUNTIME_DIR", "")
     if os.path.isabs(run):
         return os.path.join(run, "keychain-auth", "agent.sock")
-    return "/tmp/keychain-auth-%d/agent.sock" % os.getuid()
+    # Never a predictable path in a directory other users can write: beside the audit log.
+    state = env.get("XDG_STATE_HOME", "")
+    if not os.path.isabs(state):
+        home = env.get("HOME", "")
+        if not os.path.isabs(home):
+            raise NotRunning("HOME is not set to an absolute path; set HOME or KEYCHAIN_AUTH_HOME")
+        state = os.path.join(home, ".local", "state")
+    return os.path.join(state, "keychain-auth", "agent.sock")
+
+
+class Untrusted(KeychainAuthError):
+    """The socket, or the process listening on it, is not the user's own; nothing was sent."""
+    code = "untrusted"
+
+
+def check_socket_path(path):
+    """Raises Untrusted unless the socket's directory is the user's own: a real directory
+    (not a symbolic link) owned by this user with mode 0700, every directory above it
+    writable only by its owner (root or this user; the user's own group; or sticky, like
+    /tmp), and the socket file, if there, a socket of this user's (docs/protocol.md 2.2)."""
+    import stat
+    me = os.geteuid()
+    d = os.path.dirname(path) or "."
+    try:
+        st = os.lstat(d)
+    except FileNotFoundError:
+        return  # nothing can listen there: connect reports "not running"
+    except OSError as e:
+        raise Untrusted("cannot inspect %s: %s" % (d, e))
+    if stat.S_ISLNK(st.st_mode):
+        raise Untrusted("%s is a symbolic link, not keychain-auth's own directory" % d)
+    if not stat.S_ISDIR(st.st_mode):
+        raise Untrusted("%s is not a directory" % d)
+    if st.st_uid != me:
+        raise Untrusted("%s belongs to uid %d, not to you (uid %d): another user may have "
+                        "created it to listen in your place" % (d, st.st_uid, me))
+    if st.st_mode & 0o077:
+        raise Untrusted("%s has mode %04o; keychain-auth's socket directory is 0700"
+                        % (d, st.st_mode & 0o7777))
+    up = os.path.realpath(d)
+    while True:
+        parent = os.path.dirname(up)
+        if parent == up:
+            break
+        up = parent
+        a = os.stat(up)
+        if a.st_uid not in (0, me):
+            raise Untrusted("%s (above the socket's directory) belongs to uid %d, who could "
+                            "replace the socket's directory" % (up, a.st_uid))
+        sticky = a.st_mode & 0o1000
+        group_ok = a.st_uid == me and a.st_gid == os.getegid()
+        if (a.st_mode & 0o002 and not sticky) or (a.st_mode & 0o020 and not sticky and not group_ok):
+            raise Untrusted("%s (above the socket's directory) is writable by other users "
+                            "(mode %04o)" % (up, a.st_mode & 0o7777))
+    try:
+        s = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(s.st_mode):
+        raise Untrusted("%s is not a socket" % path)
+    if s.st_uid != me:
+        raise Untrusted("the socket %s belongs to uid %d, not to you (uid %d)" % (path, s.st_uid, me))
+
+
+def server_uid(sock):
+    """The uid of the process listening at the other end, from the kernel."""
+    if hasattr(socket, "SO_PEERCRED"):
+        cred = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+        return struct.unpack("3i", cred)[1]
+    # macOS: LOCAL_PEERCRED (1) at SOL_LOCAL (0) gives a struct xucred; cr_uid follows cr_version.
+    cred = sock.getsockopt(0, 1, 76)
+    return struct.unpack_from("=II", cred)[1]
 
 
 def _encode(obj):
@@ -256,6 +327,7 @@ def connect(client="python", socket_file=None, timeout=DEFAULT_TIMEOUT, scopes=N
     """Connects and says hello. ``scopes``/``access`` ask for what approving this program
     should grant by default (the user still decides)."""
     path = socket_file or socket_path()
+    check_socket_path(path)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     # Python sockets are close-on-exec already (PEP 446); say so explicitly anyway, so a
     # program this one starts never inherits the connection.
@@ -267,6 +339,15 @@ def connect(client="python", socket_file=None, timeout=DEFAULT_TIMEOUT, scopes=N
         sock.close()
         raise NotRunning("keychain-auth is not running (nothing answers at %s: %s); "
                          "start it with `keychain-auth start`" % (path, e))
+    try:
+        uid = server_uid(sock)
+    except OSError as e:
+        sock.close()
+        raise Untrusted("cannot tell who listens on %s: %s; nothing was sent to it" % (path, e))
+    if uid != os.geteuid():
+        sock.close()
+        raise Untrusted("the process listening on %s runs as uid %d, not as you (uid %d); "
+                        "nothing was sent to it" % (path, uid, os.geteuid()))
     hello = {"type": "hello", "protocol": PROTOCOL, "client": client}
     if scopes:
         hello["scopes"] = list(scopes)

@@ -1,7 +1,8 @@
-//! A blocking client for the keychain-auth daemon. It opens the socket close-on-exec (Rust's
-//! standard library creates every socket with `SOCK_CLOEXEC`, so a child this process
-//! spawns never inherits the authenticated connection), says hello, and then sends one
-//! request at a time.
+//! A blocking client for the keychain-auth daemon. It checks that the socket and the
+//! process listening on it are the user's own ([`crate::verify`]) before it sends
+//! anything, opens the socket close-on-exec (Rust's standard library creates every
+//! socket with `SOCK_CLOEXEC`, so a child this process spawns never inherits the
+//! authenticated connection), says hello, and then sends one request at a time.
 
 use crate::frame::{self, FrameError};
 use crate::paths::{PathError, Paths};
@@ -34,6 +35,9 @@ pub enum ClientError {
     Unexpected(String),
     /// The daemon refused the request.
     Daemon(ErrorBody),
+    /// The socket, or the process listening on it, is not the user's own; nothing was
+    /// sent (see [`crate::verify`]).
+    Untrusted(String),
 }
 
 impl ClientError {
@@ -67,6 +71,10 @@ impl std::fmt::Display for ClientError {
             ClientError::Frame(e) => write!(f, "talking to the daemon failed: {e}"),
             ClientError::Unexpected(s) => write!(f, "unexpected answer from the daemon: {s}"),
             ClientError::Daemon(b) => write!(f, "{} ({})", b.message, b.code),
+            ClientError::Untrusted(why) => write!(
+                f,
+                "refusing to talk to the keychain-auth socket: {why}"
+            ),
         }
     }
 }
@@ -116,11 +124,28 @@ impl Client {
         scopes: &[&str],
         access: Option<Access>,
     ) -> Result<Client, ClientError> {
+        Client::connect_checked(socket, client_name, scopes, access, &|_| Ok(()))
+    }
+
+    /// [`Client::connect_asking`] with one more check of the listening process, run
+    /// after the SDK's own and before anything is sent (the keychain-auth CLI checks
+    /// the listener's executable this way). An `Err` from it becomes
+    /// [`ClientError::Untrusted`].
+    pub fn connect_checked(
+        socket: &Path,
+        client_name: &str,
+        scopes: &[&str],
+        access: Option<Access>,
+        check: &dyn Fn(&UnixStream) -> Result<(), String>,
+    ) -> Result<Client, ClientError> {
+        crate::verify::socket_path(socket).map_err(ClientError::Untrusted)?;
         // std's UnixStream::connect creates the socket with SOCK_CLOEXEC.
         let stream = UnixStream::connect(socket).map_err(|source| ClientError::NotRunning {
             socket: socket.to_path_buf(),
             source,
         })?;
+        crate::verify::server_is_ours(&stream, socket).map_err(ClientError::Untrusted)?;
+        check(&stream).map_err(ClientError::Untrusted)?;
         let mut client = Client {
             stream,
             server: String::new(),

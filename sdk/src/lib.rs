@@ -2,13 +2,16 @@
 //!
 //! The wire protocol of keychain-auth and a small blocking client for it. This crate is the
 //! one place the protocol is defined: the daemon depends on it, and so should every tool
-//! written in Rust. It uses only `std`, `serde` and `serde_json`.
+//! written in Rust. It uses only `std`, `serde`, `serde_json` and `libc` (for the
+//! kernel's word on who listens on the socket).
 //!
 //! ## Layout
 //! - [`protocol`]: the request and response types, error codes and name rules.
 //! - [`frame`]: the framing (4-byte big-endian length, then one JSON object, at most 64 KiB).
 //! - [`paths`]: where the daemon puts its socket and files, computed the same way everywhere.
 //! - [`client`]: a blocking client that opens the socket close-on-exec and says hello.
+//! - [`verify`]: what a client checks before it sends anything (the socket's directory
+//!   is the user's own; the listener runs as the user).
 //! - [`secret`]: a string wrapper that zeroes its bytes on drop and never prints itself.
 //!
 //! ## Reading a secret
@@ -50,7 +53,7 @@
 //! # Ok::<(), keychain_auth_sdk::frame::FrameError>(())
 //! ```
 
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 #![deny(missing_docs)]
 
 pub mod client;
@@ -58,6 +61,7 @@ pub mod frame;
 pub mod paths;
 pub mod protocol;
 pub mod secret;
+pub mod verify;
 
 pub use client::{Client, ClientError};
 pub use protocol::{ErrorCode, Request, Response, PROTOCOL_VERSION};

@@ -9,8 +9,11 @@
 //! | audit.log | `~/Library/Logs/keychain-auth/` | `$XDG_STATE_HOME/keychain-auth/` |
 //!
 //! `KEYCHAIN_AUTH_HOME=DIR` puts all of them in `DIR`. `KEYCHAIN_AUTH_SOCKET` overrides the
-//! socket path alone (for clients). On Linux without `XDG_RUNTIME_DIR`, the socket goes to
-//! `/tmp/keychain-auth-<uid>/`, a directory the daemon creates 0700 and checks.
+//! socket path alone (for clients). On Linux without `XDG_RUNTIME_DIR`, the socket goes
+//! beside the audit log, in `$XDG_STATE_HOME/keychain-auth/`: never a predictable path in
+//! a directory other users can write (such as `/tmp`), where one of them could create the
+//! directory first and listen in the daemon's place. Clients check the directory before
+//! they connect ([`crate::verify`]).
 
 use std::path::{Path, PathBuf};
 
@@ -131,12 +134,12 @@ fn platform_paths(home: &Path, env: &impl Fn(&str) -> Option<PathBuf>) -> Paths 
             .unwrap_or_else(|| home.join(default))
             .join(APP_DIR)
     };
-    let socket_dir = match env("XDG_RUNTIME_DIR").filter(|p| p.is_absolute()) {
-        Some(run) => run.join(APP_DIR),
-        None => PathBuf::from(format!("/tmp/{APP_DIR}-{}", current_uid())),
-    };
     let config_dir = xdg("XDG_CONFIG_HOME", ".config");
     let state_dir = xdg("XDG_STATE_HOME", ".local/state");
+    let socket_dir = match env("XDG_RUNTIME_DIR").filter(|p| p.is_absolute()) {
+        Some(run) => run.join(APP_DIR),
+        None => state_dir.clone(),
+    };
     Paths {
         socket: socket_dir.join("agent.sock"),
         socket_dir,
@@ -147,15 +150,6 @@ fn platform_paths(home: &Path, env: &impl Fn(&str) -> Option<PathBuf>) -> Paths 
         daemon_log: state_dir.join("daemon.log"),
         state_dir,
     }
-}
-
-/// The real uid of this process, read without libc: the owner of `/proc/self`.
-#[cfg(not(target_os = "macos"))]
-fn current_uid() -> u32 {
-    use std::os::unix::fs::MetadataExt;
-    std::fs::metadata("/proc/self")
-        .map(|m| m.uid())
-        .unwrap_or(u32::MAX)
 }
 
 #[cfg(test)]
@@ -204,7 +198,11 @@ mod tests {
             p.audit,
             PathBuf::from("/home/u/.local/state/keychain-auth/audit.log")
         );
+        // Without XDG_RUNTIME_DIR: beside the audit log, never in /tmp.
         let p = Paths::resolve(env(&[("HOME", "/home/u")])).expect("paths");
-        assert!(p.socket.starts_with("/tmp"));
+        assert_eq!(
+            p.socket,
+            PathBuf::from("/home/u/.local/state/keychain-auth/agent.sock")
+        );
     }
 }

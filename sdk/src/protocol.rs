@@ -79,6 +79,13 @@ pub enum Request {
     },
     /// Tells the caller how the daemon sees it.
     Whoami {},
+    /// Admin: the keychain-auth CLI wrote this secret to the store itself (Linux, so that
+    /// the value never crosses the socket): the daemon records it in the audit log and
+    /// forgets any copy of the old value it kept.
+    Stored {
+        /// Secret name.
+        name: String,
+    },
     /// Admin: approves a pending binary by hash.
     Approve {
         /// `sha256:<64 hex>` of the binary.
@@ -156,6 +163,7 @@ impl Request {
             Request::Delete { .. } => "delete",
             Request::List { .. } => "list",
             Request::Whoami {} => "whoami",
+            Request::Stored { .. } => "stored",
             Request::Approve { .. } => "approve",
             Request::Register { .. } => "register",
             Request::Deny { .. } => "deny",
@@ -174,6 +182,7 @@ impl Request {
         matches!(
             self,
             Request::Approve { .. }
+                | Request::Stored { .. }
                 | Request::GetForParent { .. }
                 | Request::Register { .. }
                 | Request::Deny { .. }

@@ -584,6 +584,37 @@ pub(super) fn recheck(peer: &Peer) -> Result<(), PeerError> {
     Ok(())
 }
 
+/// The process listening at the other end of a client's connection: pinned by the
+/// pidfd the kernel gives for it (the process that called `listen`), its `/proc`
+/// directory confirmed to be that process's, then its executable opened through it. A
+/// listener whose `/proc` entries belong to root while it runs as this user made itself
+/// non-dumpable: the kernel hides its executable from this process.
+pub(super) fn listener(sock: BorrowedFd<'_>) -> Result<super::Listener, PeerError> {
+    let cred = peer_cred(sock)?;
+    let pidfd = peer_pidfd(sock)?;
+    let pid = match &pidfd {
+        Some(fd) => pidfd_pid(fd)?,
+        None => cred.pid,
+    };
+    let start = start_time(pid)?;
+    let dir = open_proc_dir(pid)?;
+    still_same(pidfd.as_ref(), pid, start)?;
+    let owner = open_in(&dir, "status")
+        .and_then(|f| f.metadata().map_err(|e| gone_or("status", e)))?
+        .uid();
+    match open_in(&dir, "exe") {
+        Ok(file) => {
+            let path = exe_path(&dir)?;
+            still_same(pidfd.as_ref(), pid, start)?;
+            Ok(super::Listener::Runs { path, file })
+        }
+        Err(PeerError::Inspect(why)) if owner != cred.uid => Ok(super::Listener::Hidden(format!(
+            "it is non-dumpable, so the kernel hides its executable from other processes ({why})"
+        ))),
+        Err(e) => Err(e),
+    }
+}
+
 /// Sets one integer `SOL_SOCKET` option.
 fn set_socket_option(sock: BorrowedFd<'_>, option: libc::c_int, value: libc::c_int) -> bool {
     // SAFETY: setsockopt reads one c_int from a valid pointer; the fd is borrowed.

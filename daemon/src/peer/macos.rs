@@ -541,6 +541,17 @@ pub(super) fn recheck(peer: &Peer) -> Result<(), PeerError> {
     }
 }
 
+/// The process at the other end of a client's connection: its audit token (taken by the
+/// kernel at connect) names it, and its executable is opened by the path the token
+/// resolves to (macOS has no handle on a running file; the code signature is what binds
+/// path and process, see `signing_facts`).
+pub(super) fn listener(sock: BorrowedFd<'_>) -> Result<super::Listener, PeerError> {
+    let (_uid, token) = peer_token(sock)?;
+    let path = token_path(&token)?;
+    let file = File::open(&path).map_err(|e| inspect_err("open the listener's executable", e))?;
+    Ok(super::Listener::Runs { path, file })
+}
+
 pub(super) fn prepare_listener(_listener: BorrowedFd<'_>) -> std::io::Result<()> {
     Ok(())
 }

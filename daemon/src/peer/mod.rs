@@ -150,6 +150,27 @@ impl ParentSeed {
     }
 }
 
+/// What the kernel shows a client of the process listening at the other end of its
+/// connection (the CLI checks the daemon with it before admin requests).
+#[derive(Debug)]
+pub enum Listener {
+    /// The listener's executable, opened (the running file on Linux; by path on macOS).
+    Runs {
+        /// Its path as the kernel reports it.
+        path: String,
+        /// The file, for hashing.
+        file: std::fs::File,
+    },
+    /// The kernel does not let this process see it (the listener made itself
+    /// non-dumpable, as the daemon does); why, for a person.
+    Hidden(String),
+}
+
+/// The process listening at the other end of a connected client socket.
+pub fn listener(sock: BorrowedFd<'_>) -> Result<Listener, PeerError> {
+    os::listener(sock)
+}
+
 /// Prepares a listening socket so each message carries its writer's credentials.
 pub fn prepare_listener(listener: BorrowedFd<'_>) -> std::io::Result<()> {
     os::prepare_listener(listener)

@@ -37,6 +37,10 @@ pub(super) fn recheck(_peer: &Peer) -> Result<(), PeerError> {
     Err(PeerError::Unsupported)
 }
 
+pub(super) fn listener(_sock: BorrowedFd<'_>) -> Result<super::Listener, PeerError> {
+    Err(PeerError::Unsupported)
+}
+
 pub(super) fn prepare_listener(_listener: BorrowedFd<'_>) -> std::io::Result<()> {
     Ok(())
 }

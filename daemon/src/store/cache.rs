@@ -196,6 +196,10 @@ impl SecretStore for ValueCache {
     fn list(&self) -> BoxFuture<'_, Result<Vec<String>, StoreError>> {
         self.inner.list()
     }
+
+    fn changed_elsewhere(&self, name: &str) {
+        self.forget(name);
+    }
 }
 
 #[cfg(test)]

@@ -57,6 +57,9 @@ pub trait SecretStore: Send + Sync {
     fn generation(&self) -> u64 {
         0
     }
+    /// The keychain-auth CLI wrote `name` to the store itself: a layer that keeps copies
+    /// of values drops this one.
+    fn changed_elsewhere(&self, _name: &str) {}
 }
 
 /// Turns raw stored bytes into a [`Secret`], wiping the bytes either way.

@@ -5,7 +5,9 @@
 //! Usage: `ka-test-client get NAME [WAIT_MS] | set NAME VALUE | delete NAME | list |
 //! whoami | raw JSON | exec-after-hello PROGRAM NAME | child-with-fd PROGRAM NAME |
 //! from-fd FD NAME | spawn-child | write-and-vanish NAME | read-fd FD | hold SECONDS`;
-//! any request may be prefixed by `undumpable` or `undumpable-after-hello`.
+//! any request may be prefixed by `undumpable` or `undumpable-after-hello`, and
+//! `unchecked get NAME` talks to the socket without the SDK's checks of the socket and
+//! its listener, as an attacker's client would.
 //!
 //! `exec-after-hello` connects, says hello, keeps the socket open across `exec` and runs
 //! `PROGRAM from-fd FD NAME`, which sends `get NAME` on the inherited connection: the
@@ -39,6 +41,7 @@ fn main() {
         ["from-fd", fd, name] => from_fd(fd.parse().expect("fd number"), name),
         ["spawn-child"] => spawn_child(),
         ["write-and-vanish", name] => write_and_vanish(name),
+        ["unchecked", "get", name] => unchecked_get(name),
         ["read-fd", fd] => read_fd(fd.parse().expect("fd number")),
         ["get-many", name, threads, each] => get_many(
             name,
@@ -227,6 +230,43 @@ fn write_and_vanish(name: &str) -> ! {
         .spawn()
         .expect("spawn reader");
     println!("pid {}", std::process::id());
+    std::process::exit(0);
+}
+
+/// `hello` and `get NAME` on a plain connection (no SDK checks), printing the first
+/// error or the answer to `get`.
+fn unchecked_get(name: &str) -> ! {
+    use keychain_auth_sdk::frame;
+    let socket = keychain_auth_sdk::paths::Paths::client_socket().expect("socket path");
+    let mut s = std::os::unix::net::UnixStream::connect(socket).expect("connect");
+    let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(30)));
+    let answer = |req: &Request, s: &mut std::os::unix::net::UnixStream| {
+        let _ = frame::write_frame(&mut *s, req);
+        match frame::read_frame::<Response, _>(s) {
+            Ok(r) => r,
+            Err(e) => {
+                println!("{{\"type\":\"closed\",\"error\":{:?}}}", e.to_string());
+                std::process::exit(0);
+            }
+        }
+    };
+    let hello = Request::Hello {
+        protocol: 1,
+        client: "unchecked".into(),
+        scopes: Vec::new(),
+        access: None,
+    };
+    let r = match answer(&hello, &mut s) {
+        Response::Hello { .. } => answer(
+            &Request::Get {
+                name: name.into(),
+                wait_ms: None,
+            },
+            &mut s,
+        ),
+        other => other,
+    };
+    println!("{}", serde_json::to_string(&r).expect("serializes"));
     std::process::exit(0);
 }
 
