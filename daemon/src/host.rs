@@ -96,7 +96,14 @@ impl State {
                 ErrorCode::BadRequest,
                 "not available in-process; use State::request_shutdown to stop",
             ),
-            r if r.is_admin() => self.admin(Actor::Desktop(surface.via()), r).await,
+            r if r.is_admin() => {
+                self.admin(
+                    Actor::Desktop(surface.via()),
+                    r,
+                    &crate::server::Gone::never(),
+                )
+                .await
+            }
             _ => error(ErrorCode::BadRequest, "not an admin request"),
         }
     }

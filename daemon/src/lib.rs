@@ -5,7 +5,8 @@
 //! for that secret.
 //!
 //! ## Layout
-//! - [`server`]: `run(listener, state, shutdown)`, the accept loop, framing and timeouts.
+//! - [`server`]: `run(listener, state, shutdown)`, the accept loop, framing and timeouts;
+//!   [`waits`]: how many requests may wait for a decision at once.
 //! - [`requests`]: what each request does (decide, store, pending, audit).
 //! - [`policy`]: pure decisions; [`scope`]: glob matching of secret names.
 //! - [`peer`]: who is connecting, from the kernel (Linux: `SO_PEERPIDFD`).
@@ -56,3 +57,4 @@ pub mod scope;
 pub mod server;
 pub mod service;
 pub mod store;
+pub mod waits;

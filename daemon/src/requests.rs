@@ -9,7 +9,7 @@ use crate::config::{Config, DenyRule, PendingFile, FILE_VERSION};
 use crate::peer::{is_interpreter, Peer};
 use crate::pending::{Recorded, Sighting};
 use crate::policy::{self, Decision, Op, PeerFacts};
-use crate::server::{access_entry, error, server_name, State};
+use crate::server::{access_entry, error, server_name, Gone, State};
 use keychain_auth_sdk::protocol::{
     validate_hash, validate_name, Access, ErrorBody, ErrorCode, Identity, Request, Response,
     Status, Tool, MAX_WAIT_MS,
@@ -48,6 +48,17 @@ impl State {
 
     /// Answers one request from an identified peer.
     pub async fn handle(self: &Arc<Self>, peer: &Peer, req: Request) -> Response {
+        self.handle_with(peer, req, &Gone::never()).await
+    }
+
+    /// [`State::handle`] for a request whose wait (`wait_ms`) ends when `gone` does:
+    /// its client hung up.
+    pub(crate) async fn handle_with(
+        self: &Arc<Self>,
+        peer: &Peer,
+        req: Request,
+        gone: &Gone<'_>,
+    ) -> Response {
         let op_name = req.kind();
         if self.is_paused() {
             let name = match &req {
@@ -64,13 +75,13 @@ impl State {
         if req.is_admin() {
             let config = self.config();
             match policy::decide(self.facts(peer), Op::Admin, &config, &self.clock.rfc3339()) {
-                Decision::Allow => return self.admin(Actor::Cli(peer), req).await,
+                Decision::Allow => return self.admin(Actor::Cli(peer), req, gone).await,
                 d => return self.refuse(peer, op_name, &[], d),
             }
         }
         match req {
             Request::Whoami {} => Response::Identity(self.identity(peer)),
-            Request::Get { name, wait_ms } => self.get(peer, &name, wait_ms).await,
+            Request::Get { name, wait_ms } => self.get(peer, &name, wait_ms, gone).await,
             Request::Set { name, value } => {
                 if let Err(e) = validate_name(&name) {
                     return error(ErrorCode::BadRequest, e.to_string());
@@ -109,6 +120,21 @@ impl State {
             Request::Hello { .. } => error(ErrorCode::BadRequest, "hello was already sent"),
             _ => error(ErrorCode::BadRequest, "unexpected request"),
         }
+    }
+
+    /// The answer to a `get` that asked to wait when no room to wait is left (its binary,
+    /// or the daemon, has as many requests waiting as allowed): queued and refused at
+    /// once, as without `wait_ms`.
+    fn refuse_crowded(&self, peer: &Peer, name: &str) -> Response {
+        let mut r = self.refuse(peer, "get", &[name], Decision::NotApproved);
+        if let Response::Error(b) = &mut r {
+            b.message.push_str(&format!(
+                " (not held: as many requests of this program, or of all programs, are already waiting as allowed: {} per program, {} in all)",
+                crate::waits::PER_BINARY,
+                self.waits.limit()
+            ));
+        }
+        r
     }
 
     /// The answer to a secret request while keychain-auth is paused: refused and
@@ -277,13 +303,21 @@ impl State {
         }
     }
 
-    async fn get(self: &Arc<Self>, peer: &Peer, name: &str, wait_ms: Option<u64>) -> Response {
+    async fn get(
+        self: &Arc<Self>,
+        peer: &Peer,
+        name: &str,
+        wait_ms: Option<u64>,
+        gone: &Gone<'_>,
+    ) -> Response {
         if let Err(e) = validate_name(name) {
             return error(ErrorCode::BadRequest, e.to_string());
         }
         let mut changes = self.changes.subscribe();
         let deadline = tokio::time::Instant::now()
             + Duration::from_millis(wait_ms.unwrap_or(0).min(MAX_WAIT_MS));
+        // Room to wait, taken with the first wait and held until this request ends.
+        let mut slot: Option<crate::waits::Slot> = None;
         let mut first = true;
         loop {
             if self.is_paused() {
@@ -300,7 +334,17 @@ impl State {
             if once {
                 d = Decision::Allow;
             }
-            if d == Decision::NotApproved && tokio::time::Instant::now() < deadline {
+            if d == Decision::NotApproved && tokio::time::Instant::now() < deadline && first {
+                slot = self.waits.take(&peer.hash);
+                if slot.is_none() {
+                    // No room: answered at once, like a request that does not wait.
+                    return self.refuse_crowded(peer, name);
+                }
+            }
+            if d == Decision::NotApproved
+                && tokio::time::Instant::now() < deadline
+                && slot.is_some()
+            {
                 if first {
                     // Queue (and notify) once, then wait for the user's decision.
                     self.queue_pending(peer, Some(name));
@@ -315,11 +359,15 @@ impl State {
                 }
                 // Lines about a request that waits join the log before the wait.
                 self.flush_deferred();
-                if tokio::time::timeout_at(deadline, changes.changed())
-                    .await
-                    .is_err()
-                {
-                    continue;
+                tokio::select! {
+                    _ = changes.changed() => {}
+                    _ = tokio::time::sleep_until(deadline) => continue,
+                    _ = gone.wait() => {
+                        return error(
+                            ErrorCode::BadRequest,
+                            "the client hung up, or sent another request, while this one waited for a decision",
+                        );
+                    }
                 }
                 // The process may have changed while it waited.
                 if let Err(e) = peer.recheck() {
@@ -454,7 +502,12 @@ impl State {
 
     /// Answers an admin request from the CLI (already verified) or from the hosting app
     /// in-process.
-    pub(crate) async fn admin(self: &Arc<Self>, by: Actor<'_>, req: Request) -> Response {
+    pub(crate) async fn admin(
+        self: &Arc<Self>,
+        by: Actor<'_>,
+        req: Request,
+        gone: &Gone<'_>,
+    ) -> Response {
         let now = self.clock.rfc3339();
         match req {
             Request::Approve {
@@ -624,7 +677,7 @@ impl State {
                 Response::Ok
             }
             Request::GetForParent { name, wait_ms } => match by.peer() {
-                Some(cli) => self.get_for_parent(cli, &name, wait_ms).await,
+                Some(cli) => self.get_for_parent(cli, &name, wait_ms, gone).await,
                 None => error(ErrorCode::BadRequest, "get_for_parent needs a calling CLI"),
             },
             Request::ListTools { offset } => {
@@ -805,6 +858,7 @@ impl State {
         cli: &Peer,
         name: &str,
         wait_ms: Option<u64>,
+        gone: &Gone<'_>,
     ) -> Response {
         let seed = match cli.parent() {
             Ok(s) => s,
@@ -847,7 +901,7 @@ impl State {
             );
             return self.refuse(&parent, "get", &[name], Decision::Denied(msg));
         }
-        self.get(&parent, name, wait_ms).await
+        self.get(&parent, name, wait_ms, gone).await
     }
 
     async fn hash_path(self: &Arc<Self>, path: &str) -> Result<(String, String), Response> {

@@ -152,6 +152,8 @@ pub struct State {
     pub(crate) paused: std::sync::atomic::AtomicBool,
     /// Hashes allowed one request on the desktop ("Allow once"), with when.
     pub(crate) once: Mutex<std::collections::HashMap<String, std::time::Instant>>,
+    /// Requests waiting for a decision (`wait_ms`), capped per binary and in all.
+    pub(crate) waits: crate::waits::Waits,
     pub(crate) shutdown: Notify,
 }
 
@@ -195,6 +197,7 @@ impl State {
             activity: watch::channel(0).0,
             paused: std::sync::atomic::AtomicBool::new(false),
             once: Mutex::default(),
+            waits: crate::waits::Waits::new(connection_limit()),
             shutdown: Notify::new(),
         })
     }
@@ -376,12 +379,8 @@ pub async fn run(
         }
     });
     tokio::pin!(shutdown);
+    let conns = Arc::new(Conns::default());
     loop {
-        let permit = tokio::select! {
-            _ = &mut shutdown => break,
-            _ = state.shutdown.notified() => break,
-            p = limit.clone().acquire_owned() => p.map_err(std::io::Error::other)?,
-        };
         let stream = tokio::select! {
             _ = &mut shutdown => break,
             _ = state.shutdown.notified() => break,
@@ -394,9 +393,26 @@ pub async fn run(
                 }
             },
         };
-        let st = state.clone();
+        // Every slot taken: close the connection idle the longest (one waiting for its
+        // next request, or still for its hello) to make room, then wait for its slot.
+        // Connections that are being answered, waiting requests among them (a part of
+        // the slots at most, see crate::waits), are never closed for this.
+        let permit = match limit.clone().try_acquire_owned() {
+            Ok(p) => p,
+            Err(_) => {
+                conns.evict_longest_idle();
+                tokio::select! {
+                    _ = &mut shutdown => break,
+                    _ = state.shutdown.notified() => break,
+                    p = limit.clone().acquire_owned() => p.map_err(std::io::Error::other)?,
+                }
+            }
+        };
+        let (st, table) = (state.clone(), conns.clone());
         tokio::spawn(async move {
-            serve_connection(st, stream).await;
+            let slot = table.open();
+            serve_connection(st, stream, &table, &slot).await;
+            table.close(&slot);
             drop(permit);
         });
     }
@@ -469,7 +485,118 @@ async fn identify(state: &Arc<State>, stream: &UnixStream) -> Result<Peer, PeerE
         .map_err(|e| PeerError::Inspect(format!("identification task failed: {e}")))?
 }
 
-async fn serve_connection(state: Arc<State>, mut stream: UnixStream) {
+/// The connections being served, and since when each has been idle: waiting for the
+/// first byte of its next request (or of its hello), or with a frame half sent.
+#[derive(Debug, Default)]
+struct Conns {
+    inner: Mutex<ConnTable>,
+}
+
+#[derive(Debug, Default)]
+struct ConnTable {
+    next: u64,
+    idle: std::collections::HashMap<u64, (tokio::time::Instant, Arc<Notify>)>,
+    evict: std::collections::HashMap<u64, Arc<Notify>>,
+}
+
+/// One connection's place in [`Conns`].
+struct ConnSlot {
+    id: u64,
+    /// Notified when the connection is to be closed to make room.
+    evict: Arc<Notify>,
+}
+
+impl Conns {
+    fn table(&self) -> std::sync::MutexGuard<'_, ConnTable> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn open(&self) -> ConnSlot {
+        let mut t = self.table();
+        t.next += 1;
+        let (id, evict) = (t.next, Arc::new(Notify::new()));
+        t.evict.insert(id, evict.clone());
+        ConnSlot { id, evict }
+    }
+
+    fn close(&self, slot: &ConnSlot) {
+        let mut t = self.table();
+        t.idle.remove(&slot.id);
+        t.evict.remove(&slot.id);
+    }
+
+    fn idle(&self, slot: &ConnSlot) {
+        self.table()
+            .idle
+            .insert(slot.id, (tokio::time::Instant::now(), slot.evict.clone()));
+    }
+
+    fn busy(&self, slot: &ConnSlot) {
+        self.table().idle.remove(&slot.id);
+    }
+
+    /// Tells the connection idle the longest to close; false when none is idle.
+    fn evict_longest_idle(&self) -> bool {
+        let mut t = self.table();
+        let oldest = t
+            .idle
+            .iter()
+            .min_by_key(|(_, (since, _))| *since)
+            .map(|(id, _)| *id);
+        match oldest.and_then(|id| t.idle.remove(&id)) {
+            Some((_, evict)) => {
+                evict.notify_one();
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// Completes when the client of a request that is waiting has gone away (hung up), or
+/// sent more while it should be waiting for its answer, so the wait can end. Only for
+/// a connection whose read bytes were all taken off the socket first (see
+/// [`FrameReader::finish`]): anything readable is then new.
+pub(crate) struct Gone<'a>(Option<&'a UnixStream>);
+
+impl Gone<'_> {
+    /// For a request that has no connection (in-process callers, benchmarks).
+    pub(crate) fn never() -> Gone<'static> {
+        Gone(None)
+    }
+
+    pub(crate) async fn wait(&self) {
+        let Some(stream) = self.0 else {
+            return std::future::pending().await;
+        };
+        loop {
+            let ready = match stream.ready(Interest::READABLE).await {
+                Ok(r) => r,
+                Err(_) => return,
+            };
+            if ready.is_read_closed() {
+                return;
+            }
+            let mut byte = [0u8; 1];
+            // A peek of one byte tells a hang-up (0) from data; readiness that was stale
+            // (WouldBlock) is cleared and waited on again.
+            match stream.try_io(Interest::READABLE, || {
+                crate::peer::recv_with_sender(stream.as_fd(), &mut byte, Recv::Peek)
+            }) {
+                Ok(_) => return,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                Err(_) => return,
+            }
+        }
+    }
+}
+
+async fn serve_connection(
+    state: Arc<State>,
+    mut stream: UnixStream,
+    conns: &Conns,
+    slot: &ConnSlot,
+) {
     let peer = match identify(&state, &stream).await {
         Ok(p) => p,
         Err(e) => {
@@ -489,7 +616,7 @@ async fn serve_connection(state: Arc<State>, mut stream: UnixStream) {
         }
     };
     let mut reader = FrameReader::new(&peer, &stream);
-    converse(&state, &peer, &mut stream, &mut reader).await;
+    converse(&state, &peer, &mut stream, &mut reader, (conns, slot)).await;
     // Bytes left in the socket would make the client's next read fail with
     // "connection reset" instead of reaching the end of the stream.
     let _ = reader.finish(&stream);
@@ -501,11 +628,18 @@ async fn converse(
     peer: &Peer,
     stream: &mut UnixStream,
     reader: &mut FrameReader<'_>,
+    (conns, slot): (&Conns, &ConnSlot),
 ) {
     let mut greeted = false;
     loop {
         let wait = if greeted { IDLE_TIMEOUT } else { HELLO_TIMEOUT };
-        let payload = match reader.next(&mut *stream, wait).await {
+        conns.idle(slot);
+        let next = tokio::select! {
+            n = reader.next(&mut *stream, wait) => n,
+            _ = slot.evict.notified() => return,
+        };
+        conns.busy(slot);
+        let payload = match next {
             Ok(p) => p,
             Err(ReadError::Closed) | Err(ReadError::Idle) | Err(ReadError::Io) => return,
             Err(ReadError::Sender(e)) => {
@@ -597,9 +731,22 @@ async fn converse(
             return;
         }
         let shutting_down = matches!(req, Request::Shutdown {});
+        // A request that may wait for a decision watches its connection, so the wait ends
+        // when the client goes away. Everything read is taken off the socket first, so
+        // that what becomes readable then is new.
+        let may_wait = matches!(
+            &req,
+            Request::Get { wait_ms: Some(w), .. } | Request::GetForParent { wait_ms: Some(w), .. } if *w > 0
+        );
+        if may_wait && reader.finish(stream).is_err() {
+            return;
+        }
         let (resp, written) = DEFERRED
             .scope(std::cell::RefCell::new(Vec::new()), async {
-                let resp = state.handle(peer, req).await;
+                let resp = {
+                    let gone = Gone(may_wait.then_some(&*stream));
+                    state.handle_with(peer, req, &gone).await
+                };
                 let written = write_response(&mut *stream, &resp).await;
                 state.flush_deferred();
                 (resp, written)

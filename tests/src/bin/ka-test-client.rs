@@ -42,6 +42,7 @@ fn main() {
         ["spawn-child"] => spawn_child(),
         ["write-and-vanish", name] => write_and_vanish(name),
         ["unchecked", "get", name] => unchecked_get(name),
+        ["flood-wait", count, name] => flood_wait(count.parse().expect("count"), name),
         ["read-fd", fd] => read_fd(fd.parse().expect("fd number")),
         ["get-many", name, threads, each] => get_many(
             name,
@@ -230,6 +231,81 @@ fn write_and_vanish(name: &str) -> ! {
         .spawn()
         .expect("spawn reader");
     println!("pid {}", std::process::id());
+    std::process::exit(0);
+}
+
+/// `flood-wait COUNT NAME`: opens COUNT connections, each sending `hello` and a `get`
+/// that asks to wait ten minutes for a decision, and holds them. After a second it
+/// prints how many were answered at once and how many are still waiting, then holds
+/// every connection until its standard input closes.
+fn flood_wait(count: usize, name: &str) -> ! {
+    use keychain_auth_sdk::frame;
+    use std::io::Read;
+    let socket = keychain_auth_sdk::paths::Paths::client_socket().expect("socket path");
+    let hello = Request::Hello {
+        protocol: 1,
+        client: "flood".into(),
+        scopes: Vec::new(),
+        access: None,
+    };
+    let get = Request::Get {
+        name: name.into(),
+        wait_ms: Some(600_000),
+    };
+    let mut conns = Vec::new();
+    for _ in 0..count {
+        let Ok(mut s) = std::os::unix::net::UnixStream::connect(&socket) else {
+            break;
+        };
+        let mut bytes = frame::encode(&hello).expect("hello");
+        bytes.extend(frame::encode(&get).expect("get"));
+        if std::io::Write::write_all(&mut s, &bytes).is_ok() {
+            conns.push(s);
+        }
+    }
+    // Read answers until none has come for three seconds: what is still unanswered then
+    // is waiting for a decision.
+    #[derive(Clone, Copy, PartialEq)]
+    enum State {
+        Hello,
+        Get,
+        Answered,
+        Closed,
+    }
+    let mut state = vec![State::Hello; conns.len()];
+    let mut last_news = std::time::Instant::now();
+    while last_news.elapsed() < std::time::Duration::from_secs(3) {
+        for (s, st) in conns.iter_mut().zip(state.iter_mut()) {
+            if matches!(*st, State::Answered | State::Closed) {
+                continue;
+            }
+            let _ = s.set_read_timeout(Some(std::time::Duration::from_millis(5)));
+            match frame::read_frame::<Response, _>(&mut *s) {
+                Ok(Response::Hello { .. }) if *st == State::Hello => *st = State::Get,
+                Ok(_) => *st = State::Answered,
+                Err(frame::FrameError::Io(e))
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    continue
+                }
+                Err(_) => *st = State::Closed,
+            }
+            last_news = std::time::Instant::now();
+        }
+    }
+    let count = |w: State| state.iter().filter(|s| **s == w).count();
+    let (answered, closed) = (count(State::Answered), count(State::Closed));
+    let waiting = count(State::Get) + count(State::Hello);
+    println!(
+        "{}",
+        serde_json::json!({"connected": conns.len(), "answered": answered, "waiting": waiting, "closed": closed})
+    );
+    let _ = std::io::Write::flush(&mut std::io::stdout());
+    let mut rest = Vec::new();
+    let _ = std::io::stdin().read_to_end(&mut rest);
     std::process::exit(0);
 }
 
