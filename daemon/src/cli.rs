@@ -157,6 +157,13 @@ struct Grant {
     /// Display name (default: the executable's file name).
     #[arg(long)]
     label: Option<String>,
+    /// Let `keychain-auth get` serve this script although its shell holds the output
+    /// pipe without close-on-exec, as every shell's `$(…)` does. Then a program of yours
+    /// that starts `keychain-auth get` and replaces itself with this script (exec) can
+    /// read what it reads; see docs/threat-model.md. `--allow-unbound-get=false`
+    /// takes it back; absent, an approved tool keeps what it had.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", require_equals = true)]
+    allow_unbound_get: Option<bool>,
 }
 
 /// Runs the CLI and returns the process exit code.
@@ -328,6 +335,7 @@ fn run(cli: Cli) -> Result<i32> {
                 scopes: grant.scopes,
                 access: grant.access,
                 label: grant.label,
+                unbound_get: grant.allow_unbound_get,
             })?;
             print_tool("approved", resp);
         }
@@ -338,6 +346,7 @@ fn run(cli: Cli) -> Result<i32> {
                 scopes: grant.scopes,
                 access: grant.access,
                 label: grant.label,
+                unbound_get: grant.allow_unbound_get,
             })?;
             print_tool("registered", resp);
         }
@@ -581,6 +590,9 @@ fn print_tool_lines(t: &Tool) {
     }
     println!("    scopes: {}", t.scopes.join(", "));
     println!("    access: {}", t.access);
+    if t.unbound_get {
+        println!("    get:    served through keychain-auth get even from a shell's $(…) (--allow-unbound-get)");
+    }
     println!("    since:  {} (via {})", t.approved_at, t.approved_via);
 }
 

@@ -250,6 +250,7 @@ mod tests {
             script: None,
             parent: None,
             macos: None,
+            unbound_get: false,
         }
     }
 

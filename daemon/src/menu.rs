@@ -415,6 +415,7 @@ mod tests {
             script: None,
             parent: None,
             macos: None,
+            unbound_get: false,
         }
     }
 

@@ -19,6 +19,10 @@ pub struct PeerFacts<'a> {
     pub injection: Option<&'a str>,
     /// It is the keychain-auth CLI (or the hosting app).
     pub admin: bool,
+    /// For a request through `keychain-auth get`: the caller holds the CLI's output only
+    /// through this descriptor, which is not close-on-exec, so it may have been kept
+    /// across an exec (see `peer::OutputBinding::Inheritable`).
+    pub unbound: Option<i32>,
 }
 
 /// What a peer asks to do.
@@ -89,6 +93,12 @@ pub fn decide(peer: PeerFacts<'_>, op: Op<'_>, config: &Config, now_rfc3339: &st
     if is_expired(tool, now_rfc3339) {
         return Decision::NotApproved;
     }
+    if let Some(fd) = peer.unbound.filter(|_| !tool.unbound_get) {
+        return Decision::Denied(format!(
+            "it holds the output of keychain-auth get in descriptor {fd}, which is not close-on-exec (as a shell's $(…) is): the daemon cannot tell it from a program that started keychain-auth get and then replaced itself with it (exec). Approve it with keychain-auth approve {} --allow-unbound-get to let keychain-auth get serve it anyway (docs/threat-model.md says what that allows)",
+            peer.hash
+        ));
+    }
     match op {
         Op::Get(name) => in_scope(tool, name),
         Op::Set(name) | Op::Delete(name) => match in_scope(tool, name) {
@@ -146,6 +156,7 @@ mod tests {
             script: None,
             parent: None,
             macos: None,
+            unbound_get: false,
         }
     }
 
@@ -163,6 +174,7 @@ mod tests {
             no_script: None,
             injection: None,
             admin: false,
+            unbound: None,
         }
     }
 
@@ -261,6 +273,26 @@ mod tests {
             decide(p, Op::Get("git/a"), &c, NOW),
             Decision::Forbidden(_)
         ));
+    }
+
+    #[test]
+    fn an_unbound_caller_of_get_is_served_only_when_its_approval_allows_it() {
+        let mut c = cfg(vec![tool(Access::Read)]);
+        let mut p = peer(H);
+        p.unbound = Some(3);
+        assert!(matches!(
+            decide(p, Op::Get("git/a"), &c, NOW),
+            Decision::Denied(why) if why.contains("allow-unbound-get")
+        ));
+        c.tools[0].unbound_get = true;
+        assert_eq!(decide(p, Op::Get("git/a"), &c, NOW), Decision::Allow);
+        assert_eq!(
+            decide(p, Op::Get("aws/a"), &c, NOW),
+            Decision::OutOfScope,
+            "scopes still hold"
+        );
+        p.hash = OTHER;
+        assert_eq!(decide(p, Op::Get("git/a"), &c, NOW), Decision::NotApproved);
     }
 
     #[test]

@@ -25,6 +25,10 @@ impl State {
             no_script: peer.no_script.as_deref(),
             injection: peer.injection.as_deref(),
             admin: peer.injection.is_none() && self.admin_hashes.contains(&peer.hash),
+            unbound: match peer.output {
+                Some(crate::peer::OutputBinding::Inheritable(fd)) => Some(fd),
+                _ => None,
+            },
         }
     }
 
@@ -515,6 +519,7 @@ impl State {
                 scopes,
                 access,
                 label,
+                unbound_get,
             } => {
                 if let Err(e) = validate_hash(&hash) {
                     return error(ErrorCode::BadRequest, e);
@@ -557,6 +562,9 @@ impl State {
                     .or(existing.as_ref().map(|t| t.access))
                     .or(entry.as_ref().and_then(|e| e.requested_access));
                 let label = label.or(existing.as_ref().map(|t| t.label.clone()));
+                let unbound_get = unbound_get
+                    .or(existing.as_ref().map(|t| t.unbound_get))
+                    .unwrap_or(false);
                 let scopes = if scopes.is_empty() {
                     existing
                         .as_ref()
@@ -583,6 +591,7 @@ impl State {
                             .as_ref()
                             .and_then(|e| e.macos.clone())
                             .or_else(|| existing.as_ref().and_then(|t| t.macos.clone())),
+                        unbound_get,
                     },
                 )
                 .await
@@ -592,6 +601,7 @@ impl State {
                 scopes,
                 access,
                 label,
+                unbound_get,
             } => {
                 let (canonical, hash) = match self.hash_path(&path).await {
                     Ok(x) => x,
@@ -616,6 +626,7 @@ impl State {
                         via: by.via(),
                         event: "register",
                         macos: None,
+                        unbound_get: unbound_get.unwrap_or(false),
                     },
                 )
                 .await
@@ -819,6 +830,7 @@ impl State {
                 via,
                 event: "approve",
                 macos: entry.macos.clone(),
+                unbound_get: self.config().tool(hash).is_some_and(|t| t.unbound_get),
             },
         )
         .await
@@ -901,7 +913,22 @@ impl State {
             );
             return self.refuse(&parent, "get", &[name], Decision::Denied(msg));
         }
-        self.get(&parent, name, wait_ms, gone).await
+        if let Some(crate::peer::OutputBinding::Elsewhere(why)) = &parent.output {
+            let msg = format!(
+                "keychain-auth get was run by {}, but {why}. It writes the value only into a pipe that the program that ran it reads, for example `token=$(keychain-auth get NAME)`",
+                describe(&parent)
+            );
+            return self.refuse(&parent, "get", &[name], Decision::Denied(msg));
+        }
+        let mut answer = self.get(&parent, name, wait_ms, gone).await;
+        if let (Response::Error(b), Some(crate::peer::OutputBinding::Inheritable(_))) =
+            (&mut answer, &parent.output)
+        {
+            if b.code == ErrorCode::NotApproved {
+                b.message.push_str(" It holds the output of keychain-auth get without close-on-exec, as shells do: approve it with --allow-unbound-get for keychain-auth get to serve it (docs/threat-model.md says what that allows).");
+            }
+        }
+        answer
     }
 
     async fn hash_path(self: &Arc<Self>, path: &str) -> Result<(String, String), Response> {
@@ -972,6 +999,7 @@ impl State {
             script: p.script.clone(),
             parent: None,
             macos: p.macos.clone(),
+            unbound_get: p.unbound_get,
         };
         let t = tool.clone();
         let res = self
@@ -1167,6 +1195,8 @@ struct Pin {
     event: &'static str,
     /// macOS code-signing facts seen when it was pending.
     macos: Option<serde_json::Value>,
+    /// See `Tool::unbound_get`.
+    unbound_get: bool,
 }
 
 #[cfg(test)]

@@ -99,6 +99,11 @@ pub enum Request {
         /// Display name; default the file name of its path.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         label: Option<String>,
+        /// Let `keychain-auth get` serve it even when it holds the CLI's output through a
+        /// descriptor that is not close-on-exec (a shell's `$(…)`); absent keeps what an
+        /// approved tool had, else `false`. See [`Tool::unbound_get`].
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        unbound_get: Option<bool>,
     },
     /// Admin: approves a binary by path before it ever connects.
     Register {
@@ -112,6 +117,9 @@ pub enum Request {
         /// Display name; default the file name.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         label: Option<String>,
+        /// As in [`Request::Approve`].
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        unbound_get: Option<bool>,
     },
     /// Admin: records a deny rule for a hash (and drops any approval it had).
     Deny {
@@ -408,6 +416,12 @@ pub struct Tool {
     /// macOS code-signing facts (reserved).
     #[serde(default)]
     pub macos: Option<serde_json::Value>,
+    /// `keychain-auth get` may serve it although it holds the CLI's output through a
+    /// descriptor that is not close-on-exec, as shells hold `$(…)`: the daemon then
+    /// cannot tell it from a program that started the CLI and replaced itself with it
+    /// (exec). Off unless the user asked for it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unbound_get: bool,
 }
 
 /// A script run by an interpreter, as identified: the peer's `hash` is then

@@ -44,6 +44,7 @@ fn request() -> impl Strategy<Value = Request> {
                 scopes,
                 access: Some(if rw { Access::ReadWrite } else { Access::Read }),
                 label,
+                unbound_get: rw.then_some(true),
             }),
         text().prop_map(|tool| Request::Revoke { tool }),
         Just(Request::Status {}),

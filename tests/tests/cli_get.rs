@@ -55,7 +55,11 @@ fn a_script_is_served_only_once_approved_as_itself() {
         pending.contains(&hash) && pending.contains("fetch.sh run by"),
         "{pending}"
     );
-    assert!(h.ka(&["approve", &hash]).status.success());
+    // A shell holds `$(…)` without close-on-exec: served only with --allow-unbound-get.
+    assert!(h
+        .ka(&["approve", &hash, "--allow-unbound-get"])
+        .status
+        .success());
 
     // Approved: exactly the value on stdout, by absolute and relative path.
     assert_eq!(stdout(&run(&h, &fetch, &[])), "[for-the-script]");
@@ -72,7 +76,14 @@ fn a_script_is_served_only_once_approved_as_itself() {
     assert!(!log.contains("for-the-script"));
 
     // Another script, or this one edited, is not served.
-    let other = script(&h, "other.sh", &format!("'{}' get sh/token", ka.display()));
+    let other = script(
+        &h,
+        "other.sh",
+        &format!(
+            "set -e\nx=$('{}' get sh/token)\nprintf %s \"$x\"",
+            ka.display()
+        ),
+    );
     let o = run(&h, &other, &[]);
     assert!(!o.status.success());
     assert!(stderr(&o).contains("not_approved"), "{}", stderr(&o));
@@ -129,7 +140,10 @@ fn a_waiting_get_is_answered_when_the_script_is_approved() {
     let fetch = script(
         &h,
         "wait.sh",
-        &format!("'{}' get --wait 30 w/token", ka.display()),
+        &format!(
+            "v=$('{}' get --wait 30 w/token); printf %s \"$v\"",
+            ka.display()
+        ),
     );
     let mut cmd = h.command(&fetch);
     cmd.stdin(Stdio::null());
@@ -144,7 +158,10 @@ fn a_waiting_get_is_answered_when_the_script_is_approved() {
         assert!(std::time::Instant::now() < deadline, "never queued");
         std::thread::sleep(std::time::Duration::from_millis(50));
     };
-    assert!(h.ka(&["approve", &hash, "--scope", "w/*"]).status.success());
+    assert!(h
+        .ka(&["approve", &hash, "--scope", "w/*", "--allow-unbound-get"])
+        .status
+        .success());
     let o = waiter.join().unwrap();
     assert_eq!(stdout(&o), "waited", "{}", stderr(&o));
 }

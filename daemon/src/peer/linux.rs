@@ -6,8 +6,16 @@
 //! that directory: `exe` (the inode that is executing, even if its path was replaced),
 //! `status`, `environ`. Kernels without `SO_PEERPIDFD` (< 6.5) fall back to
 //! `SO_PEERCRED` plus the process start time, checked before and after each read.
+//!
+//! The identity is bound to the process as it holds the connection now: it must hold
+//! its end of this very socket (found with sock_diag), through close-on-exec descriptors
+//! only, which a descriptor kept across an `exec` cannot be ([`super::holders`]). The
+//! descriptor table is read after the environment, whose opening waits for an `exec`
+//! in progress to finish, and the executable is looked at again afterwards, so the
+//! table and the executable belong to the same program.
 
-use super::{injected_env, is_interpreter, Peer, PeerError};
+use super::holders::{self, Binding, Object};
+use super::{injected_env, is_interpreter, OutputBinding, Peer, PeerError};
 use crate::digest::HashCache;
 use std::ffi::CString;
 use std::fs::File;
@@ -292,7 +300,35 @@ pub(super) fn identify(
         }
         None => cred.pid,
     };
-    inspect(pidfd, pid, cred.uid, cache, may_hash)
+    // The client's end of this connection, which the identified process must hold.
+    let ours = std::fs::File::from(
+        sock.try_clone_to_owned()
+            .map_err(|e| inspect_err("dup the connection", e))?,
+    )
+    .metadata()
+    .map_err(|e| inspect_err("stat the connection", e))?
+    .ino();
+    let theirs = holders::unix_peer_of(ours)
+        .map_err(|e| inspect_err("sock_diag (the kernel's unix_diag)", e))?
+        .ok_or(PeerError::NotHolding)?;
+    inspect(
+        pidfd,
+        pid,
+        cred.uid,
+        cache,
+        may_hash,
+        Held::Connection(theirs),
+    )
+}
+
+/// What the process being identified must hold.
+enum Held {
+    /// Its end of the connection (a socket inode): refused unless bound.
+    Connection(u64),
+    /// The reading end of the output of `keychain-auth get` (which the caller of the CLI
+    /// should read), or why there is none: judged by the request, recorded in
+    /// [`Peer::output`].
+    Output(Result<Object, String>),
 }
 
 /// Identifies a process whose pid was just taken from a pidfd (or, without one, from the
@@ -305,6 +341,7 @@ fn inspect(
     uid: u32,
     cache: &HashCache,
     may_hash: bool,
+    held: Held,
 ) -> Result<Peer, PeerError> {
     let start = start_time(pid)?;
     let dir = open_proc_dir(pid)?;
@@ -312,6 +349,7 @@ fn inspect(
     // still alive now (a live pidfd means the pid cannot have been reused).
     still_same(pidfd.as_ref(), pid, start)?;
     let exe = open_in(&dir, "exe")?;
+    let exe_meta = exe.metadata().map_err(|e| gone_or("stat exe", e))?;
     let path = exe_path(&dir)?;
     let status_file = open_in(&dir, "status")?;
     // The kernel gives a non-dumpable process's /proc entries to root: an owner other than
@@ -322,7 +360,34 @@ fn inspect(
         .map_err(|e| gone_or("status", e))?
         .uid();
     let status = read_all(status_file, "status")?;
+    // Opening `environ` waits for an exec in progress (the kernel holds its
+    // exec_update_lock from switching the executable until it has closed the
+    // close-on-exec descriptors), so the descriptor table read next is the current
+    // program's, and the executable is looked at again after it.
     let environ = read_in(&dir, "environ");
+    let output = match held {
+        Held::Connection(ino) => {
+            match holders::judge(&holdings(&dir, Object::Socket(ino))?, false) {
+                Binding::Bound => None,
+                Binding::NotHeld => return Err(PeerError::NotHolding),
+                Binding::Inheritable(fd) => return Err(PeerError::Inheritable(fd)),
+            }
+        }
+        Held::Output(Err(why)) => Some(OutputBinding::Elsewhere(why)),
+        Held::Output(Ok(obj)) => {
+            let reads = matches!(obj, Object::Pipe(_));
+            Some(match holders::judge(&holdings(&dir, obj)?, reads) {
+                Binding::Bound => OutputBinding::Bound,
+                Binding::Inheritable(fd) => OutputBinding::Inheritable(fd),
+                Binding::NotHeld => OutputBinding::Elsewhere(
+                    "its output goes to a pipe that the program that ran it does not read (another program reads it)".into(),
+                ),
+            })
+        }
+    };
+    if exe_inode(&dir)? != (exe_meta.dev(), exe_meta.ino()) {
+        return Err(PeerError::Changed);
+    }
     if pidfd.is_none() {
         // Without a pidfd, confirm again that the pid still names the same process.
         still_same(None, pid, start)?;
@@ -382,7 +447,15 @@ fn inspect(
         },
         wants: std::sync::OnceLock::new(),
         signing: None,
+        output,
     })
+}
+
+/// The descriptors the process holds on `obj`; a process that exited is `Gone`, one
+/// whose table cannot be read (non-dumpable) cannot be inspected.
+fn holdings(dir: &OwnedFd, obj: Object) -> Result<Vec<holders::Holding>, PeerError> {
+    use std::os::fd::AsFd;
+    holders::holdings(dir.as_fd(), obj).map_err(|e| gone_or("its descriptors", e))
 }
 
 /// Largest script hashed; a bigger "script" is refused as one.
@@ -493,6 +566,26 @@ pub struct ParentSeed {
     pidfd: OwnedFd,
     pid: i32,
     uid: u32,
+    /// The reading end of the child's standard output, which the parent should hold.
+    output: Result<Object, String>,
+}
+
+/// The reading end of what a process writes to descriptor 1: the pipe itself, or the
+/// other end of a socket; `Err` for anything else (a file, a terminal, nothing).
+fn reading_end_of_stdout(dir: &OwnedFd) -> Result<Result<Object, String>, PeerError> {
+    use std::os::fd::AsFd;
+    let obj = holders::object_at(dir.as_fd(), 1).map_err(|e| gone_or("fd/1", e))?;
+    Ok(match obj {
+        Some(Object::Pipe(ino)) => Ok(Object::Pipe(ino)),
+        Some(Object::Socket(ino)) => match holders::unix_peer_of(ino) {
+            Ok(Some(peer)) => Ok(Object::Socket(peer)),
+            Ok(None) => Err("its output is a socket that nobody reads".into()),
+            Err(e) => Err(format!("its output socket cannot be looked up ({e})")),
+        },
+        None => Err(
+            "its output is not a pipe (a file, a terminal, or nothing): keychain-auth get prints only into a pipe that the program that ran it reads".into(),
+        ),
+    })
 }
 
 /// The `PPid:` line of a status file.
@@ -555,10 +648,12 @@ pub(super) fn parent(peer: &Peer) -> Result<ParentSeed, PeerError> {
     if uid != ours {
         return Err(PeerError::WrongUser { peer: uid, ours });
     }
+    let output = reading_end_of_stdout(&h.proc_dir)?;
     Ok(ParentSeed {
         pidfd,
         pid: ppid,
         uid,
+        output,
     })
 }
 
@@ -567,7 +662,14 @@ pub(super) fn identify_seed(
     cache: &HashCache,
     may_hash: bool,
 ) -> Result<Peer, PeerError> {
-    inspect(Some(seed.pidfd), seed.pid, seed.uid, cache, may_hash)
+    inspect(
+        Some(seed.pidfd),
+        seed.pid,
+        seed.uid,
+        cache,
+        may_hash,
+        Held::Output(seed.output),
+    )
 }
 
 pub(super) fn recheck(peer: &Peer) -> Result<(), PeerError> {

@@ -437,6 +437,7 @@ fn inspect(
         injection,
         handle: Handle { token, path },
         wants: std::sync::OnceLock::new(),
+        output: None,
         signing,
     })
 }

@@ -7,6 +7,8 @@ use crate::digest::HashCache;
 pub use keychain_auth_sdk::protocol::ScriptIdentity;
 use std::os::fd::BorrowedFd;
 
+#[cfg(target_os = "linux")]
+pub mod holders;
 pub mod procargs;
 pub mod script;
 pub mod signing;
@@ -48,6 +50,14 @@ pub enum PeerError {
     /// The peer now runs a different executable than when it connected.
     #[error("the connecting process replaced its executable (exec) after connecting")]
     Changed,
+    /// The identified process does not hold its end of the connection: it was closed by
+    /// an exec (the program that connected is gone), or handed to another process.
+    #[error("the process named as the peer does not hold its end of this connection: the program that connected replaced itself (exec) or handed the connection to another process")]
+    NotHolding,
+    /// The identified process holds the connection only through a descriptor that is not
+    /// close-on-exec, which is what one kept across an exec looks like.
+    #[error("the connecting process holds this connection in descriptor {0}, which is not close-on-exec: that is how a connection kept across an exec (from another program) looks. Clients must open the socket close-on-exec (SOCK_CLOEXEC)")]
+    Inheritable(i32),
     /// The peer could not be inspected.
     #[error("cannot inspect the connecting process: {0}")]
     Inspect(String),
@@ -90,6 +100,25 @@ pub struct Peer {
     pub wants: std::sync::OnceLock<Wants>,
     /// macOS: what its code signature says; `None` elsewhere.
     pub signing: Option<signing::Facts>,
+    /// For the program that ran `keychain-auth get`: how it holds the reading end of the
+    /// CLI's standard output. `None` for a peer that connected itself.
+    pub output: Option<OutputBinding>,
+}
+
+/// How the program that ran `keychain-auth get` holds the reading end of the pipe (or
+/// socket) the CLI writes the value to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OutputBinding {
+    /// It holds it, through close-on-exec descriptors only: its current program opened
+    /// (or took over) that pipe, so it is the program that started the CLI or one it
+    /// handed the pipe to; a descriptor kept across an exec could not be close-on-exec.
+    Bound,
+    /// It holds it through a descriptor that is not close-on-exec (a shell's `$(…)` pipe
+    /// is one): it may have been kept across an exec, so a program that started the CLI
+    /// and then became this one cannot be told apart.
+    Inheritable(i32),
+    /// The value would go elsewhere: not into a pipe or socket this process reads.
+    Elsewhere(String),
 }
 
 /// The identity of a script: `sha256:` of a domain-separated concatenation of the

@@ -43,6 +43,9 @@ fn main() {
         ["write-and-vanish", name] => write_and_vanish(name),
         ["unchecked", "get", name] => unchecked_get(name),
         ["flood-wait", count, name] => flood_wait(count.parse().expect("count"), name),
+        ["exec-before-check", program, name] => exec_before_check(program, name, false),
+        ["exec-before-check", program, name, "keep"] => exec_before_check(program, name, true),
+        ["no-cloexec", "get", name] => no_cloexec_get(name),
         ["read-fd", fd] => read_fd(fd.parse().expect("fd number")),
         ["get-many", name, threads, each] => get_many(
             name,
@@ -234,6 +237,118 @@ fn write_and_vanish(name: &str) -> ! {
     std::process::exit(0);
 }
 
+/// `exec-before-check PROGRAM NAME [keep]`: the attack of a process that asks and then
+/// becomes another program before the daemon looks at it. Connects, writes `hello` and
+/// `get NAME` at once, forks a reader that keeps the connection and prints, one JSON
+/// line each, every frame that arrives (then `{"type":"done"}`), and execs
+/// `PROGRAM hold 20`. With `keep` the connection's descriptor survives the exec (its
+/// close-on-exec flag is cleared first); without, the exec closes it in PROGRAM.
+fn exec_before_check(program: &str, name: &str, keep: bool) -> ! {
+    use keychain_auth_sdk::frame;
+    use std::io::Write;
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    let socket = keychain_auth_sdk::paths::Paths::client_socket().expect("socket path");
+    let mut s = std::os::unix::net::UnixStream::connect(socket).expect("connect");
+    let mut bytes = frame::encode(&Request::Hello {
+        protocol: 1,
+        client: "exec-before-check".into(),
+        scopes: Vec::new(),
+        access: None,
+    })
+    .expect("hello");
+    bytes.extend(
+        frame::encode(&Request::Get {
+            name: name.into(),
+            wait_ms: None,
+        })
+        .expect("get"),
+    );
+    s.write_all(&bytes).expect("write");
+    if keep {
+        // SAFETY: clearing FD_CLOEXEC on a descriptor this process owns; no memory involved.
+        unsafe { libc::fcntl(s.as_raw_fd(), libc::F_SETFD, 0) };
+    }
+    // SAFETY: this process is single-threaded here; the child only reads and prints.
+    match unsafe { libc::fork() } {
+        0 => {
+            let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(60)));
+            loop {
+                match frame::read_frame::<Response, _>(&mut s) {
+                    Ok(r) => println!("{}", serde_json::to_string(&r).expect("serializes")),
+                    Err(e) => {
+                        println!("{{\"type\":\"closed\",\"error\":{:?}}}", e.to_string());
+                        break;
+                    }
+                }
+            }
+            println!("{{\"type\":\"done\"}}");
+            let _ = std::io::stdout().flush();
+            std::process::exit(0);
+        }
+        -1 => panic!("fork failed"),
+        _ => {}
+    }
+    let err = std::process::Command::new(program)
+        .args(["hold", "20"])
+        .exec();
+    panic!("exec {program}: {err}");
+}
+
+/// `no-cloexec get NAME`: `hello` and `get NAME` on a socket created without
+/// `SOCK_CLOEXEC`, as a client that does not follow the protocol's advice would.
+fn no_cloexec_get(name: &str) -> ! {
+    use keychain_auth_sdk::frame;
+    use std::os::fd::FromRawFd;
+    use std::os::unix::ffi::OsStrExt;
+    let socket = keychain_auth_sdk::paths::Paths::client_socket().expect("socket path");
+    // SAFETY: socket takes integers; the descriptor is owned below.
+    let fd = unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_STREAM, 0) };
+    assert!(fd >= 0, "socket");
+    // SAFETY: socket returned a new descriptor nobody else owns.
+    let mut s = unsafe { std::os::unix::net::UnixStream::from_raw_fd(fd) };
+    // SAFETY: an all-zero sockaddr_un is valid; the path is copied in below.
+    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    for (d, b) in addr.sun_path.iter_mut().zip(socket.as_os_str().as_bytes()) {
+        *d = *b as libc::c_char;
+    }
+    // SAFETY: addr is a valid sockaddr_un for its size; fd is open.
+    let rc = unsafe {
+        libc::connect(
+            fd,
+            (&addr as *const libc::sockaddr_un).cast(),
+            std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(rc, 0, "connect: {}", std::io::Error::last_os_error());
+    let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(30)));
+    let mut bytes = frame::encode(&Request::Hello {
+        protocol: 1,
+        client: "no-cloexec".into(),
+        scopes: Vec::new(),
+        access: None,
+    })
+    .expect("hello");
+    bytes.extend(
+        frame::encode(&Request::Get {
+            name: name.into(),
+            wait_ms: None,
+        })
+        .expect("get"),
+    );
+    let _ = std::io::Write::write_all(&mut s, &bytes);
+    let mut last = serde_json::json!({"type": "closed"});
+    for _ in 0..2 {
+        match frame::read_frame::<Response, _>(&mut s) {
+            Ok(r) => last = serde_json::to_value(&r).expect("serializes"),
+            Err(_) => break,
+        }
+    }
+    println!("{last}");
+    std::process::exit(0);
+}
+
 /// `flood-wait COUNT NAME`: opens COUNT connections, each sending `hello` and a `get`
 /// that asks to wait ten minutes for a decision, and holds them. After a second it
 /// prints how many were answered at once and how many are still waiting, then holds
@@ -263,8 +378,9 @@ fn flood_wait(count: usize, name: &str) -> ! {
             conns.push(s);
         }
     }
-    // Read answers until none has come for three seconds: what is still unanswered then
-    // is waiting for a decision.
+    // Read answers until every connection has had its hello answered and none has come
+    // for three seconds more (a minute at most): what is unanswered then is waiting for
+    // a decision.
     #[derive(Clone, Copy, PartialEq)]
     enum State {
         Hello,
@@ -274,7 +390,10 @@ fn flood_wait(count: usize, name: &str) -> ! {
     }
     let mut state = vec![State::Hello; conns.len()];
     let mut last_news = std::time::Instant::now();
-    while last_news.elapsed() < std::time::Duration::from_secs(3) {
+    let started = std::time::Instant::now();
+    while (state.contains(&State::Hello) || last_news.elapsed() < std::time::Duration::from_secs(3))
+        && started.elapsed() < std::time::Duration::from_secs(60)
+    {
         for (s, st) in conns.iter_mut().zip(state.iter_mut()) {
             if matches!(*st, State::Answered | State::Closed) {
                 continue;
