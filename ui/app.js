@@ -106,11 +106,13 @@ function renderPending(pending, grantsByHash) {
   }
   for (const p of [...pending].reverse()) {
     const who = p.script ? `${p.script.path} (script run by ${p.script.interpreter})` : p.path;
-    const warn = p.script
-      ? "A script's identity is advisory: it is read from the process's own command line."
-      : p.interpreter
-        ? "A script interpreter: it is never approved as a whole."
-        : "";
+    const libs = (p.libraries || []).map((l) => l.path).join(", ");
+    const warn = (libs ? `Runs code from files you can change: ${libs}. Approving pins them. ` : "") +
+      (p.script
+        ? "A script's identity is advisory: it is read from the process's own command line."
+        : p.interpreter
+          ? "A script interpreter: it is never approved as a whole."
+          : "");
     // Exactly the patterns approving grants, as the daemon computes them (a name such as
     // demo/* is shown as the literal pattern demo/\* it would grant).
     const grants = (grantsByHash[p.hash] || []).join(", ");

@@ -326,6 +326,13 @@ fn run(cli: Cli) -> Result<i32> {
                     if p.interpreter {
                         println!("    note:      a script interpreter; it cannot be approved as a whole binary");
                     }
+                    for l in &p.libraries {
+                        println!(
+                            "    runs code: {} ({}), a file you can change: approving pins it",
+                            l.path,
+                            short(&l.hash)
+                        );
+                    }
                 }
             }
         }
@@ -568,6 +575,11 @@ fn describe(r: &audit::Record) -> String {
     s
 }
 
+/// `sha256:` and the first 12 hex digits.
+fn short(hash: &str) -> &str {
+    hash.get(..19).unwrap_or(hash)
+}
+
 fn print_tool(verb: &str, resp: Response) {
     if let Response::Tool { tool, .. } = resp {
         println!("{verb} {}", tool.label);
@@ -590,6 +602,9 @@ fn print_tool_lines(t: &Tool) {
     }
     println!("    scopes: {}", t.scopes.join(", "));
     println!("    access: {}", t.access);
+    for l in &t.libraries {
+        println!("    pinned: {} ({})", l.path, short(&l.hash));
+    }
     if t.unbound_get {
         println!("    get:    served through keychain-auth get even from a shell's $(…) (--allow-unbound-get)");
     }

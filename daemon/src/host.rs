@@ -251,6 +251,7 @@ mod tests {
             parent: None,
             macos: None,
             unbound_get: false,
+            libraries: Vec::new(),
         }
     }
 

@@ -399,6 +399,7 @@ mod tests {
             requested_access: None,
             script: None,
             macos: None,
+            libraries: Vec::new(),
         }
     }
 
@@ -416,6 +417,7 @@ mod tests {
             parent: None,
             macos: None,
             unbound_get: false,
+            libraries: Vec::new(),
         }
     }
 

@@ -42,6 +42,8 @@ pub struct Sighting<'a> {
     pub script: Option<&'a keychain_auth_sdk::protocol::ScriptIdentity>,
     /// macOS code-signing facts.
     pub signing: Option<&'a crate::peer::signing::Facts>,
+    /// Files the user can change that it runs code from (the latest seen is kept).
+    pub libraries: &'a [keychain_auth_sdk::protocol::Library],
     /// RFC 3339 now.
     pub now: &'a str,
 }
@@ -93,6 +95,7 @@ impl Queue {
                 e.requested_scopes = w.scopes.clone();
                 e.requested_access = w.access;
             }
+            e.libraries = s.libraries.to_vec();
             if let Some(n) = s.name {
                 if !e.names.iter().any(|x| x == n) && e.names.len() < MAX_NAMES_PER_ENTRY {
                     e.names.push(n.to_string());
@@ -116,6 +119,7 @@ impl Queue {
             requested_access: s.wants.and_then(|w| w.access),
             script: s.script.cloned(),
             macos: s.signing.and_then(|f| serde_json::to_value(f).ok()),
+            libraries: s.libraries.to_vec(),
         });
         Recorded::New
     }
@@ -151,6 +155,7 @@ mod tests {
             wants: None,
             script: None,
             signing: None,
+            libraries: &[],
             now,
         }
     }

@@ -23,6 +23,8 @@ pub struct PeerFacts<'a> {
     /// through this descriptor, which is not close-on-exec, so it may have been kept
     /// across an exec (see `peer::OutputBinding::Inheritable`).
     pub unbound: Option<i32>,
+    /// Executable files it maps that its user can change (besides its own executable).
+    pub libraries: &'a [keychain_auth_sdk::protocol::Library],
 }
 
 /// What a peer asks to do.
@@ -50,6 +52,9 @@ pub enum Decision {
     /// Refused by a deny rule or a security check; the reason is for the audit log and
     /// the client.
     Denied(String),
+    /// An approved tool that now maps files its user can change that its approval does
+    /// not pin (their paths): not served until approved again with them.
+    UnapprovedLibraries(Vec<String>),
     /// The name is outside the tool's scopes.
     OutOfScope,
     /// The caller may never make this request.
@@ -92,6 +97,15 @@ pub fn decide(peer: PeerFacts<'_>, op: Op<'_>, config: &Config, now_rfc3339: &st
     };
     if is_expired(tool, now_rfc3339) {
         return Decision::NotApproved;
+    }
+    let unpinned: Vec<String> = peer
+        .libraries
+        .iter()
+        .filter(|l| !tool.libraries.iter().any(|t| t.hash == l.hash))
+        .map(|l| l.path.clone())
+        .collect();
+    if !unpinned.is_empty() {
+        return Decision::UnapprovedLibraries(unpinned);
     }
     if let Some(fd) = peer.unbound.filter(|_| !tool.unbound_get) {
         return Decision::Denied(format!(
@@ -157,6 +171,7 @@ mod tests {
             parent: None,
             macos: None,
             unbound_get: false,
+            libraries: Vec::new(),
         }
     }
 
@@ -175,6 +190,7 @@ mod tests {
             injection: None,
             admin: false,
             unbound: None,
+            libraries: &[],
         }
     }
 
@@ -291,6 +307,33 @@ mod tests {
             Decision::OutOfScope,
             "scopes still hold"
         );
+        p.hash = OTHER;
+        assert_eq!(decide(p, Op::Get("git/a"), &c, NOW), Decision::NotApproved);
+    }
+
+    #[test]
+    fn libraries_the_user_can_change_must_be_pinned_by_the_approval() {
+        use keychain_auth_sdk::protocol::Library;
+        let lib = |h: &str| Library {
+            path: format!("/home/u/lib/{h}.so"),
+            hash: h.into(),
+        };
+        let mut c = cfg(vec![tool(Access::Read)]);
+        let seen = [lib("sha256:aa")];
+        let mut p = peer(H);
+        p.libraries = &seen;
+        assert_eq!(
+            decide(p, Op::Get("git/a"), &c, NOW),
+            Decision::UnapprovedLibraries(vec!["/home/u/lib/sha256:aa.so".into()])
+        );
+        c.tools[0].libraries = vec![lib("sha256:aa"), lib("sha256:bb")];
+        assert_eq!(decide(p, Op::Get("git/a"), &c, NOW), Decision::Allow);
+        let other = [lib("sha256:cc")];
+        p.libraries = &other;
+        assert!(matches!(
+            decide(p, Op::Get("git/a"), &c, NOW),
+            Decision::UnapprovedLibraries(_)
+        ));
         p.hash = OTHER;
         assert_eq!(decide(p, Op::Get("git/a"), &c, NOW), Decision::NotApproved);
     }

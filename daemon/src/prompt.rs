@@ -80,6 +80,17 @@ pub fn body(entry: &PendingEntry, has_actions: bool, elsewhere: Elsewhere) -> St
         text.push_str("\nA script interpreter cannot be approved as a whole (every command run in it could read the secret): run the command from a script file.");
         return text;
     }
+    if !entry.libraries.is_empty() {
+        text.push_str(&format!(
+            "\nruns code from files you can change: {} (injected? approving pins them)",
+            entry
+                .libraries
+                .iter()
+                .map(|l| l.path.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
     let grants = crate::pending::grants(entry);
     if !grants.is_empty() {
         text.push_str(&format!("\napproving grants: {}", grants.join(", ")));
@@ -106,6 +117,7 @@ mod tests {
     #[test]
     fn the_body_names_the_binary_its_names_and_what_to_do_without_buttons() {
         let e = PendingEntry {
+            libraries: Vec::new(),
             hash: format!("sha256:{}", "ab".repeat(32)),
             path: "/usr/local/bin/tool".into(),
             first_seen: String::new(),

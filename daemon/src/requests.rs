@@ -24,11 +24,14 @@ impl State {
             interpreter: peer.interpreter,
             no_script: peer.no_script.as_deref(),
             injection: peer.injection.as_deref(),
-            admin: peer.injection.is_none() && self.admin_hashes.contains(&peer.hash),
+            admin: peer.injection.is_none()
+                && peer.libraries.is_empty()
+                && self.admin_hashes.contains(&peer.hash),
             unbound: match peer.output {
                 Some(crate::peer::OutputBinding::Inheritable(fd)) => Some(fd),
                 _ => None,
             },
+            libraries: &peer.libraries,
         }
     }
 
@@ -198,6 +201,31 @@ impl State {
                     pending: Some(true),
                 })
             }
+            Decision::UnapprovedLibraries(paths) => {
+                self.queue_pending(peer, names.first().copied());
+                self.audit_access(
+                    peer,
+                    op,
+                    &names,
+                    "not_approved",
+                    &format!(
+                        "approved, but it runs code from files you can change that its approval does not name: {}",
+                        paths.join(", ")
+                    ),
+                );
+                Response::Error(ErrorBody {
+                    code: ErrorCode::NotApproved,
+                    message: format!(
+                        "{} ({}) is approved, but it now runs code from files you can change that its approval does not name: {}. If you put them there, approve it again with: keychain-auth approve {}",
+                        describe(peer),
+                        peer.hash,
+                        paths.join(", "),
+                        peer.hash
+                    ),
+                    hash: Some(peer.hash.clone()),
+                    pending: Some(true),
+                })
+            }
             Decision::Denied(reason) => {
                 self.audit_access(peer, op, &names, "deny", &reason);
                 Response::Error(ErrorBody {
@@ -254,6 +282,7 @@ impl State {
                 wants: peer.wants.get(),
                 script: peer.script.as_ref(),
                 signing: peer.signing.as_ref(),
+                libraries: &peer.libraries,
                 now: &now,
             });
             (r, q.get(&peer.hash).cloned())
@@ -592,6 +621,7 @@ impl State {
                             .and_then(|e| e.macos.clone())
                             .or_else(|| existing.as_ref().and_then(|t| t.macos.clone())),
                         unbound_get,
+                        libraries: pinned_libraries(existing.as_ref(), entry.as_ref()),
                     },
                 )
                 .await
@@ -627,6 +657,7 @@ impl State {
                         event: "register",
                         macos: None,
                         unbound_get: unbound_get.unwrap_or(false),
+                        libraries: Vec::new(),
                     },
                 )
                 .await
@@ -831,6 +862,7 @@ impl State {
                 event: "approve",
                 macos: entry.macos.clone(),
                 unbound_get: self.config().tool(hash).is_some_and(|t| t.unbound_get),
+                libraries: pinned_libraries(self.config().tool(hash), Some(&entry)),
             },
         )
         .await
@@ -1000,6 +1032,7 @@ impl State {
             parent: None,
             macos: p.macos.clone(),
             unbound_get: p.unbound_get,
+            libraries: p.libraries.clone(),
         };
         let t = tool.clone();
         let res = self
@@ -1197,6 +1230,27 @@ struct Pin {
     macos: Option<serde_json::Value>,
     /// See `Tool::unbound_get`.
     unbound_get: bool,
+    /// See `Tool::libraries`.
+    libraries: Vec<keychain_auth_sdk::protocol::Library>,
+}
+
+/// The libraries an approval pins: those it had, and those seen since (its pending
+/// entry), each hash once.
+fn pinned_libraries(
+    had: Option<&Tool>,
+    seen: Option<&keychain_auth_sdk::protocol::PendingEntry>,
+) -> Vec<keychain_auth_sdk::protocol::Library> {
+    let mut out: Vec<keychain_auth_sdk::protocol::Library> = Vec::new();
+    for l in had
+        .into_iter()
+        .flat_map(|t| t.libraries.iter())
+        .chain(seen.into_iter().flat_map(|e| e.libraries.iter()))
+    {
+        if !out.iter().any(|o| o.hash == l.hash) {
+            out.push(l.clone());
+        }
+    }
+    out
 }
 
 #[cfg(test)]

@@ -422,6 +422,22 @@ pub struct Tool {
     /// (exec). Off unless the user asked for it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub unbound_get: bool,
+    /// Files the user can change that the approved program runs code from (libraries it
+    /// maps), pinned by hash when it was approved; a mapping of any other such file
+    /// makes it ask again.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub libraries: Vec<Library>,
+}
+
+/// An executable file a program maps that its user can change (a library under the
+/// user's home, say), pinned by hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Library {
+    /// Its path when it was seen.
+    pub path: String,
+    /// `sha256:<hex>` of its contents.
+    pub hash: String,
 }
 
 /// A script run by an interpreter, as identified: the peer's `hash` is then
@@ -472,6 +488,10 @@ pub struct PendingEntry {
     /// id, flags, injection entitlements). Absent elsewhere.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub macos: Option<serde_json::Value>,
+    /// Files the user can change that it was seen running code from (see
+    /// [`Tool::libraries`]): approving it pins them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub libraries: Vec<Library>,
 }
 
 /// Daemon status, for `keychain-auth status`.

@@ -385,6 +385,8 @@ fn inspect(
             })
         }
     };
+    let (libraries, unverifiable) =
+        user_libraries(&dir, (exe_meta.dev(), exe_meta.ino()), cache, may_hash)?;
     if exe_inode(&dir)? != (exe_meta.dev(), exe_meta.ino()) {
         return Err(PeerError::Changed);
     }
@@ -407,6 +409,9 @@ fn inspect(
             Err(PeerError::Gone) => return Err(PeerError::Gone),
             Err(e) => Some(format!("its environment is unreadable ({e})")),
         };
+    }
+    if injection.is_none() {
+        injection = unverifiable;
     }
     let hashed = if may_hash {
         cache.hash_file(&exe).map(Some)
@@ -448,7 +453,48 @@ fn inspect(
         wants: std::sync::OnceLock::new(),
         signing: None,
         output,
+        libraries,
     })
+}
+
+/// The executable files the process maps that its user can change, hashed (its own
+/// executable aside, which its identity already is), and why a mapping cannot be
+/// checked, if one cannot. The daemon of root skips this: every file is root's.
+#[allow(clippy::type_complexity)]
+fn user_libraries(
+    dir: &OwnedFd,
+    exe: (u64, u64),
+    cache: &HashCache,
+    may_hash: bool,
+) -> Result<(Vec<keychain_auth_sdk::protocol::Library>, Option<String>), PeerError> {
+    use super::mappings::{self, Verdict};
+    let uid = crate::dirs::euid();
+    if uid == 0 {
+        return Ok((Vec::new(), None));
+    }
+    let maps = read_in(dir, "maps")?;
+    let mut out = Vec::new();
+    for m in mappings::executable_files(&maps) {
+        if (m.dev, m.ino) == exe {
+            continue;
+        }
+        match mappings::judge(&m, uid) {
+            Verdict::Trusted => {}
+            Verdict::Unverifiable(why) => return Ok((out, Some(why))),
+            Verdict::Users(file) => {
+                let hashed = if may_hash {
+                    cache.hash_file(&file).map(Some)
+                } else {
+                    cache.cached(&file)
+                };
+                let (hash, _) = hashed
+                    .map_err(|e| inspect_err("hash a mapped library", e))?
+                    .ok_or(PeerError::NeedsHash)?;
+                out.push(keychain_auth_sdk::protocol::Library { path: m.path, hash });
+            }
+        }
+    }
+    Ok((out, None))
 }
 
 /// The descriptors the process holds on `obj`; a process that exited is `Gone`, one

@@ -438,6 +438,7 @@ fn inspect(
         handle: Handle { token, path },
         wants: std::sync::OnceLock::new(),
         output: None,
+        libraries: Vec::new(),
         signing,
     })
 }

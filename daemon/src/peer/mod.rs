@@ -9,6 +9,8 @@ use std::os::fd::BorrowedFd;
 
 #[cfg(target_os = "linux")]
 pub mod holders;
+#[cfg(target_os = "linux")]
+pub mod mappings;
 pub mod procargs;
 pub mod script;
 pub mod signing;
@@ -103,6 +105,9 @@ pub struct Peer {
     /// For the program that ran `keychain-auth get`: how it holds the reading end of the
     /// CLI's standard output. `None` for a peer that connected itself.
     pub output: Option<OutputBinding>,
+    /// Executable files it maps that its user can change, other than its own executable
+    /// (Linux; see [`mappings`]): code its approval must name.
+    pub libraries: Vec<keychain_auth_sdk::protocol::Library>,
 }
 
 /// How the program that ran `keychain-auth get` holds the reading end of the pipe (or
