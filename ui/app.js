@@ -236,7 +236,9 @@ async function refresh() {
     showError(String(e));
     return;
   }
-  $("status").textContent = `store: ${s.store} · socket: ${s.socket}` + (s.names_error ? ` · store error: ${s.names_error}` : "");
+  $("status").textContent = `store: ${s.store} · socket: ${s.socket}` + (s.names_error ? ` · store error: ${s.names_error}` : "") + (s.ptrace_warning ? ` · Warning: ${s.ptrace_warning}` : "");
+  // The whole of it (and what to do) on hover; `keychain-auth status` prints it too.
+  $("status").title = s.ptrace;
   const pause = $("pause");
   pause.textContent = s.paused ? "Resume (paused: every request is refused)" : "Pause (deny all new requests)";
   pause.classList.toggle("paused", s.paused);

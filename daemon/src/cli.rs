@@ -322,6 +322,13 @@ fn run(cli: Cli) -> Result<i32> {
                     if let Some(sc) = &p.script {
                         println!("    script:    {} run by {}", sc.path, sc.interpreter);
                         println!("    note:      a script's identity is interpreter + path + contents, and which script runs is read from the process's own command line (advisory)");
+                        for f in &sc.startup {
+                            println!(
+                                "    runs code: {} ({}), read before the script from a place you can change: approving pins it",
+                                f.path,
+                                short(&f.hash)
+                            );
+                        }
                     }
                     if p.interpreter {
                         println!("    note:      a script interpreter; it cannot be approved as a whole binary");
@@ -516,6 +523,12 @@ fn status() -> Result<i32> {
                 paths.audit.display(),
                 s.audit_seq
             );
+            if let Some(p) = &s.ptrace_scope {
+                println!(
+                    "  ptrace:   {}",
+                    crate::ptrace::Scope::from_wire(p).describe()
+                );
+            }
             Ok(0)
         }
         other => bail!("unexpected answer: {other:?}"),
@@ -599,6 +612,13 @@ fn print_tool_lines(t: &Tool) {
             "            contents {} (advisory: see docs/threat-model.md)",
             sc.hash
         );
+        for f in &sc.startup {
+            println!(
+                "    pinned: {} ({}), read before the script",
+                f.path,
+                short(&f.hash)
+            );
+        }
     }
     println!("    scopes: {}", t.scopes.join(", "));
     println!("    access: {}", t.access);

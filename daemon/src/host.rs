@@ -54,6 +54,11 @@ pub struct Snapshot {
     pub socket: String,
     /// Which secret store is in use.
     pub store: String,
+    /// The machine's ptrace policy, for a person ([`crate::ptrace::Scope::describe`]).
+    pub ptrace: String,
+    /// When that policy lets a program write an approved tool's memory, a few words
+    /// saying so ([`crate::ptrace::Scope::warning`]).
+    pub ptrace_warning: Option<String>,
 }
 
 impl State {
@@ -176,6 +181,7 @@ impl State {
             .map(|v| v.into_iter().filter_map(|(_, r)| r).collect())
             .unwrap_or_default();
         let pending = self.pending_entries();
+        let ptrace = crate::ptrace::Scope::read();
         let grants = pending
             .iter()
             .map(|p| (p.hash.clone(), crate::pending::grants(p)))
@@ -190,6 +196,8 @@ impl State {
             recent,
             socket: self.paths.socket.display().to_string(),
             store: self.store.kind().into(),
+            ptrace: ptrace.describe(),
+            ptrace_warning: ptrace.warning(),
         }
     }
 

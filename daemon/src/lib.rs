@@ -50,6 +50,7 @@ pub mod peer;
 pub mod pending;
 pub mod policy;
 pub mod prompt;
+pub mod ptrace;
 pub mod ratelimit;
 pub mod repeats;
 pub mod requests;

@@ -26,6 +26,9 @@ pub struct MenuState<'a> {
     pub names: &'a [String],
     /// The newest audit records, oldest first.
     pub recent: &'a [Record],
+    /// What the machine's ptrace policy lets a program do to an approved tool, when it
+    /// lets it write its memory ([`crate::ptrace::Scope::warning`]); `None` when safe.
+    pub ptrace_warning: Option<&'a str>,
 }
 
 /// One menu entry.
@@ -213,6 +216,10 @@ pub fn build(s: &MenuState<'_>) -> Vec<Item> {
             s.pending.len()
         )
     }));
+    if let Some(w) = s.ptrace_warning {
+        // What to do about it is in the window and `keychain-auth status`.
+        items.push(Item::Text(label(&format!("Warning: {w}"))));
+    }
     items.push(Item::Separator);
 
     // Newest first: the binary that just asked is on top.
@@ -449,6 +456,7 @@ mod tests {
             tools: &[],
             names: &[],
             recent: &[],
+            ptrace_warning: None,
         }
     }
 
@@ -498,6 +506,25 @@ mod tests {
             matches!(find(&items, "Pause"), Item::Check { id, checked: false, .. } if id == "pause")
         );
         assert!(matches!(find(&items, "Quit"), Item::Action { id, .. } if id == "quit"));
+    }
+
+    #[test]
+    fn an_unsafe_ptrace_policy_is_shown_under_the_header() {
+        let unsafe_one = crate::ptrace::Scope::Yama(1)
+            .warning()
+            .expect("1 is unsafe");
+        let items = build(&MenuState {
+            ptrace_warning: Some(&unsafe_one),
+            ..empty()
+        });
+        assert!(matches!(
+            find(&items, "Warning: ptrace_scope 1"),
+            Item::Text(t) if t.contains("a parent can write") && !t.ends_with('…')
+        ));
+        let items = build(&empty());
+        assert!(!items
+            .iter()
+            .any(|i| matches!(i, Item::Text(t) if t.starts_with("Warning"))));
     }
 
     #[test]

@@ -43,7 +43,7 @@ pub struct Sighting<'a> {
     /// macOS code-signing facts.
     pub signing: Option<&'a crate::peer::signing::Facts>,
     /// Files the user can change that it runs code from (the latest seen is kept).
-    pub libraries: &'a [keychain_auth_sdk::protocol::Library],
+    pub libraries: &'a [keychain_auth_sdk::protocol::PinnedFile],
     /// RFC 3339 now.
     pub now: &'a str,
 }

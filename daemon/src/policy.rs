@@ -24,7 +24,7 @@ pub struct PeerFacts<'a> {
     /// across an exec (see `peer::OutputBinding::Inheritable`).
     pub unbound: Option<i32>,
     /// Executable files it maps that its user can change (besides its own executable).
-    pub libraries: &'a [keychain_auth_sdk::protocol::Library],
+    pub libraries: &'a [keychain_auth_sdk::protocol::PinnedFile],
 }
 
 /// What a peer asks to do.
@@ -313,8 +313,8 @@ mod tests {
 
     #[test]
     fn libraries_the_user_can_change_must_be_pinned_by_the_approval() {
-        use keychain_auth_sdk::protocol::Library;
-        let lib = |h: &str| Library {
+        use keychain_auth_sdk::protocol::PinnedFile;
+        let lib = |h: &str| PinnedFile {
             path: format!("/home/u/lib/{h}.so"),
             hash: h.into(),
         };

@@ -80,6 +80,17 @@ pub fn body(entry: &PendingEntry, has_actions: bool, elsewhere: Elsewhere) -> St
         text.push_str("\nA script interpreter cannot be approved as a whole (every command run in it could read the secret): run the command from a script file.");
         return text;
     }
+    let startup: Vec<&str> = entry
+        .script
+        .iter()
+        .flat_map(|s| s.startup.iter().map(|f| f.path.as_str()))
+        .collect();
+    if !startup.is_empty() {
+        text.push_str(&format!(
+            "\nruns code before the script from files you can change: {} (injected? approving pins them)",
+            startup.join(", ")
+        ));
+    }
     if !entry.libraries.is_empty() {
         text.push_str(&format!(
             "\nruns code from files you can change: {} (injected? approving pins them)",

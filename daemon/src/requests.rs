@@ -760,6 +760,7 @@ impl State {
                         .len(),
                     audit_seq: seq,
                     audit_head: head,
+                    ptrace_scope: Some(crate::ptrace::Scope::read().wire()),
                 })
             }
             Request::Shutdown {} => Response::Ok,
@@ -1074,13 +1075,15 @@ impl State {
         }
         // A script tool is re-pinned to its script's new contents and to its interpreter
         // as it is now (an updated python3 changes every script identity it runs).
-        let interpreter = self
+        // Its pinned startup files are re-pinned to their contents as they are now.
+        let (interpreter, startup) = self
             .config()
             .tools
             .iter()
             .find(|t| t.path == canonical || t.path == path)
             .and_then(|t| t.script.as_ref())
-            .map(|s| s.interpreter.clone());
+            .map(|s| (Some(s.interpreter.clone()), s.startup.clone()))
+            .unwrap_or_default();
         let interpreter_hash = match interpreter {
             Some(i) => match self.hash_path(&i).await {
                 Ok((_, h)) => Some(h),
@@ -1088,6 +1091,19 @@ impl State {
             },
             None => None,
         };
+        let mut startup_now = Vec::with_capacity(startup.len());
+        for f in startup {
+            if !std::path::Path::new(&f.path).exists() {
+                // Gone since: no longer read at startup.
+                continue;
+            }
+            match self.hash_path(&f.path).await {
+                Ok((_, hash)) => {
+                    startup_now.push(keychain_auth_sdk::protocol::PinnedFile { path: f.path, hash })
+                }
+                Err(r) => return r,
+            }
+        }
         let (given, canon, file_hash) = (path.to_string(), canonical.clone(), hash.clone());
         let res = self
             .change_config(move |c| {
@@ -1108,6 +1124,7 @@ impl State {
                         s.hash = file_hash.clone();
                         s.path = canon.clone();
                         s.interpreter_hash = ih.clone();
+                        s.startup = startup_now.clone();
                         crate::peer::script_identity_hash(s)
                     }
                     _ => file_hash.clone(),
@@ -1231,7 +1248,7 @@ struct Pin {
     /// See `Tool::unbound_get`.
     unbound_get: bool,
     /// See `Tool::libraries`.
-    libraries: Vec<keychain_auth_sdk::protocol::Library>,
+    libraries: Vec<keychain_auth_sdk::protocol::PinnedFile>,
 }
 
 /// The libraries an approval pins: those it had, and those seen since (its pending
@@ -1239,8 +1256,8 @@ struct Pin {
 fn pinned_libraries(
     had: Option<&Tool>,
     seen: Option<&keychain_auth_sdk::protocol::PendingEntry>,
-) -> Vec<keychain_auth_sdk::protocol::Library> {
-    let mut out: Vec<keychain_auth_sdk::protocol::Library> = Vec::new();
+) -> Vec<keychain_auth_sdk::protocol::PinnedFile> {
+    let mut out: Vec<keychain_auth_sdk::protocol::PinnedFile> = Vec::new();
     for l in had
         .into_iter()
         .flat_map(|t| t.libraries.iter())

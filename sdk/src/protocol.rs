@@ -426,14 +426,14 @@ pub struct Tool {
     /// maps), pinned by hash when it was approved; a mapping of any other such file
     /// makes it ask again.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub libraries: Vec<Library>,
+    pub libraries: Vec<PinnedFile>,
 }
 
-/// An executable file a program maps that its user can change (a library under the
-/// user's home, say), pinned by hash.
+/// A file its user can change that a program runs code from (a library under the
+/// user's home it maps, a Python `.pth` startup file), pinned by hash.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Library {
+pub struct PinnedFile {
     /// Its path when it was seen.
     pub path: String,
     /// `sha256:<hex>` of its contents.
@@ -441,7 +441,9 @@ pub struct Library {
 }
 
 /// A script run by an interpreter, as identified: the peer's `hash` is then
-/// `sha256("keychain-auth script v1\0" + interpreter_hash + "\0" + path + "\0" + hash)`.
+/// `sha256("keychain-auth script v1\0" + interpreter_hash + "\0" + path + "\0" + hash)`,
+/// and with startup files `sha256("keychain-auth script v2\0" + … + hash + "\0" + for each
+/// startup file, path + "\0" + hash + "\0")`.
 /// Advisory: which script runs is read from the process's own command line.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -454,6 +456,11 @@ pub struct ScriptIdentity {
     pub path: String,
     /// `sha256:<hex>` of the script's contents.
     pub hash: String,
+    /// Files the user can change that the interpreter reads at startup before the script
+    /// (Python's `.pth` files and `sitecustomize`/`usercustomize` of a user or venv site),
+    /// pinned by hash; when any, the identity covers them too.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub startup: Vec<PinnedFile>,
 }
 
 /// A binary that asked and is not approved, as in pending.json.
@@ -491,7 +498,7 @@ pub struct PendingEntry {
     /// Files the user can change that it was seen running code from (see
     /// [`Tool::libraries`]): approving it pins them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub libraries: Vec<Library>,
+    pub libraries: Vec<PinnedFile>,
 }
 
 /// Daemon status, for `keychain-auth status`.
@@ -513,6 +520,10 @@ pub struct Status {
     pub audit_seq: u64,
     /// SHA-256 (hex) of the last audit line written.
     pub audit_head: String,
+    /// The machine's ptrace policy: `absent` (Linux without Yama), `0` to `3` (Yama's
+    /// `kernel.yama.ptrace_scope`), `unreadable`, or `not-linux`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ptrace_scope: Option<String>,
 }
 
 /// Why a secret name was refused.

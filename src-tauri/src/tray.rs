@@ -60,6 +60,7 @@ async fn current_items(daemon: &State) -> Vec<Item> {
         tools: &s.tools,
         names: &s.names,
         recent: &s.recent,
+        ptrace_warning: s.ptrace_warning.as_deref(),
     })
 }
 

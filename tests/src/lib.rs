@@ -522,6 +522,14 @@ pub fn compile_tiny_client(dest: &Path) {
     );
 }
 
+/// Waits until files written just now no longer count as changed after a process started
+/// next: for the directories Python reads startup code from, the daemon takes a change in
+/// the ~20 ms before the interpreter started as made after it (the kernel reports start
+/// times to 10 ms), and refuses the script's identity.
+pub fn settle() {
+    std::thread::sleep(Duration::from_millis(40));
+}
+
 /// Runs a command, retrying while exec fails with ETXTBSY (a just-written binary).
 pub fn run_retrying(cmd: &mut Command) -> Output {
     for _ in 0..50 {

@@ -116,6 +116,17 @@ fn the_window_filters_the_history_toggles_scopes_approves_and_pauses() {
     let driver = Driver::start(cmd);
     let s = driver.session(&bin("keychain-auth-app"), &["--open"]);
     h.wait_for_socket();
+    // The status line says what the machine's ptrace policy lets a program do: a warning
+    // when a program can write an approved tool's memory, the whole of it on hover.
+    let unsafe_here = std::fs::read_to_string("/proc/sys/kernel/yama/ptrace_scope")
+        .map_or(true, |v| v.trim().parse::<u8>().map_or(true, |n| n < 2));
+    s.wait_for("the ptrace policy in the status line", || {
+        let t = s.eval("(e => [e.textContent, e.title])(document.getElementById('status'))");
+        let (text, title) = (t[0].as_str()?, t[1].as_str()?);
+        ((title.contains("ptrace") || title.contains("Yama"))
+            && text.contains("Warning") == unsafe_here)
+            .then_some(())
+    });
 
     // A tool approved for one name; it reads it, and is refused the other.
     assert!(h

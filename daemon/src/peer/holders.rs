@@ -238,10 +238,11 @@ fn c_name(name: &str) -> CString {
     CString::new(name).unwrap_or_default()
 }
 
-/// Reads a link inside a directory handle.
-fn read_link_at(dir: BorrowedFd<'_>, name: &str) -> std::io::Result<Vec<u8>> {
+/// Reads a link inside a directory handle (or, with an empty `name`, the link an
+/// `O_PATH` handle is on), at most `max` bytes of it.
+pub fn read_link_at(dir: BorrowedFd<'_>, name: &str, max: usize) -> std::io::Result<Vec<u8>> {
     let c = c_name(name);
-    let mut buf = vec![0u8; 256];
+    let mut buf = vec![0u8; max];
     // SAFETY: buf is writable for its length; dir and c are valid.
     let n = unsafe {
         libc::readlinkat(
@@ -284,7 +285,7 @@ fn read_at(dir: BorrowedFd<'_>, name: &str) -> std::io::Result<Vec<u8>> {
 /// refers to, when it is a socket or a pipe. `Ok(None)` for anything else or a closed
 /// descriptor.
 pub fn object_at(proc_dir: BorrowedFd<'_>, fd: i32) -> std::io::Result<Option<Object>> {
-    match read_link_at(proc_dir, &format!("fd/{fd}")) {
+    match read_link_at(proc_dir, &format!("fd/{fd}"), 256) {
         Ok(link) => Ok(Object::parse(&link)),
         Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
         Err(e) => Err(e),
@@ -353,7 +354,7 @@ fn scan(
         let Ok(fd) = name.parse::<i32>() else {
             continue;
         };
-        let link = match read_link_at(fds, name) {
+        let link = match read_link_at(fds, name, 256) {
             Ok(l) => l,
             // Closed since the directory was read.
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => continue,

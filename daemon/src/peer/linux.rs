@@ -423,7 +423,8 @@ fn inspect(
         .ok_or(PeerError::NeedsHash)?;
     let (mut hash, mut interpreter, mut no_script, mut script) = (exe_hash, false, None, None);
     if is_interpreter(&path) {
-        match script_of(&dir, &path, &hash, cache, may_hash)? {
+        let env = environ.as_deref().unwrap_or(&[]);
+        match script_of(&dir, &path, &hash, cache, may_hash, env, start)? {
             Ok(s) => {
                 hash = super::script_identity_hash(&s);
                 script = Some(s);
@@ -466,7 +467,7 @@ fn user_libraries(
     exe: (u64, u64),
     cache: &HashCache,
     may_hash: bool,
-) -> Result<(Vec<keychain_auth_sdk::protocol::Library>, Option<String>), PeerError> {
+) -> Result<(Vec<keychain_auth_sdk::protocol::PinnedFile>, Option<String>), PeerError> {
     use super::mappings::{self, Verdict};
     let uid = crate::dirs::euid();
     if uid == 0 {
@@ -490,7 +491,7 @@ fn user_libraries(
                 let (hash, _) = hashed
                     .map_err(|e| inspect_err("hash a mapped library", e))?
                     .ok_or(PeerError::NeedsHash)?;
-                out.push(keychain_auth_sdk::protocol::Library { path: m.path, hash });
+                out.push(keychain_auth_sdk::protocol::PinnedFile { path: m.path, hash });
             }
         }
     }
@@ -507,16 +508,36 @@ fn holdings(dir: &OwnedFd, obj: Object) -> Result<Vec<holders::Holding>, PeerErr
 /// Largest script hashed; a bigger "script" is refused as one.
 const MAX_SCRIPT: u64 = 64 * 1024 * 1024;
 
-/// The script an interpreter process runs, from its command line, resolved against its
-/// working directory and hashed. `Ok(Err(why))` when it runs none that can be named.
+/// How long after the start time the kernel reports a file may have changed and still
+/// count as changed before the process started: the start is reported rounded down to
+/// 10 ms (plus 1 ms for reading the two clocks it is placed on), so a file written just
+/// before a process started (a script written, then run at once) is never taken as
+/// changed after it. The price is a window: a change made in the first ~10 ms of the
+/// process may be taken as made before it (see the threat model).
+const CHANGE_SLACK_MS: i64 = 11;
+
+/// How far before the reported start a change time may be and still have been made after
+/// the process started: inode times lag the clock by up to a tick (10 ms at the
+/// coarsest). A bound this much before the reported start misses no change made after
+/// the start, and takes one made in the ~20 ms before it as made after it.
+const START_UNCERTAINTY_MS: i64 = 10;
+
+/// The script an interpreter process runs, found in the process's own world and hashed,
+/// with the startup files the interpreter reads before it. `Ok(Err(why))` when no script
+/// identity applies (inline code, options or variables that load other code, a path
+/// that cannot be resolved unambiguously, …).
 fn script_of(
     dir: &OwnedFd,
     interpreter: &str,
     interpreter_hash: &str,
     cache: &HashCache,
     may_hash: bool,
+    environ: &[u8],
+    start_ticks: u64,
 ) -> Result<Result<super::ScriptIdentity, String>, PeerError> {
-    use super::script::{runs, Runs};
+    use super::resolve;
+    use super::script::{keeps_script_open, runs, Env, Runs};
+    use std::os::fd::AsFd;
     let cmdline = read_in(dir, "cmdline")?;
     let mut argv: Vec<String> = cmdline
         .split(|&b| b == 0)
@@ -532,34 +553,78 @@ fn script_of(
         .rsplit('/')
         .next()
         .unwrap_or(interpreter);
-    let named =
-        match runs(base, &argv) {
-            Runs::Script(p) => p,
+    let env = Env::parse(environ);
+    let (named, startup) =
+        match runs(base, &argv, &env) {
+            Runs::Script { path, startup } => (path, startup),
             Runs::Inline(how) => return Ok(Err(format!("it runs {how}, not a script file"))),
             Runs::Interactive => return Ok(Err(
                 "it runs no script file (an interactive session, or commands from standard input)"
                     .into(),
             )),
+            Runs::Refused(why) => return Ok(Err(format!("no script identity applies: {why}"))),
         };
-    let file = match open_script(dir, &named) {
-        Ok(f) => f,
-        Err(e) => return Ok(Err(format!("its script {named:?} cannot be read: {e}"))),
-    };
-    let meta = file.metadata().map_err(|e| inspect_err("stat script", e))?;
-    if !meta.is_file() {
-        return Ok(Err(format!("its script {named:?} is not a regular file")));
+    if let Err(why) = resolve::same_world(dir.as_fd()) {
+        return Ok(Err(format!("its script cannot be named from here: {why}")));
     }
+    let holds = keeps_script_open(base, &argv);
+    if !holds && !named.starts_with('/') {
+        return Ok(Err(format!(
+            "its script is named by a relative path ({named:?}) and {base} does not keep the file open, so the directory it was read from may not be the one it is in now; run it by its absolute path (as a script found on PATH is)"
+        )));
+    }
+    let not_after = resolve::started_at(start_ticks).plus_ms(CHANGE_SLACK_MS);
+    let found = match resolve::resolve(dir.as_fd(), &named, not_after) {
+        Ok(f) => f,
+        Err(why) => {
+            return Ok(Err(format!(
+                "its script cannot be named unambiguously: {why}"
+            )))
+        }
+    };
+    let meta = found
+        .file
+        .metadata()
+        .map_err(|e| inspect_err("stat script", e))?;
     if meta.len() > MAX_SCRIPT {
         return Ok(Err(format!(
             "its script {named:?} is larger than {MAX_SCRIPT} bytes"
         )));
     }
-    let resolved = std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd()))
-        .map_err(|e| inspect_err("resolve script path", e))?;
+    if holds && !holds_file(dir, (meta.dev(), meta.ino()))? {
+        return Ok(Err(format!(
+            "{base} does not have {} open, the file its command line names: it is running another one (its directory changed, or the file was replaced)",
+            found.path
+        )));
+    }
+    let cwd = std::fs::read_link(format!("/proc/self/fd/{}/cwd", dir.as_raw_fd()))
+        .map_err(|e| gone_or("its working directory", e))?;
+    let process = super::startup::Process {
+        interpreter,
+        exe: exe_inode(dir)?,
+        cwd: &cwd,
+        env: &env,
+        script: std::path::Path::new(&found.path),
+    };
+    let own_dirs: Vec<std::path::PathBuf> = keychain_auth_sdk::paths::Paths::from_env()
+        .map(|p| vec![p.config_dir, p.state_dir, p.socket_dir])
+        .unwrap_or_default();
+    let ctx = super::startup::Context {
+        uid: crate::dirs::euid(),
+        not_after,
+        strict_not_after: resolve::started_at(start_ticks).minus_ms(START_UNCERTAINTY_MS),
+        cache,
+        may_hash,
+        own_dirs: &own_dirs,
+    };
+    let startup = match super::startup::files(&startup, &process, &ctx)? {
+        Ok(files) => files,
+        Err(why) => return Ok(Err(format!("no script identity applies: {why}"))),
+    };
     let hashed = if may_hash {
-        cache.hash_file(&file).map(Some)
+        cache.hash_file(&found.file).map(Some)
     } else {
-        cache.cached(&file)
+        cache.cached(&found.file)
     };
     let (hash, _) = hashed
         .map_err(|e| inspect_err("hash script", e))?
@@ -567,43 +632,27 @@ fn script_of(
     Ok(Ok(super::ScriptIdentity {
         interpreter: interpreter.to_string(),
         interpreter_hash: interpreter_hash.to_string(),
-        path: resolved.to_string_lossy().into_owned(),
+        path: found.path,
         hash,
+        startup,
     }))
 }
 
-/// Opens a script named on a process's command line: absolute as is, relative against
-/// the process's working directory (through its /proc directory). Non-blocking, so a
-/// FIFO cannot hold the daemon.
-fn open_script(dir: &OwnedFd, named: &str) -> std::io::Result<File> {
-    let flags = libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NONBLOCK | libc::O_NOCTTY;
-    let c = CString::new(named).map_err(|_| std::io::Error::other("NUL in path"))?;
-    let fd = if named.starts_with('/') {
-        // SAFETY: c is a valid C string; the fd is owned below.
-        unsafe { libc::open(c.as_ptr(), flags) }
-    } else {
-        let cwd_name = c_name("cwd");
-        // SAFETY: dir and cwd_name are valid; the fd is owned below.
-        let cwd = unsafe {
-            libc::openat(
-                dir.as_raw_fd(),
-                cwd_name.as_ptr(),
-                libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
-            )
-        };
-        if cwd < 0 {
-            return Err(std::io::Error::last_os_error());
+/// Whether the process holds a descriptor on the file (device, inode): a shell keeps
+/// the script it runs open.
+fn holds_file(dir: &OwnedFd, file: (u64, u64)) -> Result<bool, PeerError> {
+    let fds = std::fs::read_dir(format!("/proc/self/fd/{}/fd", dir.as_raw_fd()))
+        .map_err(|e| gone_or("its descriptors", e))?;
+    for entry in fds {
+        let entry = entry.map_err(|e| gone_or("its descriptors", e))?;
+        // Following the link reaches the open file itself.
+        if let Ok(m) = std::fs::metadata(entry.path()) {
+            if m.is_file() && (m.dev(), m.ino()) == file {
+                return Ok(true);
+            }
         }
-        // SAFETY: openat returned a new descriptor nobody else owns.
-        let cwd = unsafe { OwnedFd::from_raw_fd(cwd) };
-        // SAFETY: cwd and c are valid; the fd is owned below.
-        unsafe { libc::openat(cwd.as_raw_fd(), c.as_ptr(), flags) }
-    };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
     }
-    // SAFETY: open/openat returned a new descriptor nobody else owns.
-    Ok(File::from(unsafe { OwnedFd::from_raw_fd(fd) }))
+    Ok(false)
 }
 
 /// A parent process pinned by a pidfd, not yet identified.

@@ -414,7 +414,11 @@ fn inspect(
     let (mut hash, mut interpreter, mut no_script, mut script) = (exe_hash, false, None, None);
     if is_interpreter(&path) {
         let argv = args.as_ref().map(|(a, _)| a.clone()).unwrap_or_default();
-        match script_of(&argv, cwd.as_deref(), &path, &hash, cache, may_hash)? {
+        let env = args
+            .as_ref()
+            .map(|(_, e)| super::script::Env::parse(e))
+            .unwrap_or_default();
+        match script_of(&argv, &env, cwd.as_deref(), &path, &hash, cache, may_hash)? {
             Ok(s) => {
                 hash = super::script_identity_hash(&s);
                 script = Some(s);
@@ -447,35 +451,44 @@ fn inspect(
 /// directory and hashed. `Ok(Err(why))` when it runs none that can be named.
 fn script_of(
     argv: &[String],
+    env: &super::script::Env,
     cwd: Option<&str>,
     interpreter: &str,
     interpreter_hash: &str,
     cache: &HashCache,
     may_hash: bool,
 ) -> Result<Result<super::ScriptIdentity, String>, PeerError> {
-    use super::script::{runs, Runs};
+    use super::script::{runs, Runs, Startup};
     let base = interpreter.rsplit('/').next().unwrap_or(interpreter);
-    let named =
-        match runs(base, argv) {
-            Runs::Script(p) => p,
-            Runs::Inline(how) => return Ok(Err(format!("it runs {how}, not a script file"))),
-            Runs::Interactive => return Ok(Err(
+    let named = match runs(base, argv, env) {
+        // Startup files (Python's site) are not pinned on macOS yet: they are root's
+        // in the system Python; a user's own are named in docs/macos.md.
+        Runs::Script {
+            path,
+            startup: Startup::None | Startup::Python { .. },
+        } => path,
+        Runs::Script { .. } => return Ok(Err(
+            "no script identity applies: its interpreter reads configuration from beside argv[0]"
+                .into(),
+        )),
+        Runs::Inline(how) => return Ok(Err(format!("it runs {how}, not a script file"))),
+        Runs::Interactive => {
+            return Ok(Err(
                 "it runs no script file (an interactive session, or commands from standard input)"
                     .into(),
-            )),
-        };
-    let full = if named.starts_with('/') {
-        named.clone()
-    } else {
-        match cwd {
-            Some(dir) => format!("{}/{named}", dir.trim_end_matches('/')),
-            None => {
-                return Ok(Err(format!(
-                    "its working directory is unreadable, so its script {named:?} cannot be found"
-                )))
-            }
+            ))
         }
+        Runs::Refused(why) => return Ok(Err(format!("no script identity applies: {why}"))),
     };
+    // No descriptor of the script can be checked here, so its directory may have changed
+    // since it was read: only an absolute path names it.
+    let _ = cwd;
+    if !named.starts_with('/') {
+        return Ok(Err(format!(
+            "its script is named by a relative path ({named:?}), so the directory it was read from may not be the one it is in now; run it by its absolute path"
+        )));
+    }
+    let full = named.clone();
     let file = match open_nonblocking(&full) {
         Ok(f) => f,
         Err(e) => return Ok(Err(format!("its script {named:?} cannot be read: {e}"))),
@@ -503,6 +516,7 @@ fn script_of(
         interpreter_hash: interpreter_hash.to_string(),
         path: resolved,
         hash,
+        startup: Vec::new(),
     }))
 }
 

@@ -12,8 +12,12 @@ pub mod holders;
 #[cfg(target_os = "linux")]
 pub mod mappings;
 pub mod procargs;
+#[cfg(target_os = "linux")]
+pub mod resolve;
 pub mod script;
 pub mod signing;
+#[cfg(target_os = "linux")]
+pub mod startup;
 
 #[cfg(target_os = "linux")]
 mod linux;
@@ -107,7 +111,7 @@ pub struct Peer {
     pub output: Option<OutputBinding>,
     /// Executable files it maps that its user can change, other than its own executable
     /// (Linux; see [`mappings`]): code its approval must name.
-    pub libraries: Vec<keychain_auth_sdk::protocol::Library>,
+    pub libraries: Vec<keychain_auth_sdk::protocol::PinnedFile>,
 }
 
 /// How the program that ran `keychain-auth get` holds the reading end of the pipe (or
@@ -131,12 +135,24 @@ pub enum OutputBinding {
 pub fn script_identity_hash(s: &ScriptIdentity) -> String {
     use sha2::{Digest, Sha256};
     let mut h = Sha256::new();
-    h.update(b"keychain-auth script v1\0");
+    // v1 when nothing but the script is read at startup, so such identities stay as
+    // they were; v2 covers the startup files too.
+    h.update(if s.startup.is_empty() {
+        &b"keychain-auth script v1\0"[..]
+    } else {
+        &b"keychain-auth script v2\0"[..]
+    });
     h.update(s.interpreter_hash.as_bytes());
     h.update(b"\0");
     h.update(s.path.as_bytes());
     h.update(b"\0");
     h.update(s.hash.as_bytes());
+    for f in &s.startup {
+        h.update(b"\0");
+        h.update(f.path.as_bytes());
+        h.update(b"\0");
+        h.update(f.hash.as_bytes());
+    }
     format!("sha256:{}", hex::encode(h.finalize()))
 }
 
