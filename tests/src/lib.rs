@@ -205,7 +205,9 @@ impl Home {
         };
         c.env("KEYCHAIN_AUTH_HOME", &self.dir)
             .env_remove("KEYCHAIN_AUTH_SOCKET")
-            .env_remove("RUST_LOG");
+            .env_remove("RUST_LOG")
+            // Python writes its compiled-module cache, as it does on a user's machine.
+            .env_remove("PYTHONDONTWRITEBYTECODE");
         c
     }
 

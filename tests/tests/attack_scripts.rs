@@ -182,26 +182,32 @@ fn python_code_loaded_before_the_script_is_refused() {
         ".local/lib/python{}/site-packages",
         python_version()
     ));
-    for (name, content) in [
-        ("usercustomize.py".to_string(), python_fetch(Some(&leak))),
+    // A module's first run compiles it into __pycache__ as the interpreter starts: that
+    // run is refused for the change, the next one for the identity.
+    for (name, content, expected) in [
+        (
+            "usercustomize.py".to_string(),
+            python_fetch(Some(&leak)),
+            &["changed after", "not approved"][..],
+        ),
         (
             "zz-steal.pth".to_string(),
             format!(
                 "import os; exec(open({:?}).read())\n",
                 evil.join("steal.py").display().to_string()
             ),
+            &["not approved"][..],
         ),
     ] {
-        let _ = std::fs::remove_file(&leak);
         user_file(&h, &site.join(&name), &content);
-        let o = run(&h, &mut py(&h));
-        assert!(!leaked(&leak), "{name}: the startup code read the secret");
-        assert!(!stdout(&o).contains(VALUE), "{name}: {}", stdout(&o));
-        assert!(
-            stderr(&o).contains("not approved"),
-            "{name}: {}",
-            stderr(&o)
-        );
+        for e in expected {
+            let _ = std::fs::remove_file(&leak);
+            let o = run(&h, &mut py(&h));
+            assert!(!leaked(&leak), "{name}: the startup code read the secret");
+            assert!(!stdout(&o).contains(VALUE), "{name}: {}", stdout(&o));
+            assert!(stderr(&o).contains(e), "{name}: {}", stderr(&o));
+            keychain_auth_e2e::settle();
+        }
         std::fs::remove_file(site.join(&name)).unwrap();
         keychain_auth_e2e::settle();
     }
@@ -688,15 +694,21 @@ fn modules_beside_a_python_script_that_shadow_the_standard_library_are_refused()
         &app.join("subprocess.py"),
         &shadowing_subprocess(&leak, false),
     );
-    let o = run(&h, &mut py(&h));
-    assert!(
-        !stdout(&o).contains(VALUE),
-        "shadowing module: {}",
-        stdout(&o)
-    );
-    assert!(!leaked(&leak), "the shadowing module read the secret");
-    let said = std::fs::read_to_string(&leak).unwrap_or_default();
-    assert!(said.contains("not approved"), "{said}");
+    // Its first run compiles it into __pycache__ as it starts: refused for that change;
+    // the next run finds it settled, and part of an identity nobody approved.
+    for expected in ["changed after", "not approved"] {
+        let _ = std::fs::remove_file(&leak);
+        let o = run(&h, &mut py(&h));
+        assert!(
+            !stdout(&o).contains(VALUE),
+            "shadowing module: {}",
+            stdout(&o)
+        );
+        assert!(!leaked(&leak), "the shadowing module read the secret");
+        let said = std::fs::read_to_string(&leak).unwrap_or_default();
+        assert!(said.contains(expected), "{said}");
+        keychain_auth_e2e::settle();
+    }
     assert!(
         stdout(&h.ka(&["list-pending"])).contains("subprocess.py"),
         "the pending entry names the module"
@@ -731,6 +743,84 @@ fn modules_beside_a_python_script_that_shadow_the_standard_library_are_refused()
     assert!(stderr(&o).contains("not approved"), "{}", stderr(&o));
     user_sh(&h, &format!("rm -r '{}'", app.join("json").display()));
     // Without them, the approved script is served again.
+    assert!(stdout(&run(&h, &mut py(&h))).contains(VALUE));
+}
+
+/// Python code, run as the user, that writes a compiled form of `source` holding the code
+/// of the file `code` instead, with the header (source size and time) that makes Python
+/// run it in place of the source.
+fn forge_compiled(source: &Path, code: &Path) -> String {
+    format!(
+        "import os, importlib.util\nfrom importlib._bootstrap_external import _code_to_timestamp_pyc\nsrc = {src:?}\nst = os.stat(src)\ncode = compile(open({code:?}).read(), src, 'exec')\nopen(importlib.util.cache_from_source(src), 'wb').write(_code_to_timestamp_pyc(code, int(st.st_mtime), st.st_size))\n",
+        src = source.display().to_string(),
+        code = code.display().to_string()
+    )
+}
+
+#[test]
+fn a_forged_compiled_form_of_an_approved_startup_file_is_refused() {
+    let h = home();
+    let script = h.path("approved.py");
+    write(&script, &python_fetch(None));
+    let site = h.path(&format!(
+        ".local/lib/python{}/site-packages",
+        python_version()
+    ));
+    // The user's own usercustomize.py, approved with the script.
+    let custom = site.join("usercustomize.py");
+    user_file(&h, &custom, "GREETING = 'hi'\n");
+    let py = |h: &Home| {
+        let mut c = h.command(Path::new(PYTHON));
+        c.arg(&script);
+        c
+    };
+    // Its first run compiles usercustomize.py into __pycache__ (refused for that change).
+    let o = run(&h, &mut py(&h));
+    assert!(stderr(&o).contains("changed after"), "{}", stderr(&o));
+    keychain_auth_e2e::settle();
+    approve(&h, &mut || py(&h), &[]);
+    let leak = h.path("leak");
+    let evil = h.path("evil.py");
+    let forge = h.path("forge.py");
+    user_file(&h, &forge, &forge_compiled(&custom, &evil));
+    let compiled = site.join(format!(
+        "__pycache__/usercustomize.cpython-{}.pyc",
+        python_version().replace('.', "")
+    ));
+    let saved = h.path("approved.pyc");
+    user_sh(
+        &h,
+        &format!("cp '{}' '{}'", compiled.display(), saved.display()),
+    );
+    for (what, remove) in [("kept", ""), ("removing itself", "os.unlink(__cached__)\n")] {
+        user_file(
+            &h,
+            &evil,
+            &format!("import os\n{remove}{}", python_fetch(Some(&leak))),
+        );
+        let o = run(&h, h.command(Path::new(PYTHON)).arg(&forge));
+        assert!(o.status.success(), "forge: {}", stderr(&o));
+        keychain_auth_e2e::settle();
+        let _ = std::fs::remove_file(&leak);
+        let o = run(&h, &mut py(&h));
+        let said = std::fs::read_to_string(&leak).unwrap_or_default();
+        assert!(!said.is_empty(), "{what}: the forged compiled form ran");
+        assert!(
+            !leaked(&leak),
+            "{what}: the forged compiled form read the secret"
+        );
+        assert!(!stdout(&o).contains(VALUE), "{what}: {}", stdout(&o));
+        assert!(
+            said.contains("not approved") || said.contains("changed after"),
+            "{what}: {said}"
+        );
+        keychain_auth_e2e::settle();
+    }
+    // With the approved compiled form back, it is the approved identity again.
+    user_sh(
+        &h,
+        &format!("cp '{}' '{}'", saved.display(), compiled.display()),
+    );
     assert!(stdout(&run(&h, &mut py(&h))).contains(VALUE));
 }
 

@@ -244,8 +244,9 @@ impl Collector<'_> {
         }
         if ctime(&m) > self.bound() {
             return Err(Stop::Refuse(format!(
-                "{} changed after (or just before) the interpreter started, and code the interpreter runs at startup comes from there; run it again once nothing is changing there",
-                dir.display()
+                "{} changed after (or just before) the interpreter started, and code the interpreter runs at startup comes from there; run it again once nothing is changing there{}",
+                dir.display(),
+                cache_hint(dir, ctime(&m))
             )));
         }
         Ok(Some(f))
@@ -365,6 +366,7 @@ impl Collector<'_> {
                 };
                 let mut names: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
                 names.sort();
+                let mut customize = Vec::new();
                 for path in names {
                     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
                     let runs_at_start = name.ends_with(".pth")
@@ -380,7 +382,11 @@ impl Collector<'_> {
                         )));
                     }
                     self.pin(&path)?;
+                    if let Some(stem) = name.strip_suffix(".py") {
+                        customize.push(stem.to_string());
+                    }
                 }
+                self.compiled_forms(&site, &customize)?;
             }
         }
         Ok(())
@@ -443,23 +449,36 @@ impl Collector<'_> {
             }
             shadowing.push(module);
         }
-        // Their compiled forms in __pycache__, which Python runs when the source's size
-        // and time match.
+        self.compiled_forms(dir, &shadowing)
+    }
+
+    /// The compiled forms of the modules `stems` of `dir`, in its `__pycache__`: Python
+    /// runs one instead of its source when the source's size and time (recorded in it,
+    /// and so forgeable) match. The cache must not have changed since the start either:
+    /// a compiled form that ran and removed itself leaves it changed. (Python writes
+    /// there itself on the first run after a source changed: that run is refused, the
+    /// next one is not.)
+    fn compiled_forms(&mut self, dir: &Path, stems: &[String]) -> Result<(), Stop> {
+        if stems.is_empty() {
+            return Ok(());
+        }
         let cache = dir.join("__pycache__");
-        if !shadowing.is_empty() && self.settled_dir(&cache)?.is_some() {
-            if let Ok(entries) = std::fs::read_dir(&cache) {
-                let mut names: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
-                names.sort();
-                for path in names {
-                    let stem = path
-                        .file_name()
-                        .and_then(|n| n.to_str())
-                        .and_then(|n| n.split('.').next())
-                        .unwrap_or("");
-                    if shadowing.iter().any(|s| s == stem) && path.is_file() {
-                        self.pin(&path)?;
-                    }
-                }
+        if self.settled_dir(&cache)?.is_none() {
+            return Ok(());
+        }
+        let Ok(entries) = std::fs::read_dir(&cache) else {
+            return Ok(());
+        };
+        let mut names: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+        names.sort();
+        for path in names {
+            let stem = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.split('.').next())
+                .unwrap_or("");
+            if stems.iter().any(|s| s == stem) && path.is_file() {
+                self.pin(&path)?;
             }
         }
         Ok(())
@@ -474,8 +493,9 @@ impl Collector<'_> {
     fn script_dir_settled(&self, dir: &Path, changed: Stamp) -> Result<(), Stop> {
         let refuse = || {
             Stop::Refuse(format!(
-                "{} changed after (or just before) the interpreter started, and a module Python imported from there may have removed itself; run it again once nothing is changing there",
-                dir.display()
+                "{} changed after (or just before) the interpreter started, and a module Python imported from there may have removed itself; run it again once nothing is changing there{}",
+                dir.display(),
+                cache_hint(dir, changed)
             ))
         };
         if changed <= self.ctx.strict_not_after {
@@ -547,6 +567,21 @@ impl Collector<'_> {
             }
         }
         Ok(())
+    }
+}
+
+/// When a directory's change (at `changed`) is what Python's own compiled-module cache
+/// would make, a hint that the next run will not be refused for it. Only a hint: a
+/// module that removed itself can leave the same traces, so the run is refused anyway.
+fn cache_hint(dir: &Path, changed: Stamp) -> &'static str {
+    const HINT: &str = " (Python writes compiled modules to __pycache__ on the first run after a module changed, and that run is refused: the next one is not)";
+    let is_cache = dir.file_name().is_some_and(|n| n == "__pycache__");
+    let cache_is_new = std::fs::symlink_metadata(dir.join("__pycache__"))
+        .is_ok_and(|m| ctime(&m) >= changed.minus_ms(EXPLAINS_MS));
+    if is_cache || cache_is_new {
+        HINT
+    } else {
+        ""
     }
 }
 
