@@ -9,8 +9,9 @@
 #![allow(missing_docs)]
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
+use keychain_auth::handlers::Daemon;
 use keychain_auth::peer::Peer;
-use keychain_auth::server::{Deps, State};
+use keychain_auth::state::{Deps, State};
 use keychain_auth::store::{BoxFuture, SecretStore, StoreError};
 use keychain_auth::{digest, scope};
 use keychain_auth_sdk::frame;
@@ -96,7 +97,7 @@ fn approved_get(c: &mut Criterion) {
         r#"{{"version":1,"tools":[{{"hash":"{hash}","label":"bench","path":"/bench","scopes":["bench/*"],"access":"read","approved_at":"2026-01-01T00:00:00Z","approved_via":"cli"}}]}}"#
     );
     std::fs::write(dir.path().join("config.json"), config).expect("config");
-    let state = Arc::new(
+    let state = Daemon::new(Arc::new(
         State::load(Deps {
             paths: Paths::in_dir(dir.path()),
             store: Arc::new(OneValue),
@@ -105,7 +106,7 @@ fn approved_get(c: &mut Criterion) {
             admin_hashes: Vec::new(),
         })
         .expect("state"),
-    );
+    ));
     let (a, _b) = std::os::unix::net::UnixStream::pair().expect("pair");
     let peer = Peer::identify(a.as_fd(), &digest::HashCache::new()).expect("identify self");
     let rt = tokio::runtime::Builder::new_current_thread()

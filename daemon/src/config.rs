@@ -221,10 +221,64 @@ fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, FileError> {
     }
 }
 
+/// Parses a file's JSON strictly: every field, at every depth, must be one this version
+/// knows. The wire types nested in the files (tools, pending entries) accept fields they
+/// do not know, so that a client reads a newer daemon's replies; a file, whose unknown
+/// fields would be lost on the next save, is refused instead.
+fn parse_strict<T: serde::de::DeserializeOwned + Serialize>(bytes: &[u8]) -> Result<T, String> {
+    let parsed: T = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+    let read: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+    let kept = serde_json::to_value(&parsed).map_err(|e| e.to_string())?;
+    match unknown_field(&read, &kept, "") {
+        Some(why) => Err(why),
+        None => Ok(parsed),
+    }
+}
+
+/// The first key of `read` (a file's JSON) that `kept` (what was parsed from it, written
+/// back) lacks, said for a person. A key left out only because it holds the value a
+/// field is not written with (`false`, `0`, `""`, `[]`, `{}`, `null`) is known.
+fn unknown_field(read: &serde_json::Value, kept: &serde_json::Value, at: &str) -> Option<String> {
+    use serde_json::Value;
+    match (read, kept) {
+        (Value::Object(r), Value::Object(k)) => r.iter().find_map(|(key, v)| {
+            let here = if at.is_empty() {
+                key.clone()
+            } else {
+                format!("{at}.{key}")
+            };
+            match k.get(key) {
+                Some(kv) => unknown_field(v, kv, &here),
+                None if is_unwritten(v) => None,
+                None if at.is_empty() => Some(format!("unknown field `{key}`")),
+                None => Some(format!("unknown field `{key}` in {at}")),
+            }
+        }),
+        (Value::Array(r), Value::Array(k)) => r
+            .iter()
+            .zip(k)
+            .enumerate()
+            .find_map(|(i, (v, kv))| unknown_field(v, kv, &format!("{at}[{i}]"))),
+        _ => None,
+    }
+}
+
+fn is_unwritten(v: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match v {
+        Value::Null => true,
+        Value::Bool(b) => !b,
+        Value::Number(n) => n.as_f64() == Some(0.0),
+        Value::String(s) => s.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        Value::Object(o) => o.is_empty(),
+    }
+}
+
 impl Config {
     /// Parses and validates config.json contents.
     pub fn parse(bytes: &[u8]) -> Result<Config, String> {
-        let cfg: Config = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+        let cfg: Config = parse_strict(bytes)?;
         cfg.validate()?;
         Ok(cfg)
     }
@@ -318,7 +372,7 @@ impl Config {
 impl PendingFile {
     /// Parses and validates pending.json contents.
     pub fn parse(bytes: &[u8]) -> Result<PendingFile, String> {
-        let f: PendingFile = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+        let f: PendingFile = parse_strict(bytes)?;
         if f.version != FILE_VERSION {
             return Err(format!("version {} is not supported", f.version));
         }
@@ -396,6 +450,49 @@ mod tests {
             Config::parse(format!(r#"{{"version":1,"tools":[{tool},{tool}]}}"#).as_bytes())
                 .is_err()
         );
+    }
+
+    #[test]
+    fn a_field_unknown_at_any_depth_of_a_file_is_refused_and_named() {
+        let h = format!("sha256:{}", "a".repeat(64));
+        let tool = format!(
+            r#"{{"hash":"{h}","label":"t","path":"/t","scopes":["a/*"],"access":"read","approved_at":"x","approved_via":"cli","libraries":[{{"path":"/l","hash":"{h}"}}]}}"#
+        );
+        let ok = format!(r#"{{"version":1,"tools":[{tool}]}}"#);
+        assert!(Config::parse(ok.as_bytes()).is_ok());
+        // Fields left out of the file when they hold their default are known ones.
+        let defaults = tool.replace(
+            r#""approved_via":"cli""#,
+            r#""approved_via":"cli","unbound_get":false,"expires_at":null"#,
+        );
+        assert!(
+            Config::parse(format!(r#"{{"version":1,"tools":[{defaults}]}}"#).as_bytes()).is_ok()
+        );
+        for (bad, named) in [
+            (
+                tool.replace(r#""label":"t""#, r#""label":"t","colour":"red""#),
+                "unknown field `colour` in tools[0]",
+            ),
+            (
+                tool.replace(r#""path":"/l""#, r#""path":"/l","size":3"#),
+                "unknown field `size` in tools[0].libraries[0]",
+            ),
+        ] {
+            let e = Config::parse(format!(r#"{{"version":1,"tools":[{bad}]}}"#).as_bytes())
+                .expect_err("refused");
+            assert_eq!(e, named);
+        }
+        let pending = format!(
+            r#"{{"version":1,"pending":[{{"hash":"{h}","path":"/p","first_seen":"x","last_seen":"x","attempts":1,"names":[],"interpreter":false,"new":1}}]}}"#
+        );
+        let e = PendingFile::parse(pending.as_bytes()).expect_err("refused");
+        assert_eq!(e, "unknown field `new` in pending[0]");
+        // The same tool in a daemon's reply (the wire) parses: a newer daemon's field
+        // does not break an older client.
+        let wire: Tool =
+            serde_json::from_str(&tool.replace(r#""label":"t""#, r#""label":"t","colour":"red""#))
+                .expect("the wire accepts fields it does not know");
+        assert_eq!(wire.label, "t");
     }
 
     #[test]

@@ -7,7 +7,9 @@ use crate::approver::Headless;
 use crate::clock::SystemClock;
 use crate::config::{Config, StoreChoice};
 use crate::dirs::ensure_private_dir;
-use crate::server::{self, Deps, State};
+use crate::handlers::{Actor, Daemon};
+use crate::server;
+use crate::state::{Deps, State};
 use anyhow::{anyhow, bail, Context, Result};
 use keychain_auth_sdk::paths::Paths;
 use keychain_auth_sdk::protocol::{Request, Response};
@@ -106,8 +108,8 @@ pub struct ServeOptions {
 /// and the task that serves the socket.
 #[derive(Debug)]
 pub struct Serving {
-    /// Everything the daemon knows; the hosting app calls it directly.
-    pub state: Arc<State>,
+    /// The daemon; the hosting app calls it directly.
+    pub daemon: Daemon,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
     socket: std::path::PathBuf,
     bound_ino: u64,
@@ -162,7 +164,7 @@ pub async fn serve(
         admin_hashes: opts.admin_hashes,
     })?);
     if let Some(events) = desktop {
-        tokio::spawn(follow_desktop(state.clone(), events));
+        tokio::spawn(follow_desktop(Daemon::new(state.clone()), events));
     }
     clear_stale_socket(&paths.socket)?;
     let listener = tokio::net::UnixListener::bind(&paths.socket)
@@ -173,7 +175,7 @@ pub async fn serve(
     tracing::info!("listening on {}", paths.socket.display());
     let task = tokio::spawn(server::run(listener, state.clone(), shutdown));
     Ok(Serving {
-        state,
+        daemon: Daemon::new(state),
         task,
         socket: paths.socket.clone(),
         bound_ino,
@@ -392,31 +394,31 @@ fn approver(
 
 /// Applies what the person chose on a notification, and audits what the notifier saw.
 #[cfg(any(target_os = "linux", target_os = "macos"))]
-async fn follow_desktop(state: Arc<State>, mut events: DesktopEvents) {
+async fn follow_desktop(daemon: Daemon, mut events: DesktopEvents) {
     use crate::notify::Event;
     while let Some(ev) = events.recv().await {
         match ev {
             Event::Shown { hash, id } => {
-                state.note_desktop(format!("asked on the desktop (notification {id})"), "ok", Some(hash))
+                daemon.note_desktop(format!("asked on the desktop (notification {id})"), "ok", Some(hash))
             }
             Event::Answer { hash, choice } => {
-                let resp = state.decide_on_desktop("notification", &hash, choice).await;
+                let resp = daemon.answer(Actor::Notification, &hash, choice).await;
                 if let keychain_auth_sdk::Response::Error(e) = resp {
                     tracing::warn!("notification answer for {hash} not applied: {}", e.message);
                 }
             }
-            Event::Forged { sender, action } => state.note_desktop(
+            Event::Forged { sender, action } => daemon.note_desktop(
                 format!("ignored an ActionInvoked {action:?} from {sender}, which does not own org.freedesktop.Notifications"),
                 "deny",
                 None,
             ),
             Event::Unavailable(why) => {
                 tracing::warn!("desktop notifications unavailable: {why}");
-                state.note_desktop(format!("notifications unavailable: {why}"), "error", None)
+                daemon.note_desktop(format!("notifications unavailable: {why}"), "error", None)
             }
         }
     }
 }
 
 #[cfg(not(any(target_os = "linux", target_os = "macos")))]
-async fn follow_desktop(_state: Arc<State>, _events: DesktopEvents) {}
+async fn follow_desktop(_daemon: Daemon, _events: DesktopEvents) {}

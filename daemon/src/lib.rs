@@ -5,9 +5,13 @@
 //! for that secret.
 //!
 //! ## Layout
-//! - [`server`]: `run(listener, state, shutdown)`, the accept loop, framing and timeouts;
-//!   [`waits`]: how many requests may wait for a decision at once.
-//! - [`requests`]: what each request does (decide, store, pending, audit).
+//! - [`server`]: `run(listener, state, shutdown)`, the accept loop, a connection's framing
+//!   and timeouts, the handshake; [`capacity`]: how many connections, and how many
+//!   requests waiting for a decision, the daemon takes on at once.
+//! - [`handlers`]: what each request does (decide, store, pending, audit), by family,
+//!   with the pause and admin gates in one place; what a hosting app may call.
+//! - [`state`]: everything the daemon knows, with config and pending as sub-stores;
+//!   [`recorder`]: how requests write the audit log (deferred, batched, counted).
 //! - [`policy`]: pure decisions; [`scope`]: glob matching of secret names.
 //! - [`peer`]: who is connecting, from the kernel (Linux: `SO_PEERPIDFD`).
 //! - [`digest`]: SHA-256 of executables with a file-identity cache.
@@ -17,19 +21,21 @@
 //! - [`store`]: Secret Service, keyutils (and an in-memory store for unit tests).
 //! - [`approver`]: the seam through which approvals reach a person; [`ratelimit`]: how
 //!   often it may be asked.
-//! - [`dirs`], [`atomic`], [`hardening`], [`clock`]: private directories, atomic
-//!   writes, process hardening, time.
+//! - [`dirs`], [`atomic`], [`hardening`], [`clock`], [`lock`]: private directories,
+//!   atomic writes, process hardening, time, locks that outlive a panicking holder;
+//!   [`naming`]: how things are named to a person (short hashes, base names).
 //! - [`cli`]: the `keychain-auth` command line, and [`daemon_check`]: what it checks
 //!   about the daemon; [`daemon`]: starting and stopping;
 //!   [`service`]: starting at login (systemd user unit, LaunchAgent).
-//! - [`host`]: what an app hosting the daemon in-process may call; [`menu`]: the tray
-//!   menu as data; [`history`]: the audit history, searched and filtered.
+//! - [`menu`]: the tray menu as data; [`history`]: the audit history, searched and
+//!   filtered.
 
 #![deny(missing_docs)]
 
 pub mod approver;
 pub mod atomic;
 pub mod audit;
+pub mod capacity;
 pub mod cli;
 pub mod clock;
 pub mod config;
@@ -37,10 +43,12 @@ pub mod daemon;
 pub mod daemon_check;
 pub mod digest;
 pub mod dirs;
+pub mod handlers;
 pub mod hardening;
 pub mod history;
-pub mod host;
+pub mod lock;
 pub mod menu;
+pub mod naming;
 #[cfg(target_os = "linux")]
 pub mod notify;
 #[cfg(target_os = "macos")]
@@ -52,10 +60,10 @@ pub mod policy;
 pub mod prompt;
 pub mod ptrace;
 pub mod ratelimit;
+pub mod recorder;
 pub mod repeats;
-pub mod requests;
 pub mod scope;
 pub mod server;
 pub mod service;
+pub mod state;
 pub mod store;
-pub mod waits;

@@ -61,6 +61,21 @@ pub enum Decision {
     Forbidden(String),
 }
 
+/// The rule every approval and every refusal of an interpreter states.
+pub const WHOLE_INTERPRETER: &str = "An interpreter is never approved as a whole (every command run in it could then read the secret).";
+
+/// Whether an approval of `path` may be made: not when it would approve a bare
+/// interpreter (`path` is one, or identification `flagged` it as one, and it is not
+/// approved as the script it runs). `Err` is the refusal, for a person.
+pub fn approvable(path: &str, runs_script: bool, flagged: bool) -> Result<(), String> {
+    if !runs_script && (flagged || crate::peer::is_interpreter(path)) {
+        return Err(format!(
+            "{path} is a script interpreter. {WHOLE_INTERPRETER} Approve the script it runs instead"
+        ));
+    }
+    Ok(())
+}
+
 /// Decides one request.
 pub fn decide(peer: PeerFacts<'_>, op: Op<'_>, config: &Config, now_rfc3339: &str) -> Decision {
     if let Some(why) = peer.injection {
@@ -89,7 +104,7 @@ pub fn decide(peer: PeerFacts<'_>, op: Op<'_>, config: &Config, now_rfc3339: &st
             .map(|w| format!(" and {w}"))
             .unwrap_or_default();
         return Decision::Denied(format!(
-            "this executable is a script interpreter{why}; approving it would approve every script it runs, so it is never approved as a whole binary. Run the code from a script file: a script is identified (and approved) as interpreter + script path + script hash"
+            "this executable is a script interpreter{why}. {WHOLE_INTERPRETER} Run the code from a script file: a script is identified (and approved) as interpreter + script path + script hash"
         ));
     }
     let Some(tool) = config.tool(peer.hash) else {

@@ -386,9 +386,10 @@ impl std::fmt::Display for Access {
     }
 }
 
-/// An approved tool, as stored in config.json and sent to admin clients.
+/// An approved tool, as stored in config.json and sent to admin clients. Fields it does
+/// not know are ignored here (a newer daemon's reply still parses); config.json itself is
+/// read strictly by the daemon.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Tool {
     /// `sha256:<64 hex>` of the approved executable.
     pub hash: String,
@@ -432,7 +433,6 @@ pub struct Tool {
 /// A file its user can change that a program runs code from (a library under the
 /// user's home it maps, a Python `.pth` startup file), pinned by hash.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct PinnedFile {
     /// Its path when it was seen.
     pub path: String,
@@ -446,7 +446,6 @@ pub struct PinnedFile {
 /// startup file, path + "\0" + hash + "\0")`.
 /// Advisory: which script runs is read from the process's own command line.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct ScriptIdentity {
     /// The interpreter's executable path.
     pub interpreter: String,
@@ -465,7 +464,6 @@ pub struct ScriptIdentity {
 
 /// A binary that asked and is not approved, as in pending.json.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct PendingEntry {
     /// `sha256:<64 hex>`.
     pub hash: String,
@@ -570,6 +568,54 @@ pub fn validate_name(name: &str) -> Result<(), NameError> {
         ));
     }
     Ok(())
+}
+
+/// A `sha256:<64 lowercase hex>` hash of an executable (or of a script identity),
+/// checked when it is made: a value of this type is always well formed.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, std::hash::Hash)]
+pub struct Hash(String);
+
+impl Hash {
+    /// Checks `s` ([`validate_hash`]).
+    pub fn parse(s: &str) -> Result<Hash, String> {
+        validate_hash(s)?;
+        Ok(Hash(s.to_string()))
+    }
+
+    /// The whole hash, `sha256:` included.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Shortened for a line meant for a person ([`short_hash`]).
+    pub fn short(&self) -> &str {
+        short_hash(&self.0)
+    }
+}
+
+impl std::fmt::Display for Hash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::str::FromStr for Hash {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Hash, String> {
+        Hash::parse(s)
+    }
+}
+
+impl From<Hash> for String {
+    fn from(h: Hash) -> String {
+        h.0
+    }
+}
+
+/// The first characters of a `sha256:<hex>` hash (`sha256:` and 12 hex digits), enough
+/// to tell binaries apart on a line meant for a person; the whole hash elsewhere.
+pub fn short_hash(hash: &str) -> &str {
+    hash.get(..19).unwrap_or(hash)
 }
 
 /// Checks a hash: `sha256:` and 64 lowercase hex digits.
@@ -677,5 +723,11 @@ mod tests {
         assert!(validate_hash(&good.to_uppercase()).is_err());
         assert!(validate_hash("sha256:abc").is_err());
         assert!(validate_hash(&"ab".repeat(32)).is_err());
+        let h = Hash::parse(&good).expect("good");
+        assert_eq!(h.as_str(), good);
+        assert_eq!(h.short(), &good[..19]);
+        assert_eq!(h.to_string(), good);
+        assert!("sha256:abc".parse::<Hash>().is_err());
+        assert_eq!(short_hash("short"), "short");
     }
 }

@@ -5,8 +5,8 @@
 use crate::Hosted;
 use keychain_auth::approver::Answer;
 use keychain_auth::audit::Record;
+use keychain_auth::handlers::{Actor, Snapshot};
 use keychain_auth::history::Query;
-use keychain_auth::host::{Snapshot, Surface};
 use keychain_auth_sdk::protocol::{Request, Response};
 use tauri::State;
 
@@ -36,7 +36,7 @@ pub fn history(st: State<'_, Hosted>, query: Query) -> Result<Vec<Record>, Strin
 pub async fn approve(st: State<'_, Hosted>, hash: String) -> Reply {
     done(
         st.daemon
-            .answer(Surface::Window, &hash, Answer::Approve)
+            .answer(Actor::Window, &hash, Answer::Approve)
             .await,
     )
 }
@@ -46,7 +46,7 @@ pub async fn approve(st: State<'_, Hosted>, hash: String) -> Reply {
 pub async fn allow_once(st: State<'_, Hosted>, hash: String) -> Reply {
     done(
         st.daemon
-            .answer(Surface::Window, &hash, Answer::AllowOnce)
+            .answer(Actor::Window, &hash, Answer::AllowOnce)
             .await,
     )
 }
@@ -54,11 +54,7 @@ pub async fn allow_once(st: State<'_, Hosted>, hash: String) -> Reply {
 /// Denies a binary (pending or approved): it is refused and not asked about again.
 #[tauri::command]
 pub async fn deny(st: State<'_, Hosted>, hash: String) -> Reply {
-    done(
-        st.daemon
-            .admin_local(Surface::Window, Request::Deny { hash })
-            .await,
-    )
+    done(st.daemon.answer(Actor::Window, &hash, Answer::Deny).await)
 }
 
 /// Removes an approved tool.
@@ -66,7 +62,7 @@ pub async fn deny(st: State<'_, Hosted>, hash: String) -> Reply {
 pub async fn revoke(st: State<'_, Hosted>, hash: String) -> Reply {
     done(
         st.daemon
-            .admin_local(Surface::Window, Request::Revoke { tool: hash })
+            .admin_local(Actor::Window, Request::Revoke { tool: hash })
             .await,
     )
 }
@@ -76,7 +72,7 @@ pub async fn revoke(st: State<'_, Hosted>, hash: String) -> Reply {
 pub async fn upgrade(st: State<'_, Hosted>, path: String) -> Reply {
     done(
         st.daemon
-            .admin_local(Surface::Window, Request::Upgrade { path })
+            .admin_local(Actor::Window, Request::Upgrade { path })
             .await,
     )
 }
@@ -84,12 +80,12 @@ pub async fn upgrade(st: State<'_, Hosted>, path: String) -> Reply {
 /// Replaces a tool's scopes.
 #[tauri::command]
 pub async fn set_scopes(st: State<'_, Hosted>, hash: String, scopes: Vec<String>) -> Reply {
-    done(st.daemon.set_scopes(Surface::Window, &hash, scopes).await)
+    done(st.daemon.set_scopes(Actor::Window, &hash, scopes).await)
 }
 
 /// Pauses or resumes.
 #[tauri::command]
 pub fn set_paused(st: State<'_, Hosted>, paused: bool) -> Reply {
-    st.daemon.set_paused(Surface::Window, paused);
+    st.daemon.set_paused(Actor::Window, paused);
     Ok(())
 }

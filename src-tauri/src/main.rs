@@ -14,9 +14,8 @@ mod window;
 
 use anyhow::{Context, Result};
 use keychain_auth::daemon::{serve, shutdown_signal, ServeOptions};
-use keychain_auth::server::State;
+use keychain_auth::handlers::Daemon;
 use keychain_auth_sdk::paths::Paths;
-use std::sync::Arc;
 
 const USAGE: &str = "usage: keychain-auth-app [--open]
 
@@ -27,8 +26,8 @@ and left alone.";
 
 /// Shared with Tauri commands and menu handlers.
 pub struct Hosted {
-    /// The daemon's state, called in-process.
-    pub daemon: Arc<State>,
+    /// The daemon, called in-process.
+    pub daemon: Daemon,
 }
 
 fn main() {
@@ -61,7 +60,7 @@ fn run() -> Result<()> {
 
     let paths = Paths::from_env()?;
     let exe = std::env::current_exe().context("locating keychain-auth-app")?;
-    let clis = keychain_auth::host::cli_admin_hashes(&exe);
+    let clis = keychain_auth::handlers::cli_admin_hashes(&exe);
     if clis.is_empty() {
         eprintln!(
             "keychain-auth-app: no keychain-auth CLI found beside the app or on PATH; admin commands will be refused until it is installed and the app restarted"
@@ -79,7 +78,7 @@ fn run() -> Result<()> {
         admin_hashes: clis.into_iter().map(|(_, h)| h).collect(),
     };
     let serving = rt.block_on(serve(paths, opts, shutdown_signal()))?;
-    let daemon = serving.state.clone();
+    let daemon = serving.daemon.clone();
     eprintln!(
         "keychain-auth-app: serving on {}",
         Paths::from_env()?.socket.display()

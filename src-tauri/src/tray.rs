@@ -4,11 +4,9 @@
 //! to the daemon.
 
 use keychain_auth::approver::Answer;
-use keychain_auth::host::Surface;
+use keychain_auth::handlers::{Actor, Daemon};
 use keychain_auth::menu::{self, Action, Item, MenuState};
-use keychain_auth::server::State;
 use keychain_auth_sdk::protocol::Response;
-use std::sync::Arc;
 use std::time::Duration;
 use tauri::menu::{
     CheckMenuItem, IsMenuItem, Menu, MenuItem, MenuItemKind, PredefinedMenuItem, Submenu,
@@ -52,7 +50,7 @@ fn build_menu(app: &AppHandle, items: &[Item]) -> tauri::Result<Menu<Wry>> {
     Menu::with_items(app, &refs)
 }
 
-async fn current_items(daemon: &State) -> Vec<Item> {
+async fn current_items(daemon: &Daemon) -> Vec<Item> {
     let s = daemon.snapshot(menu::MAX_RECENT).await;
     menu::build(&MenuState {
         paused: s.paused,
@@ -65,7 +63,7 @@ async fn current_items(daemon: &State) -> Vec<Item> {
 }
 
 /// Creates the tray icon and keeps its menu current.
-pub fn install(app: &AppHandle, daemon: Arc<State>) -> tauri::Result<()> {
+pub fn install(app: &AppHandle, daemon: Daemon) -> tauri::Result<()> {
     let items = tauri::async_runtime::block_on(current_items(&daemon));
     let menu = build_menu(app, &items)?;
     let mut builder = TrayIconBuilder::with_id(TRAY_ID)
@@ -84,7 +82,7 @@ pub fn install(app: &AppHandle, daemon: Arc<State>) -> tauri::Result<()> {
 
     // Rebuild after activity, at most about four times a second.
     let app = app.clone();
-    let mut activity = daemon.activity();
+    let mut activity = daemon.state().activity();
     tauri::async_runtime::spawn(async move {
         while activity.changed().await.is_ok() {
             tokio::time::sleep(Duration::from_millis(250)).await;
@@ -114,7 +112,7 @@ fn report(what: &str, r: Response) {
 }
 
 /// Carries out a click on a menu entry.
-fn clicked(app: &AppHandle, daemon: &Arc<State>, id: &str) {
+fn clicked(app: &AppHandle, daemon: &Daemon, id: &str) {
     let Some(action) = Action::parse(id) else {
         return;
     };
@@ -125,13 +123,13 @@ fn clicked(app: &AppHandle, daemon: &Arc<State>, id: &str) {
                 tracing::warn!("opening the window: {e}");
             }
         }
-        Action::Quit => daemon.request_shutdown(),
-        Action::Pause(p) => daemon.set_paused(Surface::Tray, p),
+        Action::Quit => daemon.state().request_shutdown(),
+        Action::Pause(p) => daemon.set_paused(Actor::Tray, p),
         Action::Approve(hash) => {
             tauri::async_runtime::spawn(async move {
                 report(
                     "approve",
-                    daemon.answer(Surface::Tray, &hash, Answer::Approve).await,
+                    daemon.answer(Actor::Tray, &hash, Answer::Approve).await,
                 )
             });
         }
@@ -139,19 +137,19 @@ fn clicked(app: &AppHandle, daemon: &Arc<State>, id: &str) {
             tauri::async_runtime::spawn(async move {
                 report(
                     "deny",
-                    daemon.answer(Surface::Tray, &hash, Answer::Deny).await,
+                    daemon.answer(Actor::Tray, &hash, Answer::Deny).await,
                 )
             });
         }
         Action::ToggleScope { hash, name } => {
             tauri::async_runtime::spawn(async move {
-                let Some(tool) = daemon.config().tool(&hash).cloned() else {
+                let Some(tool) = daemon.state().config().tool(&hash).cloned() else {
                     return;
                 };
                 let scopes = menu::toggled_scopes(&tool.scopes, &name);
                 report(
                     "scope change",
-                    daemon.set_scopes(Surface::Tray, &hash, scopes).await,
+                    daemon.set_scopes(Actor::Tray, &hash, scopes).await,
                 )
             });
         }

@@ -1,36 +1,16 @@
 //! What an app hosting the daemon in-process (the tray app) may do with it: the admin
 //! requests the CLI sends, answered without a socket and audited with where the person
-//! decided (`tray` or `window`); scope edits; pause; a snapshot of everything a menu or
-//! window shows; and the hashes of the CLI that may still send admin requests over the
-//! socket while the app hosts the daemon.
+//! decided ([`Actor::Tray`], [`Actor::Window`], [`Actor::Notification`]); a person's
+//! answers about a pending binary; scope edits; pause; a snapshot of everything a menu
+//! or window shows; and the hashes of the CLI that may still send admin requests over
+//! the socket while the app hosts the daemon.
 
+use super::{Actor, Daemon, Gone};
 use crate::approver::Answer;
 use crate::audit::{Entry, Record};
-use crate::requests::Actor;
-use crate::server::{error, State};
-use keychain_auth_sdk::protocol::{ErrorCode, PendingEntry, Request, Response, Tool};
+use keychain_auth_sdk::protocol::{PendingEntry, Request, Response, Tool};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
-use std::sync::Arc;
-
-/// Where a person decided, for the audit log and `approved_via`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Surface {
-    /// The tray (menu-bar) menu.
-    Tray,
-    /// The app's window.
-    Window,
-}
-
-impl Surface {
-    fn via(self) -> &'static str {
-        match self {
-            Surface::Tray => "tray",
-            Surface::Window => "window",
-        }
-    }
-}
 
 /// Everything the tray menu and the window show, at one moment.
 #[derive(Debug, Clone, Serialize)]
@@ -61,20 +41,20 @@ pub struct Snapshot {
     pub ptrace_warning: Option<String>,
 }
 
-impl State {
+impl Daemon {
     /// Whether every secret request is being refused.
     pub fn is_paused(&self) -> bool {
-        self.paused.load(Ordering::SeqCst)
+        self.state.is_paused()
     }
 
     /// Pauses (every secret request is refused, nothing is queued or shown) or resumes.
     /// Audited; waiting requests are woken and refused. Lasts until resumed or the
     /// daemon stops.
-    pub fn set_paused(&self, surface: Surface, paused: bool) {
-        if self.paused.swap(paused, Ordering::SeqCst) == paused {
+    pub fn set_paused(&self, by: Actor<'_>, paused: bool) {
+        if self.state.swap_paused(paused) == paused {
             return;
         }
-        self.write_audit(
+        self.state.audit().write(
             Entry {
                 event: "daemon".into(),
                 decision: "ok".into(),
@@ -83,119 +63,55 @@ impl State {
                 } else {
                     "resumed".into()
                 },
-                via: Some(surface.via().into()),
+                via: Some(by.via().into()),
                 ..Entry::default()
             },
             true,
         );
         // Wake waiting `get`s so they see the pause.
-        self.changes.send_modify(|n| *n += 1);
+        self.state.configs().wake();
     }
 
     /// Answers an admin request from the hosting app, as the CLI's would be answered
     /// (approve, register, deny, revoke, upgrade, list_tools, list_pending, names,
     /// status). `get_for_parent` and `shutdown` are not for in-process callers.
-    pub async fn admin_local(self: &Arc<Self>, surface: Surface, req: Request) -> Response {
-        match req {
-            Request::GetForParent { .. } | Request::Shutdown {} => error(
-                ErrorCode::BadRequest,
-                "not available in-process; use State::request_shutdown to stop",
-            ),
-            r if r.is_admin() => {
-                self.admin(
-                    Actor::Desktop(surface.via()),
-                    r,
-                    &crate::server::Gone::never(),
-                )
-                .await
-            }
-            _ => error(ErrorCode::BadRequest, "not an admin request"),
-        }
+    pub async fn admin_local(&self, by: Actor<'_>, req: Request) -> Response {
+        self.dispatch(by, req, &Gone::never()).await
     }
 
-    /// Applies a person's answer about a pending binary from the tray or window: Approve
-    /// grants what it asked for, Allow once serves its waiting request, Deny records a
-    /// deny rule.
-    pub async fn answer(&self, surface: Surface, hash: &str, answer: Answer) -> Response {
-        self.decide_on_desktop(surface.via(), hash, answer).await
-    }
-
-    /// Replaces an approved tool's scopes (empty is allowed: the tool stays approved and
-    /// reads nothing). Audited with old and new scopes.
-    pub async fn set_scopes(&self, surface: Surface, hash: &str, scopes: Vec<String>) -> Response {
-        for s in &scopes {
-            if let Err(e) = crate::scope::validate(s) {
-                return error(ErrorCode::BadRequest, e);
-            }
-        }
-        let h = hash.to_string();
-        let new = scopes.clone();
-        let res = self
-            .change_config(move |c| {
-                let t = c.tools.iter_mut().find(|t| t.hash == h).ok_or_else(|| {
-                    crate::requests::Refusal(
-                        ErrorCode::NotFound,
-                        format!("no approved tool has hash {h}"),
-                    )
-                })?;
-                let old = std::mem::replace(&mut t.scopes, new);
-                Ok((t.clone(), old))
-            })
-            .await;
-        match res {
-            Ok((tool, old)) => {
-                self.write_audit(
-                    Entry {
-                        event: "scopes".into(),
-                        decision: "ok".into(),
-                        reason: format!(
-                            "scopes of {}: [{}] -> [{}]",
-                            tool.label,
-                            old.join(", "),
-                            tool.scopes.join(", ")
-                        ),
-                        hash: Some(tool.hash.clone()),
-                        path: Some(tool.path.clone()),
-                        scopes: tool.scopes.clone(),
-                        via: Some(surface.via().into()),
-                        ..Entry::default()
-                    },
-                    true,
-                );
-                Response::Tool {
-                    tool,
-                    previous_hash: None,
-                }
-            }
-            Err(r) => r,
-        }
+    /// Applies a person's answer about a pending binary: Approve grants what it asked
+    /// for, Allow once serves its waiting request, Deny records a deny rule. The tray,
+    /// the window and the notifications all answer through here.
+    pub async fn answer(&self, by: Actor<'_>, hash: &str, answer: Answer) -> Response {
+        self.decide_on_desktop(by, hash, answer).await
     }
 
     /// Everything a menu or window shows; `recent` audit records at most.
     pub async fn snapshot(&self, recent: usize) -> Snapshot {
-        let (names, names_error) = match self.store.list().await {
+        let st = &self.state;
+        let (names, names_error) = match st.store().list().await {
             Ok(n) => (n, None),
             Err(e) => (Vec::new(), Some(e.to_string())),
         };
-        let recent = crate::audit::tail(&self.paths.audit, recent)
+        let recent = crate::audit::tail(&st.paths().audit, recent)
             .map(|v| v.into_iter().filter_map(|(_, r)| r).collect())
             .unwrap_or_default();
-        let pending = self.pending_entries();
+        let pending = st.pending().entries();
         let ptrace = crate::ptrace::Scope::read();
         let grants = pending
             .iter()
             .map(|p| (p.hash.clone(), crate::pending::grants(p)))
             .collect();
         Snapshot {
-            paused: self.is_paused(),
-            tools: self.config().tools.clone(),
+            paused: st.is_paused(),
+            tools: st.config().tools.clone(),
             pending,
             grants,
             names,
             names_error,
             recent,
-            socket: self.paths.socket.display().to_string(),
-            store: self.store.kind().into(),
+            socket: st.paths().socket.display().to_string(),
+            store: st.store().kind().into(),
             ptrace: ptrace.describe(),
             ptrace_warning: ptrace.warning(),
         }
@@ -203,7 +119,25 @@ impl State {
 
     /// The full audit history, filtered (see [`crate::history`]).
     pub fn history(&self, q: &crate::history::Query) -> std::io::Result<Vec<Record>> {
-        crate::history::search(&self.paths.audit, q)
+        crate::history::search(&self.state.paths().audit, q)
+    }
+
+    /// Writes what the desktop notifier reports to the audit log.
+    /// Ignored (forged) clicks are refusals: a flood of them is counted, not each
+    /// written (see [`crate::repeats`]).
+    pub fn note_desktop(&self, reason: String, decision: &str, hash: Option<String>) {
+        let e = Entry {
+            event: "notification".into(),
+            decision: decision.into(),
+            reason,
+            hash,
+            ..Entry::default()
+        };
+        if decision == "deny" {
+            self.state.audit().refusal(e);
+        } else {
+            self.state.audit().record(e, false);
+        }
     }
 }
 
@@ -241,9 +175,11 @@ pub fn cli_admin_hashes(app_exe: &Path) -> Vec<(PathBuf, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::server::Deps;
+    use crate::state::{Deps, State};
     use keychain_auth_sdk::paths::Paths;
     use keychain_auth_sdk::protocol::Access;
+    use keychain_auth_sdk::protocol::ErrorCode;
+    use std::sync::Arc;
 
     fn tool(hash: &str, scopes: &[&str]) -> Tool {
         Tool {
@@ -264,14 +200,14 @@ mod tests {
     }
 
     /// A daemon state over an in-memory store, with one approved tool.
-    fn state(dir: &Path, hash: &str) -> Arc<State> {
+    fn state(dir: &Path, hash: &str) -> Daemon {
         let paths = Paths::in_dir(dir);
         let config = crate::config::Config {
             tools: vec![tool(hash, &["a"])],
             ..crate::config::Config::default()
         };
         config.save(&paths.config).expect("save config");
-        Arc::new(
+        Daemon::new(Arc::new(
             State::load(Deps {
                 paths,
                 store: Arc::new(crate::store::memory::MemoryStore::default()),
@@ -280,7 +216,7 @@ mod tests {
                 admin_hashes: Vec::new(),
             })
             .expect("load"),
-        )
+        ))
     }
 
     fn audit(dir: &Path) -> Vec<Record> {
@@ -296,11 +232,11 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let hash = format!("sha256:{}", "ab".repeat(32));
         let st = state(dir.path(), &hash);
-        let activity = st.activity();
+        let activity = st.state().activity();
         rt.block_on(async {
             // Scopes: replaced, saved, audited; a bad pattern or unknown tool is refused.
             let r = st
-                .set_scopes(Surface::Window, &hash, vec!["a".into(), "b/*".into()])
+                .set_scopes(Actor::Window, &hash, vec!["a".into(), "b/*".into()])
                 .await;
             assert!(matches!(r, Response::Tool { .. }), "{r:?}");
             let saved = crate::config::Config::load(&Paths::in_dir(dir.path()).config)
@@ -308,29 +244,29 @@ mod tests {
                 .expect("exists");
             assert_eq!(saved.tools[0].scopes, vec!["a", "b/*"]);
             assert!(activity.has_changed().expect("watch"), "watchers are told");
-            let bad = st.set_scopes(Surface::Window, &hash, vec!["".into()]).await;
+            let bad = st.set_scopes(Actor::Window, &hash, vec!["".into()]).await;
             assert!(matches!(bad, Response::Error(_)), "{bad:?}");
             let unknown = format!("sha256:{}", "cd".repeat(32));
-            let none = st.set_scopes(Surface::Tray, &unknown, vec![]).await;
+            let none = st.set_scopes(Actor::Tray, &unknown, vec![]).await;
             assert!(
                 matches!(&none, Response::Error(e) if e.code == ErrorCode::NotFound),
                 "{none:?}"
             );
 
             // Pause and resume: each change audited once, with where it was made.
-            st.set_paused(Surface::Tray, true);
-            st.set_paused(Surface::Tray, true);
+            st.set_paused(Actor::Tray, true);
+            st.set_paused(Actor::Tray, true);
             assert!(st.is_paused());
-            st.set_paused(Surface::Window, false);
+            st.set_paused(Actor::Window, false);
             assert!(!st.is_paused());
 
             // Admin requests in-process: deny drops the tool and leaves a deny rule;
             // requests that need a CLI are refused.
             let r = st
-                .admin_local(Surface::Window, Request::Deny { hash: hash.clone() })
+                .admin_local(Actor::Window, Request::Deny { hash: hash.clone() })
                 .await;
             assert_eq!(r, Response::Ok);
-            assert!(st.config().is_denied(&hash) && st.config().tools.is_empty());
+            assert!(st.state().config().is_denied(&hash) && st.state().config().tools.is_empty());
             for r in [
                 Request::Shutdown {},
                 Request::GetForParent {
@@ -339,7 +275,7 @@ mod tests {
                 },
                 Request::Whoami {},
             ] {
-                let resp = st.admin_local(Surface::Window, r).await;
+                let resp = st.admin_local(Actor::Window, r).await;
                 assert!(matches!(resp, Response::Error(_)), "{resp:?}");
             }
             let snap = st.snapshot(10).await;

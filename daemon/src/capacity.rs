@@ -1,11 +1,39 @@
-//! How many `get`s may wait for a person's decision at once (`wait_ms`): at most
-//! [`PER_BINARY`] per identity and [`Waits::limit`] in all, a part of the daemon's
-//! connections, so that waiting requests can never take the slots of requests that do
-//! not wait. A request that finds no room is answered at once instead of waiting. A
-//! [`Slot`] is held while a request waits and given back when it is dropped.
+//! How much the daemon takes on at once. Connections: as many as fit in the process's
+//! file descriptor limit ([`connection_limit`]), at most [`MAX_CONNECTIONS`]; further
+//! ones wait in the kernel's backlog. Waiting requests (`get` with `wait_ms`): at most
+//! [`PER_BINARY`] per identity and [`Waits::limit`] in all, a part of the connections,
+//! so that waiting requests can never take the slots of requests that do not wait. A
+//! request that finds no room is answered at once instead of waiting. A [`Slot`] is held
+//! while a request waits and given back when it is dropped.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+
+/// Most connections served at once; fewer when the file descriptor limit is too small
+/// to hold this many (see [`connection_limit`]).
+pub const MAX_CONNECTIONS: usize = 4096;
+/// Descriptors one connection may hold at once: the socket, its pidfd, its /proc
+/// directory, and a duplicate of the socket while a new executable is hashed.
+const FDS_PER_CONNECTION: u64 = 4;
+/// Descriptors kept for everything else: listener, runtime, files, store.
+const FDS_RESERVED: u64 = 64;
+
+/// How many connections fit in the process's file descriptor limit, at most
+/// [`MAX_CONNECTIONS`]. Serving more would make `accept` (or the /proc reads that
+/// identify a peer) fail with EMFILE instead of leaving the extra clients waiting in
+/// the backlog.
+pub fn connection_limit() -> usize {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into a valid rlimit struct.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return 64;
+    }
+    let fit = lim.rlim_cur.saturating_sub(FDS_RESERVED) / FDS_PER_CONNECTION;
+    (fit as usize).clamp(8, MAX_CONNECTIONS)
+}
 
 /// Waiting requests one identity (binary or script) may have at once.
 pub const PER_BINARY: usize = 4;
@@ -51,7 +79,7 @@ impl Waits {
     /// Room for one more waiting request of `hash`, or `None` when that identity or the
     /// daemon has as many waiting as allowed.
     pub fn take(&self, hash: &str) -> Option<Slot> {
-        let mut b = self.book.lock().unwrap_or_else(|p| p.into_inner());
+        let mut b = crate::lock::lock(&self.book);
         let mine = b.by_hash.get(hash).copied().unwrap_or(0);
         if b.total >= self.limit || mine >= PER_BINARY {
             return None;
@@ -66,13 +94,13 @@ impl Waits {
 
     /// Requests waiting now.
     pub fn waiting(&self) -> usize {
-        self.book.lock().unwrap_or_else(|p| p.into_inner()).total
+        crate::lock::lock(&self.book).total
     }
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        let mut b = self.book.lock().unwrap_or_else(|p| p.into_inner());
+        let mut b = crate::lock::lock(&self.book);
         b.total = b.total.saturating_sub(1);
         if let Some(n) = b.by_hash.get_mut(&self.hash) {
             *n -= 1;

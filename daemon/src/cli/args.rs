@@ -1,0 +1,158 @@
+//! The command line's arguments, as clap parses them.
+
+use crate::config::StoreChoice;
+use clap::{Parser, Subcommand};
+use keychain_auth_sdk::protocol::Access;
+
+/// keychain-auth: hash-pinned, per-binary access to the OS keychain for CLI tools.
+#[derive(Debug, Parser)]
+#[command(name = "keychain-auth", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub(super) command: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+pub(super) enum Cmd {
+    /// Start the daemon (in the background unless --foreground).
+    Start {
+        /// Stay in the foreground (for systemd or launchd).
+        #[arg(long)]
+        foreground: bool,
+        /// Secret store: auto, secret-service or keyutils.
+        #[arg(long)]
+        store: Option<StoreChoice>,
+        /// Ask on the desktop: a notification with Approve / Deny for each new binary.
+        #[arg(long)]
+        notify: bool,
+    },
+    /// Stop the running daemon.
+    Stop,
+    /// Show whether the daemon runs, and its store, socket and counts.
+    Status,
+    /// List binaries waiting for approval.
+    ListPending {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Approve a pending binary by hash.
+    Approve {
+        /// sha256:<hex> of the binary.
+        hash: String,
+        #[command(flatten)]
+        grant: Grant,
+    },
+    /// Approve a binary by path before it ever connects.
+    Register {
+        /// Path of the executable.
+        path: String,
+        #[command(flatten)]
+        grant: Grant,
+    },
+    /// Deny a binary by hash: it gets `denied` and is not queued again.
+    Deny {
+        /// sha256:<hex> of the binary.
+        hash: String,
+    },
+    /// Remove an approved tool (by hash or label).
+    Revoke {
+        /// sha256:<hex> or label.
+        tool: String,
+    },
+    /// Re-pin an approved tool to its file's new hash after it was updated.
+    Upgrade {
+        /// Path of the tool's executable.
+        path: String,
+    },
+    /// List approved tools and their scopes.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a secret for the script that runs this command. The daemon identifies the
+    /// calling process (this command's parent) and answers only if it is approved.
+    Get {
+        /// Secret name.
+        name: String,
+        /// When the caller is not approved yet, wait this many seconds for the user.
+        #[arg(long, value_name = "SECONDS")]
+        wait: Option<u64>,
+    },
+    /// Store a secret; the value is read from stdin (or a hidden prompt), never argv.
+    Set {
+        /// Secret name.
+        name: String,
+    },
+    /// Delete a secret.
+    Delete {
+        /// Secret name.
+        name: String,
+    },
+    /// List every secret name in the store (names only).
+    Names,
+    /// Start the daemon at login (systemd user unit on Linux, LaunchAgent on macOS).
+    Service {
+        #[command(subcommand)]
+        action: ServiceCmd,
+    },
+    /// Show recent audit events, or verify the log's hash chain.
+    Audit {
+        #[command(subcommand)]
+        action: Option<AuditCmd>,
+        /// How many recent events to show.
+        #[arg(short = 'n', long, default_value_t = 20)]
+        lines: usize,
+        /// Print the raw JSON lines.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(super) enum ServiceCmd {
+    /// Write the systemd user unit (Linux) or LaunchAgent (macOS) and start it.
+    Install {
+        /// Ask on the desktop (notifications) for each new binary.
+        #[arg(long)]
+        notify: bool,
+        /// Only write the file; do not start it.
+        #[arg(long)]
+        no_start: bool,
+    },
+    /// Stop the service and remove its file.
+    Uninstall,
+    /// Print the file `install` would write, and where.
+    Print {
+        /// As with `install --notify`.
+        #[arg(long)]
+        notify: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(super) enum AuditCmd {
+    /// Check every line's hash chain; exits non-zero naming the first bad line.
+    Verify,
+}
+
+#[derive(Debug, clap::Args)]
+pub(super) struct Grant {
+    /// Glob over secret names this tool may use (repeatable). `*` matches across `/`.
+    #[arg(long = "scope")]
+    pub(super) scopes: Vec<String>,
+    /// read or read-write.
+    #[arg(long)]
+    pub(super) access: Option<Access>,
+    /// Display name (default: the executable's file name).
+    #[arg(long)]
+    pub(super) label: Option<String>,
+    /// Let `keychain-auth get` serve this script although its shell holds the output
+    /// pipe without close-on-exec, as every shell's `$(…)` does. Then a program of yours
+    /// that starts `keychain-auth get` and replaces itself with this script (exec) can
+    /// read what it reads; see docs/threat-model.md. `--allow-unbound-get=false`
+    /// takes it back; absent, an approved tool keeps what it had.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", require_equals = true)]
+    pub(super) allow_unbound_get: Option<bool>,
+}

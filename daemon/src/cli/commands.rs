@@ -1,0 +1,186 @@
+//! What the commands do beyond one admin request: connecting (with the checks of
+//! [`crate::daemon_check`]), storing a value, reading one from the terminal or stdin,
+//! collecting paged listings, `status` and `audit verify`.
+
+use crate::audit;
+use anyhow::{anyhow, bail, Context, Result};
+use keychain_auth_sdk::paths::Paths;
+use keychain_auth_sdk::protocol::{Request, Response};
+use keychain_auth_sdk::{Client, Secret};
+use std::io::{IsTerminal, Read};
+
+/// Connects to the daemon: the socket and its listener must be the user's own (the
+/// SDK checks), and the listener must run keychain-auth where the kernel shows it
+/// ([`crate::daemon_check`]).
+pub(super) fn connect() -> Result<Client> {
+    let paths = Paths::from_env()?;
+    crate::daemon_check::connect(&paths.socket).map_err(|e| anyhow!(e))
+}
+
+/// Stores a value. On Linux the CLI writes it to the daemon's store itself and then
+/// tells the daemon, which records it: the value never crosses the socket, so a program
+/// of the user's that listens there in the daemon's place (which the CLI cannot always
+/// tell from the daemon, see [`crate::daemon_check`]) learns the name, not the value.
+/// The Linux stores have no per-program boundary, so this costs no isolation.
+#[cfg(target_os = "linux")]
+pub(super) fn store_value(name: &str, value: Secret) -> Result<()> {
+    use crate::config::{Config, StoreChoice, DEFAULT_NAMESPACE};
+    let paths = Paths::from_env()?;
+    let mut client = connect()?;
+    let store = match client
+        .request(&Request::Status {})
+        .map_err(|e| anyhow!(e))?
+    {
+        Response::Status(s) => s.store,
+        other => bail!("unexpected answer: {other:?}"),
+    };
+    let choice = match store.as_str() {
+        "secret-service" => StoreChoice::SecretService,
+        "keyutils" => {
+            // Possess @u, so that a key the daemon created can be replaced.
+            if let Err(e) = crate::store::keyutils::link_user_keyring_into_process_keyring() {
+                tracing::debug!("no process keyring: {e}");
+            }
+            StoreChoice::Keyutils
+        }
+        other => bail!("the daemon uses the {other} store, which keychain-auth set cannot write"),
+    };
+    let namespace = Config::load(&paths.config)?
+        .map(|c| c.namespace)
+        .unwrap_or_else(|| DEFAULT_NAMESPACE.to_string());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime
+        .block_on(async {
+            let (store, _) = crate::store::open(choice, &namespace).await?;
+            store.set(name, &value).await
+        })
+        .map_err(|e| anyhow!("cannot write the {store} store the daemon uses: {e}"))?;
+    client
+        .request(&Request::Stored {
+            name: name.to_string(),
+        })
+        .map_err(|e| anyhow!("{name:?} was stored, but the daemon did not record it: {e}"))?;
+    Ok(())
+}
+
+/// Stores a value through the daemon (macOS: the Keychain item must be the app's own).
+#[cfg(not(target_os = "linux"))]
+pub(super) fn store_value(name: &str, value: Secret) -> Result<()> {
+    connect()?.set(name, value).map_err(|e| anyhow!(e))
+}
+
+pub(super) fn admin(req: Request) -> Result<Response> {
+    connect()?.request(&req).map_err(|e| anyhow!(e))
+}
+
+/// Collects every page of a paged admin listing.
+pub(super) fn all_pages<T>(
+    mut fetch: impl FnMut(Option<u64>) -> Result<(Vec<T>, Option<u64>)>,
+) -> Result<Vec<T>> {
+    let mut all = Vec::new();
+    let mut offset = None;
+    loop {
+        let (items, next) = fetch(offset)?;
+        all.extend(items);
+        match next {
+            Some(n) if Some(n) != offset => offset = Some(n),
+            _ => return Ok(all),
+        }
+    }
+}
+
+pub(super) fn status() -> Result<i32> {
+    let paths = Paths::from_env()?;
+    let mut c = match crate::daemon_check::connect(&paths.socket) {
+        Ok(c) => c,
+        Err(e @ keychain_auth_sdk::ClientError::Untrusted(_)) => bail!(e),
+        Err(e) => {
+            println!("keychain-auth is not running ({e})");
+            return Ok(3);
+        }
+    };
+    match c.request(&Request::Status {}).map_err(|e| anyhow!(e))? {
+        Response::Status(s) => {
+            println!("keychain-auth is running");
+            println!("  server:   {}", s.server);
+            println!("  pid:      {}", s.pid);
+            println!("  store:    {}", s.store);
+            println!("  socket:   {}", s.socket);
+            println!("  tools:    {} approved, {} pending", s.tools, s.pending);
+            println!("  config:   {}", paths.config.display());
+            println!(
+                "  audit:    {} ({} events)",
+                paths.audit.display(),
+                s.audit_seq
+            );
+            if let Some(p) = &s.ptrace_scope {
+                println!(
+                    "  ptrace:   {}",
+                    crate::ptrace::Scope::from_wire(p).describe()
+                );
+            }
+            Ok(0)
+        }
+        other => bail!("unexpected answer: {other:?}"),
+    }
+}
+
+pub(super) fn audit_verify() -> Result<i32> {
+    let paths = Paths::from_env()?;
+    // Ask the running daemon where its chain ends first, so lines cut from the end show.
+    let anchor = crate::daemon_check::connect(&paths.socket)
+        .ok()
+        .and_then(|mut c| match c.request(&Request::Status {}) {
+            Ok(Response::Status(s)) => Some((s.audit_seq, s.audit_head)),
+            _ => None,
+        });
+    match audit::verify_with(&paths.audit, anchor.clone()) {
+        Ok(r) => {
+            println!(
+                "audit log OK: {} lines in {} file(s), last sequence {}",
+                r.lines,
+                r.files.len(),
+                r.last_seq
+            );
+            if anchor.is_none() {
+                println!("(the daemon is not running, so lines removed from the very end cannot be detected)");
+            }
+            Ok(0)
+        }
+        Err(f) => {
+            eprintln!("audit log FAILED verification: {f}");
+            Ok(1)
+        }
+    }
+}
+
+/// Reads a secret value: a hidden prompt on a terminal, else all of stdin as given.
+pub(super) fn read_value(name: &str) -> Result<Secret> {
+    let value = if std::io::stdin().is_terminal() {
+        rpassword::prompt_password(format!("Value for {name}: ")).context("reading the value")?
+    } else {
+        let mut buf = Vec::new();
+        std::io::stdin()
+            .read_to_end(&mut buf)
+            .context("reading the value from stdin")?;
+        String::from_utf8(buf).map_err(|e| {
+            keychain_auth_sdk::secret::wipe(&mut e.into_bytes());
+            anyhow!("the value is not UTF-8 text; keychain-auth stores text values")
+        })?
+    };
+    if value.is_empty() {
+        bail!("the value is empty; nothing was stored");
+    }
+    let limit = keychain_auth_sdk::frame::MAX_FRAME - name.len() - 64;
+    if value.len() > limit {
+        let n = value.len();
+        drop(Secret::new(value));
+        bail!(
+            "the value is {n} bytes; the limit for this name is {limit} bytes (64 KiB per message)"
+        );
+    }
+    Ok(Secret::new(value))
+}

@@ -1,0 +1,126 @@
+//! What the command line prints for a person: an audit line, an approved tool, the
+//! pending binaries.
+
+use crate::audit;
+use keychain_auth_sdk::protocol::{PendingEntry, Response, Tool};
+
+pub(super) fn describe(r: &audit::Record) -> String {
+    let e = &r.entry;
+    let mut s = format!("{} #{} {} {}", r.time, r.seq, e.event, e.decision);
+    if let Some(op) = &e.op {
+        s.push_str(&format!(" {op}"));
+    }
+    if let Some(via) = &e.via {
+        s.push_str(&format!(" (via {via})"));
+    }
+    if !e.names.is_empty() {
+        s.push_str(&format!(" [{}]", e.names.join(", ")));
+    }
+    if let Some(p) = &e.path {
+        s.push_str(&format!(" {p}"));
+    }
+    if let Some(h) = &e.hash {
+        s.push_str(&format!(" {}", crate::naming::short_hash(h)));
+    }
+    if !e.reason.is_empty() {
+        s.push_str(&format!(" — {}", e.reason));
+    }
+    s
+}
+
+pub(super) fn print_tool(verb: &str, resp: Response) {
+    if let Response::Tool { tool, .. } = resp {
+        println!("{verb} {}", tool.label);
+        print_tool_lines(&tool);
+    }
+}
+
+pub(super) fn print_tool_lines(t: &Tool) {
+    println!("{}  {}", t.label, t.hash);
+    println!("    path:   {}", t.path);
+    if let Some(sc) = &t.script {
+        println!(
+            "    script: run by {} ({})",
+            sc.interpreter, sc.interpreter_hash
+        );
+        println!(
+            "            contents {} (advisory: see docs/threat-model.md)",
+            sc.hash
+        );
+        for f in &sc.startup {
+            println!(
+                "    pinned: {} ({}), read before the script",
+                f.path,
+                crate::naming::short_hash(&f.hash)
+            );
+        }
+    }
+    println!("    scopes: {}", t.scopes.join(", "));
+    println!("    access: {}", t.access);
+    for l in &t.libraries {
+        println!(
+            "    pinned: {} ({})",
+            l.path,
+            crate::naming::short_hash(&l.hash)
+        );
+    }
+    if t.unbound_get {
+        println!("    get:    served through keychain-auth get even from a shell's $(…) (--allow-unbound-get)");
+    }
+    println!("    since:  {} (via {})", t.approved_at, t.approved_via);
+}
+
+/// `list-pending`, for a person.
+pub(super) fn print_pending(pending: &[PendingEntry]) {
+    for p in pending {
+        println!("{}", p.hash);
+        println!("    path:      {}", p.path);
+        if let Some(facts) = crate::peer::signing::Facts::from_entry(p) {
+            println!("    signature: {}", facts.describe());
+        }
+        println!(
+            "    asked for: {}",
+            if p.names.is_empty() {
+                "(no name)".into()
+            } else {
+                p.names.join(", ")
+            }
+        );
+        let grants = crate::pending::grants(p);
+        if !grants.is_empty() {
+            println!(
+                "    grants:    {} ({}): what approving it grants unless you pass --scope/--access",
+                grants.join(", "),
+                p.requested_access.unwrap_or_default()
+            );
+        }
+        println!(
+            "    attempts:  {} (first {}, last {})",
+            p.attempts, p.first_seen, p.last_seen
+        );
+        if let Some(sc) = &p.script {
+            println!("    script:    {} run by {}", sc.path, sc.interpreter);
+            println!("    note:      a script's identity is interpreter + path + contents, and which script runs is read from the process's own command line (advisory)");
+            for f in &sc.startup {
+                println!(
+                    "    runs code: {} ({}), read before the script from a place you can change: approving pins it",
+                    f.path,
+                    crate::naming::short_hash(&f.hash)
+                );
+            }
+        }
+        if p.interpreter {
+            println!(
+                "    note:      a script interpreter. {}",
+                crate::policy::WHOLE_INTERPRETER
+            );
+        }
+        for l in &p.libraries {
+            println!(
+                "    runs code: {} ({}), a file you can change: approving pins it",
+                l.path,
+                crate::naming::short_hash(&l.hash)
+            );
+        }
+    }
+}

@@ -1,0 +1,548 @@
+//! Requests that change what is approved: approve (a pending hash), register (a binary
+//! by path), deny, revoke, upgrade (re-pin a tool after it changed), scope edits, and a
+//! person's answers on the desktop (Approve, Allow once, Deny). Each is saved durably
+//! before it is acknowledged and audited with who decided ([`Actor`]).
+
+use super::{error, Actor, Daemon};
+use crate::approver::{AdminAction, Answer};
+use crate::config::DenyRule;
+use crate::naming::base_name;
+use crate::policy;
+use crate::state::Refusal;
+use keychain_auth_sdk::protocol::{
+    Access, ErrorCode, Hash, PendingEntry, PinnedFile, Response, ScriptIdentity, Tool,
+};
+
+/// What an approval pins.
+struct Pin {
+    hash: String,
+    path: String,
+    script: Option<ScriptIdentity>,
+    scopes: Vec<String>,
+    access: Option<Access>,
+    label: Option<String>,
+    event: &'static str,
+    /// macOS code-signing facts seen when it was pending.
+    macos: Option<serde_json::Value>,
+    /// See `Tool::unbound_get`.
+    unbound_get: bool,
+    /// See `Tool::libraries`.
+    libraries: Vec<PinnedFile>,
+}
+
+/// The libraries an approval pins: those it had, and those seen since (its pending
+/// entry), each hash once.
+fn pinned_libraries(had: Option<&Tool>, seen: Option<&PendingEntry>) -> Vec<PinnedFile> {
+    let mut out: Vec<PinnedFile> = Vec::new();
+    for l in had
+        .into_iter()
+        .flat_map(|t| t.libraries.iter())
+        .chain(seen.into_iter().flat_map(|e| e.libraries.iter()))
+    {
+        if !out.iter().any(|o| o.hash == l.hash) {
+            out.push(l.clone());
+        }
+    }
+    out
+}
+
+impl Daemon {
+    /// `approve`: a pending hash (or an approved one, re-approved) with scopes and access.
+    pub(super) async fn approve(
+        &self,
+        by: Actor<'_>,
+        hash: String,
+        scopes: Vec<String>,
+        access: Option<Access>,
+        label: Option<String>,
+        unbound_get: Option<bool>,
+    ) -> Response {
+        let hash = match Hash::parse(&hash) {
+            Ok(h) => String::from(h),
+            Err(e) => return error(ErrorCode::BadRequest, e),
+        };
+        let entry = self.state.pending().get(&hash);
+        let existing = self.state.config().tool(&hash).cloned();
+        let path = match (&entry, &existing) {
+            (Some(e), _) => e.path.clone(),
+            (None, Some(t)) => t.path.clone(),
+            (None, None) => {
+                return error(
+                    ErrorCode::NotFound,
+                    format!("no pending binary has hash {hash}; see `keychain-auth list-pending`, or approve a binary by path with `keychain-auth register PATH --scope ...`"),
+                )
+            }
+        };
+        // A script run by an interpreter is approved as that script; the bare
+        // interpreter never is.
+        let script = entry
+            .as_ref()
+            .and_then(|e| e.script.clone())
+            .or_else(|| existing.as_ref().and_then(|t| t.script.clone()));
+        let path = script.as_ref().map_or(path, |s| s.path.clone());
+        let flagged = entry.as_ref().is_some_and(|e| e.interpreter);
+        if let Err(why) = policy::approvable(&path, script.is_some(), flagged) {
+            return error(ErrorCode::Forbidden, why);
+        }
+        // Re-approving keeps what the tool had unless told otherwise; a new
+        // tool gets what its hello asked for, else the names it asked for.
+        let access = access
+            .or(existing.as_ref().map(|t| t.access))
+            .or(entry.as_ref().and_then(|e| e.requested_access));
+        let label = label.or(existing.as_ref().map(|t| t.label.clone()));
+        let unbound_get = unbound_get
+            .or(existing.as_ref().map(|t| t.unbound_get))
+            .unwrap_or(false);
+        let scopes = if scopes.is_empty() {
+            existing
+                .as_ref()
+                .map(|t| t.scopes.clone())
+                .filter(|s| !s.is_empty())
+                .or_else(|| entry.as_ref().map(crate::pending::grants))
+                .unwrap_or_default()
+        } else {
+            scopes
+        };
+        self.pin(
+            by,
+            Pin {
+                hash: hash.clone(),
+                path,
+                script,
+                scopes,
+                access,
+                label,
+                event: "approve",
+                macos: entry
+                    .as_ref()
+                    .and_then(|e| e.macos.clone())
+                    .or_else(|| existing.as_ref().and_then(|t| t.macos.clone())),
+                unbound_get,
+                libraries: pinned_libraries(existing.as_ref(), entry.as_ref()),
+            },
+        )
+        .await
+    }
+
+    /// `register`: a binary by path, hashed now.
+    pub(super) async fn register(
+        &self,
+        by: Actor<'_>,
+        path: &str,
+        scopes: Vec<String>,
+        access: Option<Access>,
+        label: Option<String>,
+        unbound_get: Option<bool>,
+    ) -> Response {
+        let (canonical, hash) = match self.hash_path(path).await {
+            Ok(x) => x,
+            Err(r) => return r,
+        };
+        if let Err(why) = policy::approvable(&canonical, false, false) {
+            return error(ErrorCode::Forbidden, why);
+        }
+        self.pin(
+            by,
+            Pin {
+                hash,
+                path: canonical,
+                script: None,
+                scopes,
+                access,
+                label,
+                event: "register",
+                macos: None,
+                unbound_get: unbound_get.unwrap_or(false),
+                libraries: Vec::new(),
+            },
+        )
+        .await
+    }
+
+    /// `deny`: a hash, by the CLI or on the desktop.
+    pub(super) async fn deny_hash(&self, by: Actor<'_>, hash: String) -> Response {
+        match Hash::parse(&hash) {
+            Ok(h) => self.deny(by, h.into()).await,
+            Err(e) => error(ErrorCode::BadRequest, e),
+        }
+    }
+
+    /// Records a deny rule for a hash (and drops any approval and pending entry for it).
+    async fn deny(&self, by: Actor<'_>, hash: String) -> Response {
+        let now = self.state.clock().rfc3339();
+        let pending_path = self.state.pending().get(&hash).map(|e| e.path);
+        let h = hash.clone();
+        let res = self
+            .change_config(move |c| {
+                let path = pending_path
+                    .or_else(|| c.tool(&h).map(|t| t.path.clone()))
+                    .unwrap_or_default();
+                c.tools.retain(|t| t.hash != h);
+                if !c.is_denied(&h) {
+                    c.denied.push(DenyRule {
+                        hash: h.clone(),
+                        path: path.clone(),
+                        at: now,
+                    });
+                }
+                Ok(path)
+            })
+            .await;
+        match res {
+            Ok(path) => {
+                self.drop_pending(&hash);
+                let mut e = self.admin_entry(by, "deny", "denied by the user".into());
+                e.hash = Some(hash);
+                e.path = Some(path);
+                self.state.audit().record(e, true);
+                Response::Ok
+            }
+            Err(r) => r,
+        }
+    }
+
+    /// `revoke`: a tool, by hash or label.
+    pub(super) async fn revoke(&self, by: Actor<'_>, tool: String) -> Response {
+        let t = tool.clone();
+        let res = self
+            .change_config(move |c| {
+                let matches: Vec<usize> = c
+                    .tools
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, x)| x.hash == t || x.label == t)
+                    .map(|(i, _)| i)
+                    .collect();
+                match matches.as_slice() {
+                    [i] => Ok(c.tools.remove(*i)),
+                    [] => Err(Refusal(
+                        ErrorCode::NotFound,
+                        format!(
+                            "no approved tool has hash or label {t:?}; see `keychain-auth list`"
+                        ),
+                    )),
+                    _ => Err(Refusal(
+                        ErrorCode::BadRequest,
+                        format!("several tools are labelled {t:?}; revoke by hash"),
+                    )),
+                }
+            })
+            .await;
+        match res {
+            Ok(removed) => {
+                let mut e = self.admin_entry(by, "revoke", format!("revoked {}", removed.label));
+                e.hash = Some(removed.hash);
+                e.path = Some(removed.path);
+                e.scopes = removed.scopes;
+                self.state.audit().record(e, true);
+                Response::Ok
+            }
+            Err(r) => r,
+        }
+    }
+
+    /// A decision made on the desktop (`by` is where: notification, tray or window):
+    /// approve a pending binary with what it asked for (the scopes of its hello, else
+    /// the names it asked for), allow its waiting request once, or deny it.
+    pub async fn decide_on_desktop(&self, by: Actor<'_>, hash: &str, answer: Answer) -> Response {
+        match answer {
+            Answer::Deny => return self.deny_hash(by, hash.to_string()).await,
+            Answer::AllowOnce => {
+                self.state.pending().allow_once(hash);
+                self.state.configs().wake();
+                return Response::Ok;
+            }
+            Answer::Approve => {}
+        }
+        let Some(entry) = self.state.pending().get(hash) else {
+            return error(ErrorCode::NotFound, format!("{hash} is no longer pending"));
+        };
+        let path = entry
+            .script
+            .as_ref()
+            .map_or_else(|| entry.path.clone(), |s| s.path.clone());
+        if let Err(why) = policy::approvable(&path, entry.script.is_some(), entry.interpreter) {
+            return error(ErrorCode::Forbidden, why);
+        }
+        let scopes = crate::pending::grants(&entry);
+        let config = self.state.config();
+        self.pin(
+            by,
+            Pin {
+                hash: hash.to_string(),
+                path,
+                script: entry.script.clone(),
+                scopes,
+                access: entry.requested_access,
+                label: None,
+                event: "approve",
+                macos: entry.macos.clone(),
+                unbound_get: config.tool(hash).is_some_and(|t| t.unbound_get),
+                libraries: pinned_libraries(config.tool(hash), Some(&entry)),
+            },
+        )
+        .await
+    }
+
+    /// Replaces an approved tool's scopes (empty is allowed: the tool stays approved and
+    /// reads nothing). Audited with old and new scopes.
+    pub async fn set_scopes(&self, by: Actor<'_>, hash: &str, scopes: Vec<String>) -> Response {
+        for s in &scopes {
+            if let Err(e) = crate::scope::validate(s) {
+                return error(ErrorCode::BadRequest, e);
+            }
+        }
+        let h = hash.to_string();
+        let new = scopes.clone();
+        let res = self
+            .change_config(move |c| {
+                let t = c.tools.iter_mut().find(|t| t.hash == h).ok_or_else(|| {
+                    Refusal(
+                        ErrorCode::NotFound,
+                        format!("no approved tool has hash {h}"),
+                    )
+                })?;
+                let old = std::mem::replace(&mut t.scopes, new);
+                Ok((t.clone(), old))
+            })
+            .await;
+        match res {
+            Ok((tool, old)) => {
+                self.state.audit().write(
+                    crate::audit::Entry {
+                        event: "scopes".into(),
+                        decision: "ok".into(),
+                        reason: format!(
+                            "scopes of {}: [{}] -> [{}]",
+                            tool.label,
+                            old.join(", "),
+                            tool.scopes.join(", ")
+                        ),
+                        hash: Some(tool.hash.clone()),
+                        path: Some(tool.path.clone()),
+                        scopes: tool.scopes.clone(),
+                        via: Some(by.via().into()),
+                        ..crate::audit::Entry::default()
+                    },
+                    true,
+                );
+                Response::Tool {
+                    tool,
+                    previous_hash: None,
+                }
+            }
+            Err(r) => r,
+        }
+    }
+
+    fn drop_pending(&self, hash: &str) {
+        if self.state.pending().remove(hash).is_some() {
+            self.state.touched();
+        }
+    }
+
+    /// The canonical path of a file given by absolute path, and its hash.
+    async fn hash_path(&self, path: &str) -> Result<(String, String), Response> {
+        let p = std::path::PathBuf::from(path);
+        if !p.is_absolute() {
+            return Err(error(
+                ErrorCode::BadRequest,
+                format!("{path:?} is not an absolute path"),
+            ));
+        }
+        let st = self.state.clone();
+        let res = tokio::task::spawn_blocking(move || {
+            let canonical = std::fs::canonicalize(&p)?;
+            let f = std::fs::File::open(&canonical)?;
+            let meta = f.metadata()?;
+            if !meta.is_file() {
+                return Err(std::io::Error::other("not a regular file"));
+            }
+            let (hash, _) = st.cache().hash_file(&f)?;
+            Ok((canonical.display().to_string(), hash))
+        })
+        .await;
+        match res {
+            Ok(Ok(x)) => Ok(x),
+            Ok(Err(e)) => Err(error(
+                ErrorCode::BadRequest,
+                format!("cannot hash {path}: {e}"),
+            )),
+            Err(e) => Err(error(
+                ErrorCode::StoreUnavailable,
+                format!("hashing failed: {e}"),
+            )),
+        }
+    }
+
+    async fn pin(&self, by: Actor<'_>, p: Pin) -> Response {
+        if p.scopes.is_empty() {
+            return error(
+                ErrorCode::BadRequest,
+                "no scope given and the binary asked for no secret name; pass --scope 'PATTERN'",
+            );
+        }
+        for s in &p.scopes {
+            if let Err(e) = crate::scope::validate(s) {
+                return error(ErrorCode::BadRequest, e);
+            }
+        }
+        if !self.state.approver().confirm(AdminAction::Approve(&p.hash)) {
+            return error(ErrorCode::Denied, "the approval was not confirmed");
+        }
+        let label = p
+            .label
+            .clone()
+            .filter(|l| !l.trim().is_empty())
+            .unwrap_or_else(|| base_name(&p.path).to_string());
+        let tool = Tool {
+            hash: p.hash.clone(),
+            label,
+            path: p.path.clone(),
+            scopes: p.scopes.clone(),
+            access: p.access.unwrap_or(Access::Read),
+            approved_at: self.state.clock().rfc3339(),
+            approved_via: by.via().into(),
+            expires_at: None,
+            script: p.script.clone(),
+            parent: None,
+            macos: p.macos.clone(),
+            unbound_get: p.unbound_get,
+            libraries: p.libraries.clone(),
+        };
+        let t = tool.clone();
+        let res = self
+            .change_config(move |c| {
+                c.denied.retain(|d| d.hash != t.hash);
+                match c.tools.iter_mut().find(|x| x.hash == t.hash) {
+                    Some(slot) => *slot = t,
+                    None => c.tools.push(t),
+                }
+                Ok(())
+            })
+            .await;
+        if let Err(r) = res {
+            return r;
+        }
+        self.drop_pending(&p.hash);
+        let mut e = self.admin_entry(
+            by,
+            p.event,
+            format!("approved {} ({})", tool.label, tool.access),
+        );
+        e.hash = Some(tool.hash.clone());
+        e.path = Some(tool.path.clone());
+        e.scopes = tool.scopes.clone();
+        self.state.audit().record(e, true);
+        Response::Tool {
+            tool,
+            previous_hash: None,
+        }
+    }
+
+    /// `upgrade`: re-pins the tool at a path to what is there now.
+    pub(super) async fn upgrade(&self, by: Actor<'_>, path: &str) -> Response {
+        let now = self.state.clock().rfc3339();
+        let (canonical, hash) = match self.hash_path(path).await {
+            Ok(x) => x,
+            Err(r) => return r,
+        };
+        if !self.state.approver().confirm(AdminAction::Upgrade(&hash)) {
+            return error(ErrorCode::Denied, "the upgrade was not confirmed");
+        }
+        // A script tool is re-pinned to its script's new contents and to its interpreter
+        // as it is now (an updated python3 changes every script identity it runs).
+        // Its pinned startup files are re-pinned to their contents as they are now.
+        let (interpreter, startup) = self
+            .state
+            .config()
+            .tools
+            .iter()
+            .find(|t| t.path == canonical || t.path == path)
+            .and_then(|t| t.script.as_ref())
+            .map(|s| (Some(s.interpreter.clone()), s.startup.clone()))
+            .unwrap_or_default();
+        let interpreter_hash = match interpreter {
+            Some(i) => match self.hash_path(&i).await {
+                Ok((_, h)) => Some(h),
+                Err(r) => return r,
+            },
+            None => None,
+        };
+        let mut startup_now = Vec::with_capacity(startup.len());
+        for f in startup {
+            if !std::path::Path::new(&f.path).exists() {
+                // Gone since: no longer read at startup.
+                continue;
+            }
+            match self.hash_path(&f.path).await {
+                Ok((_, hash)) => startup_now.push(PinnedFile { path: f.path, hash }),
+                Err(r) => return r,
+            }
+        }
+        let (given, canon, file_hash) = (path.to_string(), canonical.clone(), hash.clone());
+        let res = self
+            .change_config(move |c| {
+                let i = c
+                    .tools
+                    .iter()
+                    .position(|t| t.path == canon || t.path == given)
+                    .ok_or_else(|| {
+                        Refusal(
+                            ErrorCode::NotFound,
+                            format!("no approved tool has path {given}; approve it first with `keychain-auth register {given} --scope ...`"),
+                        )
+                    })?;
+                let old = c.tools[i].hash.clone();
+                let mut script = c.tools[i].script.clone();
+                let new_hash = match (&mut script, &interpreter_hash) {
+                    (Some(s), Some(ih)) => {
+                        s.hash = file_hash.clone();
+                        s.path = canon.clone();
+                        s.interpreter_hash = ih.clone();
+                        s.startup = startup_now.clone();
+                        crate::peer::script_identity_hash(s)
+                    }
+                    _ => file_hash.clone(),
+                };
+                if old == new_hash {
+                    return Ok((c.tools[i].clone(), old));
+                }
+                if c.tools.iter().any(|t| t.hash == new_hash) {
+                    return Err(Refusal(
+                        ErrorCode::BadRequest,
+                        format!("{new_hash} is already approved as another tool; revoke one of them first"),
+                    ));
+                }
+                c.tools[i].hash = new_hash.clone();
+                c.tools[i].path = canon.clone();
+                c.tools[i].script = script;
+                c.tools[i].approved_at = now;
+                c.denied.retain(|d| d.hash != new_hash);
+                Ok((c.tools[i].clone(), old))
+            })
+            .await;
+        match res {
+            Ok((tool, old)) => {
+                if old != tool.hash {
+                    self.drop_pending(&tool.hash);
+                    let mut e = self.admin_entry(
+                        by,
+                        "upgrade",
+                        format!("re-pinned {}: {old} -> {}", tool.label, tool.hash),
+                    );
+                    e.hash = Some(tool.hash.clone());
+                    e.old_hash = Some(old.clone());
+                    e.path = Some(tool.path.clone());
+                    e.scopes = tool.scopes.clone();
+                    self.state.audit().record(e, true);
+                }
+                Response::Tool {
+                    tool,
+                    previous_hash: Some(old),
+                }
+            }
+            Err(r) => r,
+        }
+    }
+}
