@@ -4,8 +4,8 @@
 //! window shows; and the hashes of the CLI that may still send admin requests over the
 //! socket while the app hosts the daemon.
 
-use crate::approver::Answer;
 use crate::audit::{Entry, Record};
+use crate::desktop::approver::Answer;
 use crate::requests::Actor;
 use crate::server::{error, State};
 use keychain_auth_sdk::protocol::{ErrorCode, PendingEntry, Request, Response, Tool};
@@ -275,7 +275,7 @@ mod tests {
             State::load(Deps {
                 paths,
                 store: Arc::new(crate::store::memory::MemoryStore::default()),
-                approver: Arc::new(crate::approver::Headless),
+                approver: Arc::new(crate::desktop::approver::Headless),
                 clock: Arc::new(crate::clock::SystemClock),
                 admin_hashes: Vec::new(),
             })

@@ -3,9 +3,9 @@
 //! config, and write the audit line. Admin changes are saved (atomically, durably) before
 //! they are acknowledged, so an approval a client saw survives `kill -9`.
 
-use crate::approver::{AdminAction, Answer};
 use crate::audit::Entry;
 use crate::config::{Config, DenyRule, PendingFile, FILE_VERSION};
+use crate::desktop::approver::{AdminAction, Answer};
 use crate::peer::{is_interpreter, Peer};
 use crate::pending::{Recorded, Sighting};
 use crate::policy::{self, Decision, Op, PeerFacts};

@@ -3,10 +3,10 @@
 //! connections, identifies each peer from the kernel, and serves framed requests with
 //! idle and per-frame timeouts. What each request does is in [`crate::requests`].
 
-use crate::approver::Approver;
 use crate::audit::{self, Entry};
 use crate::clock::Clock;
 use crate::config::{Config, FileError, PendingFile};
+use crate::desktop::approver::Approver;
 use crate::digest::HashCache;
 use crate::peer::{Peer, PeerError, Recv};
 use crate::pending;
@@ -139,7 +139,7 @@ pub struct State {
     /// Serialises writes of pending.json (see `save_pending`).
     pub(crate) pending_save: Mutex<()>,
     /// Bounds how often the approver is asked.
-    pub(crate) prompts: Mutex<crate::ratelimit::PromptLimiter>,
+    pub(crate) prompts: Mutex<crate::desktop::limiter::PromptLimiter>,
     pub(crate) audit: Mutex<audit::Log>,
     /// Refusals that repeat are counted instead of each written (see [`crate::repeats`]).
     pub(crate) repeats: Mutex<crate::repeats::Repeats>,
@@ -190,7 +190,7 @@ impl State {
             config_write: tokio::sync::Mutex::new(()),
             pending: Mutex::new(queue),
             pending_save: Mutex::new(()),
-            prompts: Mutex::new(crate::ratelimit::PromptLimiter::default()),
+            prompts: Mutex::new(crate::desktop::limiter::PromptLimiter::default()),
             audit: Mutex::new(log),
             repeats: Mutex::new(crate::repeats::Repeats::new(std::time::Instant::now())),
             changes: watch::channel(0).0,

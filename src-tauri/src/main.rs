@@ -13,7 +13,7 @@ mod tray;
 mod window;
 
 use anyhow::{Context, Result};
-use keychain_auth::daemon::{serve, shutdown_signal, ServeOptions};
+use keychain_auth::lifecycle::{serve, shutdown_signal, ServeOptions};
 use keychain_auth::server::State;
 use keychain_auth_sdk::paths::Paths;
 use std::sync::Arc;
@@ -70,7 +70,7 @@ fn run() -> Result<()> {
     for (path, hash) in &clis {
         tracing::info!("admin requests accepted from {} ({hash})", path.display());
     }
-    let rt = keychain_auth::daemon::runtime()?;
+    let rt = keychain_auth::lifecycle::runtime()?;
     tauri::async_runtime::set(rt.handle().clone());
     let opts = ServeOptions {
         store: None,

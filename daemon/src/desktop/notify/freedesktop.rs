@@ -9,9 +9,9 @@
 //! is shown at a time; how often the desktop is asked at all is bounded by the daemon's
 //! prompt limiter before [`Approver::pending_added`] is called.
 
-use crate::approver::{AdminAction, Answer, Approver};
-use crate::prompt::approvable;
-pub use crate::prompt::{body, Elsewhere, Event};
+use super::Event;
+use crate::desktop::approver::{AdminAction, Answer, Approver};
+use crate::desktop::prompt_text::{approvable, body, Elsewhere};
 use futures_lite::StreamExt;
 use keychain_auth_sdk::protocol::PendingEntry;
 use std::collections::HashMap;

@@ -10,9 +10,9 @@
 //! says so and the tray menu remains. Written and type-checked on Linux
 //! (`cargo check --target x86_64-apple-darwin`); not run here.
 
-use crate::approver::{AdminAction, Answer, Approver};
-use crate::prompt::approvable;
-pub use crate::prompt::{body, Elsewhere, Event};
+use super::Event;
+use crate::desktop::approver::{AdminAction, Answer, Approver};
+use crate::desktop::prompt_text::{approvable, body, Elsewhere};
 use block2::RcBlock;
 use keychain_auth_sdk::protocol::PendingEntry;
 use objc2::rc::Retained;

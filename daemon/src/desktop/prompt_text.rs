@@ -1,38 +1,9 @@
-//! What every desktop notifier shares (freedesktop on Linux, UserNotifications on
-//! macOS): the events a notifier reports to the daemon, where else the person can
-//! answer, and the text of a notification about a pending binary.
+//! The text of prompts, shared by every desktop notifier (freedesktop on Linux,
+//! UserNotifications on macOS): where else the person can answer, whether Approve is
+//! offered, and the text of a notification about a pending binary. It shows nothing
+//! itself; the notifiers are `super::notify`.
 
-use crate::approver::Answer;
 use keychain_auth_sdk::protocol::PendingEntry;
-
-/// What the notifier reports to the daemon.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Event {
-    /// A notification was shown.
-    Shown {
-        /// The binary's hash.
-        hash: String,
-        /// The notification server's id for it.
-        id: u32,
-    },
-    /// The person answered.
-    Answer {
-        /// The binary's hash.
-        hash: String,
-        /// What they chose.
-        choice: Answer,
-    },
-    /// An `ActionInvoked` came from a bus connection that does not own the notification
-    /// service: ignored.
-    Forged {
-        /// The sender's unique bus name.
-        sender: String,
-        /// The action key it claimed.
-        action: String,
-    },
-    /// Notifications cannot be shown (no session bus or no notification server).
-    Unavailable(String),
-}
 
 /// Where else the person can answer, besides the notification.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
