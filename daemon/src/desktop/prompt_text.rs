@@ -1,7 +1,8 @@
 //! The text of prompts, shared by every desktop notifier (freedesktop on Linux,
-//! UserNotifications on macOS): where else the person can answer, whether Approve is
-//! offered, and the text of a notification about a pending binary. It shows nothing
-//! itself; the notifiers are `super::notify`.
+//! UserNotifications on macOS) and the tray menu: where else the person can answer,
+//! whether Approve is offered, how a pending binary is named to a person (its short hash,
+//! its program's name), and the title and text of a notification about it. It shows
+//! nothing itself; the notifiers are `super::notify`, the menu `super::menu`.
 
 use keychain_auth_sdk::protocol::PendingEntry;
 
@@ -31,9 +32,37 @@ pub fn approvable(entry: &PendingEntry) -> bool {
     !(entry.interpreter && entry.script.is_none())
 }
 
+/// The start of a hash shown to a person: `sha256:` and its first 12 hex digits.
+pub(crate) fn short_hash(h: &str) -> &str {
+    h.get(..19).unwrap_or(h)
+}
+
+/// The last component of a path.
+pub(crate) fn base_name(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
+}
+
+/// The path a person knows a pending binary by: its script's, if it is one.
+pub(crate) fn program_path(entry: &PendingEntry) -> &str {
+    entry
+        .script
+        .as_ref()
+        .map_or(entry.path.as_str(), |s| s.path.as_str())
+}
+
+/// The name a pending binary is shown under: the base name of [`program_path`].
+pub(crate) fn program_name(entry: &PendingEntry) -> &str {
+    base_name(program_path(entry))
+}
+
+/// The title of a notification for a pending binary.
+pub fn summary(entry: &PendingEntry) -> String {
+    format!("{} wants a secret", program_name(entry))
+}
+
 /// The text of a notification for a pending binary.
 pub fn body(entry: &PendingEntry, has_actions: bool, elsewhere: Elsewhere) -> String {
-    let short = entry.hash.get(..19).unwrap_or(&entry.hash);
+    let short = short_hash(&entry.hash);
     let who = match &entry.script {
         Some(s) => format!(
             "the script {} run by {} (a script's identity is advisory)",

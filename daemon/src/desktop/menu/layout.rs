@@ -4,23 +4,8 @@
 
 use super::{label, Action, Item, MenuState, MAX_NAMES, MAX_PENDING, MAX_RECENT};
 use crate::audit::Record;
-use keychain_auth_sdk::protocol::{PendingEntry, Tool};
-
-fn short_hash(h: &str) -> &str {
-    h.get(..19).unwrap_or(h)
-}
-
-fn base_name(path: &str) -> &str {
-    path.rsplit('/').next().unwrap_or(path)
-}
-
-fn pending_name(p: &PendingEntry) -> &str {
-    base_name(
-        p.script
-            .as_ref()
-            .map_or(p.path.as_str(), |s| s.path.as_str()),
-    )
-}
+use crate::desktop::prompt_text::{approvable, base_name, program_name, program_path, short_hash};
+use keychain_auth_sdk::protocol::Tool;
 
 /// "11-27 10:42" from an RFC 3339 time.
 fn short_time(t: &str) -> &str {
@@ -82,9 +67,7 @@ pub fn build(s: &MenuState<'_>) -> Vec<Item> {
             let mut sub = vec![
                 Item::Text(label(&format!(
                     "{} {}",
-                    p.script
-                        .as_ref()
-                        .map_or(p.path.as_str(), |s| s.path.as_str()),
+                    program_path(p),
                     short_hash(&p.hash)
                 ))),
                 Item::Text(label(&format!("asked for: {}", p.names.join(", ")))),
@@ -92,7 +75,7 @@ pub fn build(s: &MenuState<'_>) -> Vec<Item> {
             if let Some(facts) = crate::peer::signing::Facts::from_entry(p) {
                 sub.push(Item::Text(label(&facts.describe())));
             }
-            if p.interpreter && p.script.is_none() {
+            if !approvable(p) {
                 sub.push(Item::Text(
                     "a script interpreter: it cannot be approved as a whole".into(),
                 ));
@@ -112,7 +95,7 @@ pub fn build(s: &MenuState<'_>) -> Vec<Item> {
                 label: "Deny".into(),
             });
             items.push(Item::Submenu {
-                label: label(&format!("{} ({})", pending_name(p), short_hash(&p.hash))),
+                label: label(&format!("{} ({})", program_name(p), short_hash(&p.hash))),
                 items: sub,
             });
         }
@@ -234,7 +217,7 @@ fn tool_menu(t: &Tool, names: &[String]) -> Item {
 mod tests {
     use super::*;
     use crate::audit::Entry;
-    use keychain_auth_sdk::protocol::Access;
+    use keychain_auth_sdk::protocol::{Access, PendingEntry};
 
     fn hash(c: char) -> String {
         format!("sha256:{}", c.to_string().repeat(64))
