@@ -101,7 +101,7 @@ fn approved_get(c: &mut Criterion) {
         State::load(Deps {
             paths: Paths::in_dir(dir.path()),
             store: Arc::new(OneValue),
-            approver: Arc::new(keychain_auth::approver::Headless),
+            approver: Arc::new(keychain_auth::desktop::approver::Headless),
             clock: Arc::new(keychain_auth::clock::SystemClock),
             admin_hashes: Vec::new(),
         })

@@ -62,7 +62,7 @@ fn expected(file: &std::fs::File) -> Result<bool> {
         return Ok(true);
     }
     let hash = crate::digest::hash_reader(file)?;
-    if hash == crate::daemon::self_hash()? {
+    if hash == crate::lifecycle::self_hash()? {
         return Ok(true);
     }
     let app = own.with_file_name("keychain-auth-app");

@@ -19,47 +19,39 @@
 //! - [`audit`]: the hash-chained audit log and its verifier; [`repeats`]: refusals that
 //!   repeat, counted instead of each written.
 //! - [`store`]: Secret Service, keyutils (and an in-memory store for unit tests).
-//! - [`approver`]: the seam through which approvals reach a person; [`ratelimit`]: how
-//!   often it may be asked.
+//! - [`desktop`]: asking a person: the `Approver` seam and its headless form, the prompt
+//!   limiter, the text of prompts, the freedesktop and macOS notifiers, the tray menu as
+//!   data, and the follower of notification answers.
 //! - [`dirs`], [`atomic`], [`hardening`], [`clock`], [`lock`]: private directories,
 //!   atomic writes, process hardening, time, locks that outlive a panicking holder;
 //!   [`naming`]: how things are named to a person (short hashes, base names).
 //! - [`cli`]: the `keychain-auth` command line, and [`daemon_check`]: what it checks
-//!   about the daemon; [`daemon`]: starting and stopping;
+//!   about the daemon; [`lifecycle`]: starting and stopping;
 //!   [`service`]: starting at login (systemd user unit, LaunchAgent).
-//! - [`menu`]: the tray menu as data; [`history`]: the audit history, searched and
-//!   filtered.
+//! - [`history`]: the audit history, searched and filtered.
 
 #![deny(missing_docs)]
 
-pub mod approver;
 pub mod atomic;
 pub mod audit;
 pub mod capacity;
 pub mod cli;
 pub mod clock;
 pub mod config;
-pub mod daemon;
 pub mod daemon_check;
+pub mod desktop;
 pub mod digest;
 pub mod dirs;
 pub mod handlers;
 pub mod hardening;
 pub mod history;
+pub mod lifecycle;
 pub mod lock;
-pub mod menu;
 pub mod naming;
-#[cfg(target_os = "linux")]
-pub mod notify;
-#[cfg(target_os = "macos")]
-#[path = "notify_macos.rs"]
-pub mod notify;
 pub mod peer;
 pub mod pending;
 pub mod policy;
-pub mod prompt;
 pub mod ptrace;
-pub mod ratelimit;
 pub mod recorder;
 pub mod repeats;
 pub mod scope;

@@ -209,7 +209,7 @@ pub fn install(notify: bool, start: bool) -> Result<String> {
         return Ok(msg);
     }
     // The service will take the socket: a daemon started by hand must stop first.
-    let _ = crate::daemon::stop();
+    let _ = crate::lifecycle::stop();
     let started = if cfg!(target_os = "macos") {
         let target = format!("gui/{}", uid());
         let _ =

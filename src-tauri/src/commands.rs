@@ -3,8 +3,8 @@
 //! `via: "window"`.
 
 use crate::Hosted;
-use keychain_auth::approver::Answer;
 use keychain_auth::audit::Record;
+use keychain_auth::desktop::approver::Answer;
 use keychain_auth::handlers::{Actor, Snapshot};
 use keychain_auth::history::Query;
 use keychain_auth_sdk::protocol::{Request, Response};
@@ -22,7 +22,10 @@ fn done(r: Response) -> Reply {
 /// Everything the window shows but the history.
 #[tauri::command]
 pub async fn snapshot(st: State<'_, Hosted>) -> Result<Snapshot, String> {
-    Ok(st.daemon.snapshot(keychain_auth::menu::MAX_RECENT).await)
+    Ok(st
+        .daemon
+        .snapshot(keychain_auth::desktop::menu::MAX_RECENT)
+        .await)
 }
 
 /// The audit history, filtered, newest first.

@@ -13,8 +13,8 @@ mod tray;
 mod window;
 
 use anyhow::{Context, Result};
-use keychain_auth::daemon::{serve, shutdown_signal, ServeOptions};
 use keychain_auth::handlers::Daemon;
+use keychain_auth::lifecycle::{serve, shutdown_signal, ServeOptions};
 use keychain_auth_sdk::paths::Paths;
 
 const USAGE: &str = "usage: keychain-auth-app [--open]
@@ -69,7 +69,7 @@ fn run() -> Result<()> {
     for (path, hash) in &clis {
         tracing::info!("admin requests accepted from {} ({hash})", path.display());
     }
-    let rt = keychain_auth::daemon::runtime()?;
+    let rt = keychain_auth::lifecycle::runtime()?;
     tauri::async_runtime::set(rt.handle().clone());
     let opts = ServeOptions {
         store: None,

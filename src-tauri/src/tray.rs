@@ -1,11 +1,11 @@
-//! The tray icon and its menu. The menu's content comes from `keychain_auth::menu::build`
+//! The tray icon and its menu. The menu's content comes from `keychain_auth::desktop::menu::build`
 //! (pure, unit-tested in the daemon crate); this module turns its items into native menu
 //! entries, rebuilds them whenever the daemon reports activity, and carries clicks back
 //! to the daemon.
 
-use keychain_auth::approver::Answer;
+use keychain_auth::desktop::approver::Answer;
+use keychain_auth::desktop::menu::{self, Action, Item, MenuState};
 use keychain_auth::handlers::{Actor, Daemon};
-use keychain_auth::menu::{self, Action, Item, MenuState};
 use keychain_auth_sdk::protocol::Response;
 use std::time::Duration;
 use tauri::menu::{

@@ -52,14 +52,14 @@ fn run(cli: Cli) -> Result<i32> {
             store,
             notify,
         } => {
-            crate::daemon::run_foreground(store, notify)?;
+            crate::lifecycle::run_foreground(store, notify)?;
         }
         Cmd::Start {
             foreground: false,
             store,
             notify,
-        } => println!("{}", crate::daemon::start_background(store, notify)?),
-        Cmd::Stop => println!("{}", crate::daemon::stop()?),
+        } => println!("{}", crate::lifecycle::start_background(store, notify)?),
+        Cmd::Stop => println!("{}", crate::lifecycle::stop()?),
         Cmd::Service { action } => match action {
             ServiceCmd::Install { notify, no_start } => {
                 println!("{}", crate::service::install(notify, !no_start)?)

@@ -4,8 +4,8 @@
 //! before it is acknowledged and audited with who decided ([`Actor`]).
 
 use super::{error, Actor, Daemon};
-use crate::approver::{AdminAction, Answer};
 use crate::config::DenyRule;
+use crate::desktop::approver::{AdminAction, Answer};
 use crate::naming::base_name;
 use crate::policy;
 use crate::state::Refusal;

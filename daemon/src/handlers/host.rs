@@ -6,8 +6,8 @@
 //! the socket while the app hosts the daemon.
 
 use super::{Actor, Daemon, Gone};
-use crate::approver::Answer;
 use crate::audit::{Entry, Record};
+use crate::desktop::approver::Answer;
 use keychain_auth_sdk::protocol::{PendingEntry, Request, Response, Tool};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -211,7 +211,7 @@ mod tests {
             State::load(Deps {
                 paths,
                 store: Arc::new(crate::store::memory::MemoryStore::default()),
-                approver: Arc::new(crate::approver::Headless),
+                approver: Arc::new(crate::desktop::approver::Headless),
                 clock: Arc::new(crate::clock::SystemClock),
                 admin_hashes: Vec::new(),
             })

@@ -5,9 +5,9 @@
 
 use super::info::{page, PAGE_BUDGET};
 use super::{Actor, Daemon, Gone};
-use crate::approver::Answer;
 use crate::audit::Record;
 use crate::config::Config;
+use crate::desktop::approver::Answer;
 use crate::peer::Peer;
 use crate::pending::Sighting;
 use crate::state::{Deps, State};
@@ -67,7 +67,7 @@ fn harness(admin: bool, tools: impl FnOnce(&str) -> Vec<Tool>) -> Harness {
     let state = State::load(Deps {
         paths,
         store: store.clone(),
-        approver: Arc::new(crate::approver::Headless),
+        approver: Arc::new(crate::desktop::approver::Headless),
         clock: Arc::new(crate::clock::SystemClock),
         admin_hashes: if admin {
             vec![hash.clone()]

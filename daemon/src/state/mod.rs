@@ -12,11 +12,11 @@ mod pending;
 pub use config::{ConfigStore, Refusal};
 pub use pending::PendingStore;
 
-use crate::approver::Approver;
 use crate::audit;
 use crate::capacity::{connection_limit, Waits};
 use crate::clock::Clock;
 use crate::config::{Config, FileError, PendingFile};
+use crate::desktop::approver::Approver;
 use crate::digest::HashCache;
 use crate::recorder::Recorder;
 use crate::store::SecretStore;

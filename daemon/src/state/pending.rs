@@ -1,12 +1,12 @@
 //! The binaries waiting for a decision, as the daemon holds them: the bounded queue
 //! ([`crate::pending::Queue`]) saved to pending.json after every change, how often a
-//! person may be asked about one ([`crate::ratelimit`]), and the "Allow once" answers
+//! person may be asked about one ([`crate::desktop::limiter`]), and the "Allow once" answers
 //! given on the desktop.
 
 use crate::config::{PendingFile, FILE_VERSION};
+use crate::desktop::limiter::PromptLimiter;
 use crate::lock::lock;
 use crate::pending::{Queue, Recorded, Sighting};
-use crate::ratelimit::PromptLimiter;
 use keychain_auth_sdk::protocol::PendingEntry;
 use std::collections::HashMap;
 use std::path::PathBuf;

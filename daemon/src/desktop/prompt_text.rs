@@ -1,38 +1,10 @@
-//! What every desktop notifier shares (freedesktop on Linux, UserNotifications on
-//! macOS): the events a notifier reports to the daemon, where else the person can
-//! answer, and the text of a notification about a pending binary.
+//! The text of prompts, shared by every desktop notifier (freedesktop on Linux,
+//! UserNotifications on macOS) and the tray menu: where else the person can answer,
+//! whether Approve is offered, how a pending binary is named to a person (its short hash,
+//! its program's name), and the title and text of a notification about it. It shows
+//! nothing itself; the notifiers are `super::notify`, the menu `super::menu`.
 
-use crate::approver::Answer;
 use keychain_auth_sdk::protocol::PendingEntry;
-
-/// What the notifier reports to the daemon.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Event {
-    /// A notification was shown.
-    Shown {
-        /// The binary's hash.
-        hash: String,
-        /// The notification server's id for it.
-        id: u32,
-    },
-    /// The person answered.
-    Answer {
-        /// The binary's hash.
-        hash: String,
-        /// What they chose.
-        choice: Answer,
-    },
-    /// An `ActionInvoked` came from a bus connection that does not own the notification
-    /// service: ignored.
-    Forged {
-        /// The sender's unique bus name.
-        sender: String,
-        /// The action key it claimed.
-        action: String,
-    },
-    /// Notifications cannot be shown (no session bus or no notification server).
-    Unavailable(String),
-}
 
 /// Where else the person can answer, besides the notification.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,12 +29,37 @@ impl Elsewhere {
 
 /// Whether the notification offers Approve: a bare script interpreter is never approved.
 pub fn approvable(entry: &PendingEntry) -> bool {
-    !(entry.interpreter && entry.script.is_none())
+    crate::policy::approvable(
+        program_path(entry),
+        entry.script.is_some(),
+        entry.interpreter,
+    )
+    .is_ok()
+}
+
+pub(crate) use crate::naming::{base_name, short_hash};
+
+/// The path a person knows a pending binary by: its script's, if it is one.
+pub(crate) fn program_path(entry: &PendingEntry) -> &str {
+    entry
+        .script
+        .as_ref()
+        .map_or(entry.path.as_str(), |s| s.path.as_str())
+}
+
+/// The name a pending binary is shown under: the base name of [`program_path`].
+pub(crate) fn program_name(entry: &PendingEntry) -> &str {
+    base_name(program_path(entry))
+}
+
+/// The title of a notification for a pending binary.
+pub fn summary(entry: &PendingEntry) -> String {
+    format!("{} wants a secret", program_name(entry))
 }
 
 /// The text of a notification for a pending binary.
 pub fn body(entry: &PendingEntry, has_actions: bool, elsewhere: Elsewhere) -> String {
-    let short = entry.hash.get(..19).unwrap_or(&entry.hash);
+    let short = short_hash(&entry.hash);
     let who = match &entry.script {
         Some(s) => format!(
             "the script {} run by {} (a script's identity is advisory)",

@@ -10,9 +10,9 @@
 //! says so and the tray menu remains. Written and type-checked on Linux
 //! (`cargo check --target x86_64-apple-darwin`); not run here.
 
-use crate::approver::{AdminAction, Answer, Approver};
-use crate::prompt::approvable;
-pub use crate::prompt::{body, Elsewhere, Event};
+use super::Event;
+use crate::desktop::approver::{AdminAction, Answer, Approver};
+use crate::desktop::prompt_text::{approvable, body, summary, Elsewhere};
 use block2::RcBlock;
 use keychain_auth_sdk::protocol::PendingEntry;
 use objc2::rc::Retained;
@@ -204,15 +204,7 @@ fn run(
 
     while let Ok(entry) = jobs.recv() {
         let content = UNMutableNotificationContent::new();
-        let name = entry
-            .script
-            .as_ref()
-            .map_or(entry.path.as_str(), |s| s.path.as_str())
-            .rsplit('/')
-            .next()
-            .unwrap_or("a program")
-            .to_string();
-        content.setTitle(&NSString::from_str(&format!("{name} wants a secret")));
+        content.setTitle(&NSString::from_str(&summary(&entry)));
         let mut text = body(&entry, true, elsewhere);
         if let Some(facts) = crate::peer::signing::Facts::from_entry(&entry) {
             text.push('\n');

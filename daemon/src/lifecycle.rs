@@ -1,13 +1,15 @@
 //! Starting and stopping the daemon: `start --foreground` prepares the private
 //! directories, takes the instance lock, loads the files, opens the store, binds the
 //! socket 0600 and serves; `start` runs that in the background and returns once the
-//! socket answers; `stop` asks the running daemon to exit over the admin path.
+//! socket answers; `stop` asks the running daemon to exit over the admin path. What the
+//! desktop adds to a started daemon (notifications and following their answers) is
+//! `crate::desktop::follower`; serving the socket is `crate::server`.
 
-use crate::approver::Headless;
 use crate::clock::SystemClock;
 use crate::config::{Config, StoreChoice};
+use crate::desktop::follower;
 use crate::dirs::ensure_private_dir;
-use crate::handlers::{Actor, Daemon};
+use crate::handlers::Daemon;
 use crate::server;
 use crate::state::{Deps, State};
 use anyhow::{anyhow, bail, Context, Result};
@@ -155,7 +157,7 @@ pub async fn serve(
         0 => store,
         ms => crate::store::cache::ValueCache::new(store, Duration::from_millis(ms)),
     };
-    let (approver, desktop) = approver(opts.notify, opts.hosted_in_tray);
+    let (approver, desktop) = follower::approver(opts.notify, opts.hosted_in_tray);
     let state = Arc::new(State::load(Deps {
         paths: paths.clone(),
         store,
@@ -164,7 +166,7 @@ pub async fn serve(
         admin_hashes: opts.admin_hashes,
     })?);
     if let Some(events) = desktop {
-        tokio::spawn(follow_desktop(Daemon::new(state.clone()), events));
+        tokio::spawn(follower::follow(Daemon::new(state.clone()), events));
     }
     clear_stale_socket(&paths.socket)?;
     let listener = tokio::net::UnixListener::bind(&paths.socket)
@@ -363,62 +365,3 @@ pub fn stop() -> Result<String> {
     }
     bail!("the daemon did not stop within 10s")
 }
-
-/// Events from the desktop notifier, when notifications are on.
-#[cfg(any(target_os = "linux", target_os = "macos"))]
-type DesktopEvents = tokio::sync::mpsc::UnboundedReceiver<crate::notify::Event>;
-#[cfg(not(any(target_os = "linux", target_os = "macos")))]
-type DesktopEvents = ();
-
-/// The approver: desktop notifications when asked for (Linux), else headless.
-fn approver(
-    notify: bool,
-    in_tray: bool,
-) -> (Arc<dyn crate::approver::Approver>, Option<DesktopEvents>) {
-    #[cfg(any(target_os = "linux", target_os = "macos"))]
-    if notify {
-        let elsewhere = if in_tray {
-            crate::notify::Elsewhere::Tray
-        } else {
-            crate::notify::Elsewhere::Cli
-        };
-        let (desktop, events) = crate::notify::Desktop::start(elsewhere);
-        return (Arc::new(desktop), Some(events));
-    }
-    if notify {
-        let _ = in_tray;
-        tracing::warn!("desktop notifications are not available on this system; use the CLI");
-    }
-    (Arc::new(Headless), None)
-}
-
-/// Applies what the person chose on a notification, and audits what the notifier saw.
-#[cfg(any(target_os = "linux", target_os = "macos"))]
-async fn follow_desktop(daemon: Daemon, mut events: DesktopEvents) {
-    use crate::notify::Event;
-    while let Some(ev) = events.recv().await {
-        match ev {
-            Event::Shown { hash, id } => {
-                daemon.note_desktop(format!("asked on the desktop (notification {id})"), "ok", Some(hash))
-            }
-            Event::Answer { hash, choice } => {
-                let resp = daemon.answer(Actor::Notification, &hash, choice).await;
-                if let keychain_auth_sdk::Response::Error(e) = resp {
-                    tracing::warn!("notification answer for {hash} not applied: {}", e.message);
-                }
-            }
-            Event::Forged { sender, action } => daemon.note_desktop(
-                format!("ignored an ActionInvoked {action:?} from {sender}, which does not own org.freedesktop.Notifications"),
-                "deny",
-                None,
-            ),
-            Event::Unavailable(why) => {
-                tracing::warn!("desktop notifications unavailable: {why}");
-                daemon.note_desktop(format!("notifications unavailable: {why}"), "error", None)
-            }
-        }
-    }
-}
-
-#[cfg(not(any(target_os = "linux", target_os = "macos")))]
-async fn follow_desktop(_daemon: Daemon, _events: DesktopEvents) {}

@@ -9,9 +9,9 @@
 //! is shown at a time; how often the desktop is asked at all is bounded by the daemon's
 //! prompt limiter before [`Approver::pending_added`] is called.
 
-use crate::approver::{AdminAction, Answer, Approver};
-use crate::prompt::approvable;
-pub use crate::prompt::{body, Elsewhere, Event};
+use super::Event;
+use crate::desktop::approver::{AdminAction, Answer, Approver};
+use crate::desktop::prompt_text::{approvable, body, summary, Elsewhere};
 use futures_lite::StreamExt;
 use keychain_auth_sdk::protocol::PendingEntry;
 use std::collections::HashMap;
@@ -138,16 +138,7 @@ async fn run(
         };
         let mut hints: HashMap<&str, zbus::zvariant::Value<'_>> = HashMap::new();
         hints.insert("urgency", zbus::zvariant::Value::U8(2));
-        let summary = format!(
-            "{} wants a secret",
-            entry
-                .script
-                .as_ref()
-                .map_or(entry.path.as_str(), |s| s.path.as_str())
-                .rsplit('/')
-                .next()
-                .unwrap_or("a program")
-        );
+        let title = summary(&entry);
         let id: u32 = match proxy
             .call(
                 "Notify",
@@ -155,7 +146,7 @@ async fn run(
                     "keychain-auth",
                     0u32,
                     "dialog-password",
-                    summary.as_str(),
+                    title.as_str(),
                     body(&entry, has_actions, elsewhere).as_str(),
                     actions,
                     hints,

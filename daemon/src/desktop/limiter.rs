@@ -1,7 +1,7 @@
 //! Limits how often the daemon asks a person about pending binaries, so a flood of new
 //! hashes cannot flood the desktop: a token bucket for all prompts together, and a
 //! cooldown per hash so one binary asking again and again prompts once. Pure logic over
-//! caller-supplied instants; the daemon calls it before [`crate::approver::Approver`].
+//! caller-supplied instants; the daemon calls it before [`super::approver::Approver`].
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
