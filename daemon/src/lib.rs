@@ -42,6 +42,8 @@ pub mod daemon_check;
 pub mod desktop;
 pub mod digest;
 pub mod dirs;
+#[cfg(test)]
+mod fixtures;
 pub mod handlers;
 pub mod hardening;
 pub mod history;

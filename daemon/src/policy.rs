@@ -174,19 +174,8 @@ mod tests {
 
     fn tool(access: Access) -> Tool {
         Tool {
-            hash: H.into(),
-            label: "git-helper".into(),
-            path: "/bin/git-helper".into(),
-            scopes: vec!["git/*".into()],
-            access,
             approved_at: NOW.into(),
-            approved_via: "cli".into(),
-            expires_at: None,
-            script: None,
-            parent: None,
-            macos: None,
-            unbound_get: false,
-            libraries: Vec::new(),
+            ..crate::fixtures::tool(H, "git-helper", "/bin/git-helper", &["git/*"], access)
         }
     }
 

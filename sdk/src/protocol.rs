@@ -1,7 +1,8 @@
 //! Protocol v1: every request and response that crosses the socket, the error codes, and
 //! the rules for secret names and binary hashes. docs/protocol.md describes the same
 //! types byte by byte; a test decodes its examples with these definitions.
-//! Framing lives in [`crate::frame`]; nothing here does I/O.
+//! Framing lives in [`crate::frame`]; nothing here does I/O. Over 500 lines on purpose:
+//! the whole wire format in one file, read beside docs/protocol.md.
 
 use crate::secret::Secret;
 use serde::{Deserialize, Serialize};

@@ -182,21 +182,7 @@ mod tests {
     use std::sync::Arc;
 
     fn tool(hash: &str, scopes: &[&str]) -> Tool {
-        Tool {
-            hash: hash.into(),
-            label: "t".into(),
-            path: "/bin/t".into(),
-            scopes: scopes.iter().map(|s| s.to_string()).collect(),
-            access: Access::Read,
-            approved_at: String::new(),
-            approved_via: "cli".into(),
-            expires_at: None,
-            script: None,
-            parent: None,
-            macos: None,
-            unbound_get: false,
-            libraries: Vec::new(),
-        }
+        crate::fixtures::tool(hash, "t", "/bin/t", scopes, Access::Read)
     }
 
     /// A daemon state over an in-memory store, with one approved tool.

@@ -3,7 +3,7 @@
 //! an app hosting the daemon ([`host`]) both reach [`Daemon::dispatch`], where the pause
 //! and the admin gates are; from there one function per request, grouped by family:
 //! [`secrets`] (get, set, delete, list, get for the parent), [`approvals`] (approve,
-//! register, deny, revoke, upgrade, scopes, desktop answers) and [`info`] (whoami,
+//! register, deny, revoke, scopes, desktop answers), [`upgrade`] and [`info`] (whoami,
 //! status, lists). They ask [`crate::policy`], then read or write the store, the
 //! pending queue and the config ([`crate::state`]) and write the audit line; refusals
 //! and their texts are [`refusals`].
@@ -19,6 +19,7 @@ pub mod refusals;
 pub mod secrets;
 #[cfg(test)]
 mod tests;
+pub mod upgrade;
 
 use crate::audit::Entry;
 use crate::peer::{Peer, Recv};

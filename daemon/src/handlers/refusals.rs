@@ -26,14 +26,6 @@ impl Daemon {
         match d {
             Decision::Allow => Response::Ok,
             Decision::NotApproved => {
-                self.queue_pending(peer, names.first().copied());
-                self.audit_access(
-                    peer,
-                    op,
-                    &names,
-                    "not_approved",
-                    "binary not approved; queued as pending",
-                );
                 // What approving grants by default: the scopes its hello asked for, else
                 // the names it asked for; suggest a scope only in the second case.
                 let asked_scopes = peer.wants.get().is_some_and(|w| !w.scopes.is_empty());
@@ -42,47 +34,41 @@ impl Daemon {
                     .filter(|_| !asked_scopes)
                     .map(|n| format!(" --scope '{}'", crate::scope::literal(n)))
                     .unwrap_or_default();
-                Response::Error(ErrorBody {
-                    code: ErrorCode::NotApproved,
-                    message: format!(
-                        "{} ({}) is not approved. It is waiting for your decision; approve it with: keychain-auth approve {}{scope_hint}{}",
-                        describe(peer),
-                        peer.hash,
-                        peer.hash,
-                        self.state
-                            .approver()
-                            .where_asked()
-                            .map(|w| format!(" ({w})"))
-                            .unwrap_or_default()
-                    ),
-                    hash: Some(peer.hash.clone()),
-                    pending: Some(true),
-                })
-            }
-            Decision::UnapprovedLibraries(paths) => {
-                self.queue_pending(peer, names.first().copied());
-                self.audit_access(
+                let message = format!(
+                    "{} ({}) is not approved. It is waiting for your decision; approve it with: keychain-auth approve {}{scope_hint}{}",
+                    describe(peer),
+                    peer.hash,
+                    peer.hash,
+                    self.state
+                        .approver()
+                        .where_asked()
+                        .map(|w| format!(" ({w})"))
+                        .unwrap_or_default()
+                );
+                self.not_approved(
                     peer,
                     op,
                     &names,
-                    "not_approved",
+                    "binary not approved; queued as pending",
+                    message,
+                )
+            }
+            Decision::UnapprovedLibraries(paths) => {
+                let paths = paths.join(", ");
+                self.not_approved(
+                    peer,
+                    op,
+                    &names,
                     &format!(
-                        "approved, but it runs code from files you can change that its approval does not name: {}",
-                        paths.join(", ")
+                        "approved, but it runs code from files you can change that its approval does not name: {paths}"
                     ),
-                );
-                Response::Error(ErrorBody {
-                    code: ErrorCode::NotApproved,
-                    message: format!(
-                        "{} ({}) is approved, but it now runs code from files you can change that its approval does not name: {}. If you put them there, approve it again with: keychain-auth approve {}",
+                    format!(
+                        "{} ({}) is approved, but it now runs code from files you can change that its approval does not name: {paths}. If you put them there, approve it again with: keychain-auth approve {}",
                         describe(peer),
                         peer.hash,
-                        paths.join(", "),
                         peer.hash
                     ),
-                    hash: Some(peer.hash.clone()),
-                    pending: Some(true),
-                })
+                )
             }
             Decision::Denied(reason) => {
                 self.audit_access(peer, op, &names, "deny", &reason);
@@ -115,6 +101,26 @@ impl Daemon {
                 error(ErrorCode::Forbidden, reason)
             }
         }
+    }
+
+    /// A program that is not approved (as it is now): queued for a person, audited with
+    /// `reason`, answered with `message`.
+    fn not_approved(
+        &self,
+        peer: &Peer,
+        op: &str,
+        names: &[&str],
+        reason: &str,
+        message: String,
+    ) -> Response {
+        self.queue_pending(peer, names.first().copied());
+        self.audit_access(peer, op, names, "not_approved", reason);
+        Response::Error(ErrorBody {
+            code: ErrorCode::NotApproved,
+            message,
+            hash: Some(peer.hash.clone()),
+            pending: Some(true),
+        })
     }
 
     /// The answer to a `get` that asked to wait when no room to wait is left (its binary,

@@ -31,21 +31,7 @@ struct Harness {
 }
 
 fn tool(hash: &str, scopes: &[&str], access: Access) -> Tool {
-    Tool {
-        hash: hash.into(),
-        label: "me".into(),
-        path: "/test/me".into(),
-        scopes: scopes.iter().map(|s| s.to_string()).collect(),
-        access,
-        approved_at: String::new(),
-        approved_via: "cli".into(),
-        expires_at: None,
-        script: None,
-        parent: None,
-        macos: None,
-        unbound_get: false,
-        libraries: Vec::new(),
-    }
+    crate::fixtures::tool(hash, "me", "/test/me", scopes, access)
 }
 
 /// `admin`: this process is the daemon's CLI (may send admin requests); `tools`: what

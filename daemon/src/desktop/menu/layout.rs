@@ -241,21 +241,7 @@ mod tests {
     }
 
     fn tool(c: char, scopes: &[&str]) -> Tool {
-        Tool {
-            hash: hash(c),
-            label: "gh".into(),
-            path: "/usr/bin/gh".into(),
-            scopes: scopes.iter().map(|s| s.to_string()).collect(),
-            access: Access::Read,
-            approved_at: String::new(),
-            approved_via: "cli".into(),
-            expires_at: None,
-            script: None,
-            parent: None,
-            macos: None,
-            unbound_get: false,
-            libraries: Vec::new(),
-        }
+        crate::fixtures::tool(&hash(c), "gh", "/usr/bin/gh", scopes, Access::Read)
     }
 
     fn find<'a>(items: &'a [Item], label_start: &str) -> &'a Item {
