@@ -5,7 +5,7 @@
 //! (`keychain-auth audit verify` is what names them).
 
 use super::entry::Record;
-use super::log::MAX_ROTATED;
+use super::log::{rotated, MAX_ROTATED};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -104,10 +104,7 @@ pub fn filter<'a>(
 pub fn read_all(path: &Path, keep: usize) -> std::io::Result<Vec<Record>> {
     let mut files = Vec::new();
     for i in (1..=keep).rev() {
-        files.push(path.with_file_name(format!(
-            "{}.{i}",
-            path.file_name().and_then(|n| n.to_str()).unwrap_or("audit.log")
-        )));
+        files.push(rotated(path, i));
     }
     files.push(path.to_path_buf());
     let mut out = Vec::new();
