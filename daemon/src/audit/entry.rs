@@ -1,8 +1,9 @@
 //! What one audit line holds: the [`Entry`] a caller records, the [`Record`] it becomes
-//! once [`Log::append`](super::Log::append) adds its sequence, time and `prev` hash, and
-//! what a `rotate` line says about the files ([`Rotation`], [`Span`]). Also the borrowed
-//! form a line is written from, and the hash that chains lines. Writing, rotating and
-//! verifying the file live in `log.rs` and `verify.rs`, not here.
+//! once [`Log::append`](super::Log::append) adds its sequence, time and `prev` hash,
+//! what a `rotate` line says about the files ([`Rotation`], [`Span`]), and the words its
+//! `event` and `decision` take ([`Event`], [`Decision`]). Also the borrowed form a line
+//! is written from, and the hash that chains lines. Writing, rotating and verifying the
+//! file live in `log.rs` and `verify.rs`, not here.
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -14,9 +15,10 @@ pub const GENESIS: &str = "00000000000000000000000000000000000000000000000000000
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Entry {
     /// `access`, `approve`, `deny`, `revoke`, `upgrade`, `register`, `daemon`, `rotate`,
-    /// `notification`.
+    /// `notification`, `scopes` (the words of [`Event`]).
     pub event: String,
-    /// `allow`, `deny`, `not_approved`, `out_of_scope`, `forbidden`, `not_found`, `error`, `ok`.
+    /// `allow`, `deny`, `not_approved`, `out_of_scope`, `forbidden`, `not_found`, `error`, `ok`
+    /// (the words of [`Decision`]).
     pub decision: String,
     /// Why, for a person.
     pub reason: String,
@@ -171,6 +173,115 @@ pub fn line_hash(line: &[u8]) -> String {
     hex::encode(Sha256::digest(line))
 }
 
+/// Declares one closed set of words an audit line uses: the enum, `ALL`, `as_str`,
+/// `Display`, `FromStr` and serde, all from one table, so they cannot disagree.
+macro_rules! audit_words {
+    (
+        $(#[$meta:meta])*
+        $name:ident ($what:literal) {
+            $($(#[$vmeta:meta])* $variant:ident => $text:literal,)+
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        pub enum $name {
+            $($(#[$vmeta])* #[serde(rename = $text)] $variant,)+
+        }
+
+        impl $name {
+            /// Every value, in the order declared.
+            pub const ALL: &'static [$name] = &[$($name::$variant,)+];
+
+            /// The word as the log writes it.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text,)+
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = UnknownWord;
+
+            fn from_str(s: &str) -> Result<$name, UnknownWord> {
+                match s {
+                    $($text => Ok($name::$variant),)+
+                    _ => Err(UnknownWord {
+                        what: $what,
+                        word: s.to_string(),
+                    }),
+                }
+            }
+        }
+    };
+}
+
+// Not used by callers yet: `Entry::event` and `Entry::decision` stay `String` until the
+// code that builds entries is moved to these types (issue 16).
+audit_words! {
+    /// What an audit line is about: its `event`.
+    Event("event") {
+        /// A request for secrets (get, list, set, delete), served or refused.
+        Access => "access",
+        /// A binary approved.
+        Approve => "approve",
+        /// A pending binary denied.
+        Deny => "deny",
+        /// An approval withdrawn.
+        Revoke => "revoke",
+        /// An approved binary re-pinned to a new hash.
+        Upgrade => "upgrade",
+        /// A binary approved by its path before it asked (`keychain-auth register`).
+        Register => "register",
+        /// The daemon started, stopped, paused or resumed.
+        Daemon => "daemon",
+        /// The log was rotated (or a new file continues a rotated one).
+        Rotate => "rotate",
+        /// A desktop notification was shown, answered by a forger, or is unavailable.
+        Notification => "notification",
+        /// An approved binary's scopes were edited.
+        Scopes => "scopes",
+    }
+}
+
+audit_words! {
+    /// How a request or change ended: an audit line's `decision`.
+    Decision("decision") {
+        /// Served.
+        Allow => "allow",
+        /// Refused.
+        Deny => "deny",
+        /// Refused: the binary is not approved (it is queued as pending).
+        NotApproved => "not_approved",
+        /// Refused: the secret is outside the binary's scopes.
+        OutOfScope => "out_of_scope",
+        /// Refused for a reason no approval changes (the reason says which).
+        Forbidden => "forbidden",
+        /// No such secret.
+        NotFound => "not_found",
+        /// The request failed.
+        Error => "error",
+        /// An admin change or daemon event that went through.
+        Ok => "ok",
+    }
+}
+
+/// A word that is not one of an audit field's values.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{word:?} is not an audit {what}")]
+pub struct UnknownWord {
+    /// Which field: `event` or `decision`.
+    pub what: &'static str,
+    /// The word given.
+    pub word: String,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -220,5 +331,74 @@ mod tests {
                 String::from_utf8_lossy(&want)
             );
         }
+    }
+
+    #[test]
+    fn every_event_and_decision_word_round_trips() {
+        fn round_trip<T>(all: &[T])
+        where
+            T: Copy + PartialEq + std::fmt::Debug + std::fmt::Display + std::str::FromStr,
+            T: Serialize + for<'de> Deserialize<'de>,
+            <T as std::str::FromStr>::Err: std::fmt::Debug,
+        {
+            let mut seen = std::collections::HashSet::new();
+            for v in all {
+                let word = v.to_string();
+                assert!(seen.insert(word.clone()), "{word} is listed twice");
+                assert_eq!(word.parse::<T>().expect("parses"), *v);
+                let json = serde_json::to_string(v).expect("json");
+                assert_eq!(json, format!("\"{word}\""));
+                assert_eq!(serde_json::from_str::<T>(&json).expect("from json"), *v);
+            }
+        }
+        round_trip(Event::ALL);
+        round_trip(Decision::ALL);
+    }
+
+    #[test]
+    fn the_words_the_daemon_writes_are_all_known() {
+        for w in [
+            "access",
+            "approve",
+            "deny",
+            "revoke",
+            "upgrade",
+            "register",
+            "daemon",
+            "rotate",
+            "notification",
+            "scopes",
+        ] {
+            assert_eq!(w.parse::<Event>().expect("event").as_str(), w);
+        }
+        for w in [
+            "allow",
+            "deny",
+            "not_approved",
+            "out_of_scope",
+            "forbidden",
+            "not_found",
+            "error",
+            "ok",
+        ] {
+            assert_eq!(w.parse::<Decision>().expect("decision").as_str(), w);
+        }
+        assert_eq!(Event::ALL.len(), 10);
+        assert_eq!(Decision::ALL.len(), 8);
+    }
+
+    #[test]
+    fn an_unknown_word_is_refused_and_named() {
+        let e = "Allow".parse::<Decision>().expect_err("case matters");
+        assert_eq!(
+            e,
+            UnknownWord {
+                what: "decision",
+                word: "Allow".into()
+            }
+        );
+        assert_eq!(e.to_string(), "\"Allow\" is not an audit decision");
+        assert!("".parse::<Event>().is_err());
+        assert!(serde_json::from_str::<Event>("\"pause\"").is_err());
     }
 }

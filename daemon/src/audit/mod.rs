@@ -10,7 +10,8 @@
 //!
 //! What lives here, one file per concern, all reached as `crate::audit::…`:
 //! - `entry.rs`: what a line holds ([`Entry`], [`Record`], [`Rotation`], [`Span`]), the
-//!   borrowed form it is written from, and the hash that chains lines;
+//!   words of its `event` and `decision` ([`Event`], [`Decision`]), the borrowed form it
+//!   is written from, and the hash that chains lines;
 //! - `log.rs`: [`Log`], appending, queueing, rotation and retention, and the one
 //!   function that names a rotated file;
 //! - `verify.rs`: the chain verifier ([`verify`], [`verify_with`]);
@@ -29,7 +30,7 @@ mod read;
 pub mod repeats;
 mod verify;
 
-pub use entry::{line_hash, Entry, Record, Rotation, Span, GENESIS};
+pub use entry::{line_hash, Decision, Entry, Event, Record, Rotation, Span, UnknownWord, GENESIS};
 pub use log::{AuditError, Log, DEFAULT_KEEP, DEFAULT_MAX_BYTES, MAX_QUEUED_LINES, MAX_ROTATED};
 pub use read::{filter, matches, read_all, search, tail, Query, MAX_RESULTS};
 pub use verify::{verify, verify_with, VerifyFailure, VerifyReport};
