@@ -19,8 +19,8 @@
 //!   [`read_all`] over the rotated files);
 //! - [`repeats`]: refusals that repeat, counted instead of each written.
 //!
-//! What does not: deciding which lines to write (the request handlers) and when the
-//! daemon flushes its queued lines (the server).
+//! What does not: deciding which lines to write (the request handlers), and how
+//! requests write them, deferred and batched ([`crate::recorder`]).
 
 mod entry;
 #[cfg(test)]
