@@ -16,8 +16,9 @@
 //! - [`peer`]: who is connecting, from the kernel (Linux: `SO_PEERPIDFD`).
 //! - [`digest`]: SHA-256 of executables with a file-identity cache.
 //! - [`config`]: config.json and pending.json; [`pending`]: the bounded queue.
-//! - [`audit`]: the hash-chained audit log and its verifier; [`repeats`]: refusals that
-//!   repeat, counted instead of each written.
+//! - [`audit`]: the hash-chained audit log: entries, the writer (rotation, retention),
+//!   the verifier, reading back (tail, history search) and refusals that repeat, counted
+//!   instead of each written ([`audit::repeats`]).
 //! - [`store`]: Secret Service, keyutils (and an in-memory store for unit tests).
 //! - [`desktop`]: asking a person: the `Approver` seam and its headless form, the prompt
 //!   limiter, the text of prompts, the freedesktop and macOS notifiers, the tray menu as
@@ -28,7 +29,6 @@
 //! - [`cli`]: the `keychain-auth` command line, and [`daemon_check`]: what it checks
 //!   about the daemon; [`lifecycle`]: starting and stopping;
 //!   [`service`]: starting at login (systemd user unit, LaunchAgent).
-//! - [`history`]: the audit history, searched and filtered.
 
 #![deny(missing_docs)]
 
@@ -46,7 +46,6 @@ pub mod dirs;
 mod fixtures;
 pub mod handlers;
 pub mod hardening;
-pub mod history;
 pub mod lifecycle;
 pub mod lock;
 pub mod naming;
@@ -55,7 +54,6 @@ pub mod pending;
 pub mod policy;
 pub mod ptrace;
 pub mod recorder;
-pub mod repeats;
 pub mod scope;
 pub mod server;
 pub mod service;

@@ -1,7 +1,7 @@
 //! How the daemon writes its audit log while it answers requests: admin changes written
 //! and fsynced before they are acknowledged; the access lines of reads held back until
 //! their answer has been sent and then written in batches when a runtime thread runs out
-//! of work; refusals that repeat counted into summary lines (see [`crate::repeats`]).
+//! of work; refusals that repeat counted into summary lines (see [`crate::audit::repeats`]).
 //! The log itself (append, rotation, verification) is [`crate::audit`].
 
 use crate::audit::{self, Entry};
@@ -61,7 +61,7 @@ pub async fn holding_reads<F: Future>(recorder: &Arc<Recorder>, answer: F) -> F:
 /// The daemon's audit log, as requests write to it.
 pub struct Recorder {
     log: Mutex<audit::Log>,
-    repeats: Mutex<crate::repeats::Repeats>,
+    repeats: Mutex<crate::audit::repeats::Repeats>,
     clock: Arc<dyn Clock>,
     /// Bumped after a line reaches the file (see `State::activity`).
     activity: Arc<watch::Sender<u64>>,
@@ -82,7 +82,9 @@ impl Recorder {
     ) -> Recorder {
         Recorder {
             log: Mutex::new(log),
-            repeats: Mutex::new(crate::repeats::Repeats::new(std::time::Instant::now())),
+            repeats: Mutex::new(crate::audit::repeats::Repeats::new(
+                std::time::Instant::now(),
+            )),
             clock,
             activity,
         }
@@ -154,13 +156,13 @@ impl Recorder {
     }
 
     /// Records a refused request: written when it is the first of its kind in a while,
-    /// else counted into a summary line written later (see [`crate::repeats`]), so that
+    /// else counted into a summary line written later (see [`crate::audit::repeats`]), so that
     /// no client can fill the log. Reads' lines may follow their answer (see
     /// [`DEFERRED`]).
     pub fn refusal(&self, mut entry: Entry) {
         let verdict =
             lock(&self.repeats).note(&mut entry, std::time::Instant::now(), &self.clock.rfc3339());
-        if verdict == crate::repeats::Verdict::Counted {
+        if verdict == crate::audit::repeats::Verdict::Counted {
             return;
         }
         if matches!(entry.op.as_deref(), Some("get" | "list") | None) {

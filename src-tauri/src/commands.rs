@@ -3,10 +3,9 @@
 //! `via: "window"`.
 
 use crate::Hosted;
-use keychain_auth::audit::Record;
+use keychain_auth::audit::{Query, Record};
 use keychain_auth::desktop::approver::Answer;
 use keychain_auth::handlers::{Actor, Snapshot};
-use keychain_auth::history::Query;
 use keychain_auth_sdk::protocol::{Request, Response};
 use tauri::State;
 

@@ -117,14 +117,14 @@ impl Daemon {
         }
     }
 
-    /// The full audit history, filtered (see [`crate::history`]).
-    pub fn history(&self, q: &crate::history::Query) -> std::io::Result<Vec<Record>> {
-        crate::history::search(&self.state.paths().audit, q)
+    /// The full audit history, filtered (see [`crate::audit::search`]).
+    pub fn history(&self, q: &crate::audit::Query) -> std::io::Result<Vec<Record>> {
+        crate::audit::search(&self.state.paths().audit, q)
     }
 
     /// Writes what the desktop notifier reports to the audit log.
     /// Ignored (forged) clicks are refusals: a flood of them is counted, not each
-    /// written (see [`crate::repeats`]).
+    /// written (see [`crate::audit::repeats`]).
     pub fn note_desktop(&self, reason: String, decision: &str, hash: Option<String>) {
         let e = Entry {
             event: "notification".into(),
@@ -206,7 +206,7 @@ mod tests {
     }
 
     fn audit(dir: &Path) -> Vec<Record> {
-        crate::history::read_all(&Paths::in_dir(dir).audit, 0).expect("audit")
+        crate::audit::read_all(&Paths::in_dir(dir).audit, 0).expect("audit")
     }
 
     #[test]

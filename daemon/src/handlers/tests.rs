@@ -94,7 +94,7 @@ impl Harness {
 
     fn audit(&self) -> Vec<Record> {
         let _ = self.daemon.state().audit().flush();
-        crate::history::read_all(&Paths::in_dir(self.dir.path()).audit, 0).expect("audit")
+        crate::audit::read_all(&Paths::in_dir(self.dir.path()).audit, 0).expect("audit")
     }
 
     fn saved(&self) -> Config {

@@ -1,8 +1,11 @@
-//! Reading the audit log back for a person: the window's full history with search and
-//! filters (tool, secret, decision, time). Reading never changes the log; lines that do
-//! not parse are skipped here (`keychain-auth audit verify` is what names them).
+//! Reading the audit log back for a person: the last lines of the current file
+//! ([`tail`], for `keychain-auth audit` and the menu), and the window's full history,
+//! the rotated files too, with search and filters (tool, secret, decision, time).
+//! Reading never changes the log; lines that do not parse are skipped here
+//! (`keychain-auth audit verify` is what names them).
 
-use crate::audit::Record;
+use super::entry::Record;
+use super::log::{rotated, MAX_ROTATED};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -101,10 +104,7 @@ pub fn filter<'a>(
 pub fn read_all(path: &Path, keep: usize) -> std::io::Result<Vec<Record>> {
     let mut files = Vec::new();
     for i in (1..=keep).rev() {
-        files.push(path.with_file_name(format!(
-            "{}.{i}",
-            path.file_name().and_then(|n| n.to_str()).unwrap_or("audit.log")
-        )));
+        files.push(rotated(path, i));
     }
     files.push(path.to_path_buf());
     let mut out = Vec::new();
@@ -123,9 +123,25 @@ pub fn read_all(path: &Path, keep: usize) -> std::io::Result<Vec<Record>> {
     Ok(out)
 }
 
+/// The last `n` records of the current file, oldest first (for `keychain-auth audit`).
+pub fn tail(path: &Path, n: usize) -> Result<Vec<(String, Option<Record>)>, std::io::Error> {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let text = String::from_utf8_lossy(&bytes);
+    let lines: Vec<&str> = text.lines().filter(|l| !l.is_empty()).collect();
+    let start = lines.len().saturating_sub(n);
+    Ok(lines[start..]
+        .iter()
+        .map(|l| (l.to_string(), serde_json::from_str(l).ok()))
+        .collect())
+}
+
 /// Runs a query over the log at `path` (and its rotated files).
 pub fn search(path: &Path, q: &Query) -> std::io::Result<Vec<Record>> {
-    let all = read_all(path, crate::audit::MAX_ROTATED)?;
+    let all = read_all(path, MAX_ROTATED)?;
     Ok(filter(all.iter(), q, MAX_RESULTS))
 }
 
