@@ -17,20 +17,23 @@
 //! - `verify.rs`: the chain verifier ([`verify`], [`verify_with`]);
 //! - `read.rs`: reading back for a person ([`tail`], [`search`] with a [`Query`],
 //!   [`read_all`] over the rotated files);
-//! - [`repeats`]: refusals that repeat, counted instead of each written.
+//! - [`repeats`]: refusals that repeat, counted instead of each written;
+//! - [`recorder`]: how requests write lines while they are answered ([`Recorder`]):
+//!   admin changes durably before the answer, reads' lines after it, batched.
 //!
-//! What does not: deciding which lines to write (the request handlers), and how
-//! requests write them, deferred and batched ([`crate::recorder`]).
+//! What does not: deciding which lines to write (the request handlers).
 
 mod entry;
 #[cfg(test)]
 mod fixtures;
 mod log;
 mod read;
+pub mod recorder;
 pub mod repeats;
 mod verify;
 
 pub use entry::{line_hash, Decision, Entry, Event, Record, Rotation, Span, UnknownWord, GENESIS};
 pub use log::{AuditError, Log, DEFAULT_KEEP, DEFAULT_MAX_BYTES, MAX_QUEUED_LINES, MAX_ROTATED};
 pub use read::{filter, matches, read_all, search, tail, Query, MAX_RESULTS};
+pub use recorder::{audit_when_idle, holding_reads, runtime_thread_started, Recorder};
 pub use verify::{verify, verify_with, VerifyFailure, VerifyReport};

@@ -5,10 +5,10 @@
 
 use super::handshake;
 use super::{ConnSlot, Conns, FRAME_TIMEOUT, HELLO_TIMEOUT, IDLE_TIMEOUT, WRITE_TIMEOUT};
+use crate::audit::holding_reads;
 use crate::audit::Entry;
 use crate::handlers::{access_entry, error, Daemon, Gone};
 use crate::peer::{Peer, PeerError, Recv};
-use crate::recorder::holding_reads;
 use keychain_auth_sdk::frame::{self, FrameError, MAX_FRAME};
 use keychain_auth_sdk::protocol::{ErrorCode, Request, Response};
 use std::os::fd::AsFd;

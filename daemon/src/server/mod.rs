@@ -18,7 +18,7 @@ use std::time::Duration;
 use tokio::net::UnixListener;
 use tokio::sync::{Notify, Semaphore};
 
-pub use crate::recorder::{audit_when_idle, runtime_thread_started};
+pub use crate::audit::{audit_when_idle, runtime_thread_started};
 pub use crate::state::{Deps, StartError};
 
 /// How long a connection may sit idle between requests.

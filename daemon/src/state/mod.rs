@@ -13,12 +13,12 @@ pub use config::{ConfigStore, Refusal};
 pub use pending::PendingStore;
 
 use crate::audit;
+use crate::audit::Recorder;
 use crate::capacity::{connection_limit, Waits};
 use crate::clock::Clock;
 use crate::config::{Config, FileError, PendingFile};
 use crate::desktop::approver::Approver;
 use crate::digest::HashCache;
-use crate::recorder::Recorder;
 use crate::store::SecretStore;
 use keychain_auth_sdk::paths::Paths;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -2,7 +2,7 @@
 //! and fsynced before they are acknowledged; the access lines of reads held back until
 //! their answer has been sent and then written in batches when a runtime thread runs out
 //! of work; refusals that repeat counted into summary lines (see [`crate::audit::repeats`]).
-//! The log itself (append, rotation, verification) is [`crate::audit`].
+//! The log itself (append, rotation, verification) is the rest of [`crate::audit`].
 
 use crate::audit::{self, Entry};
 use crate::clock::Clock;
