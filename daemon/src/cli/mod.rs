@@ -6,6 +6,8 @@
 //!
 //! [`args`]: the arguments (clap); [`commands`]: what talks to the daemon and the files;
 //! [`output`]: what is printed for a person. This file: `main` and the one `match`.
+//! Not here: what the daemon does with a request (`crate::handlers`) and starting it
+//! (`crate::lifecycle`).
 
 mod args;
 mod commands;

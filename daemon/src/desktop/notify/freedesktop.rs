@@ -1,4 +1,4 @@
-//! Desktop notifications as an [`Approver`] (freedesktop notifications over the session
+//! Desktop notifications as an [`Approver`](crate::desktop::approver::Approver) (freedesktop notifications over the session
 //! bus, Linux): a new binary raises a notification with **Approve**, **Allow once** and
 //! **Deny**; the person's click comes back as an `ActionInvoked` signal.
 //!
@@ -7,10 +7,10 @@
 //! `org.freedesktop.Notifications`; anything else is reported as forged and ignored. A
 //! notification that is dismissed or expires approves nothing. One notification per hash
 //! is shown at a time; how often the desktop is asked at all is bounded by the daemon's
-//! prompt limiter before [`Approver::pending_added`] is called.
+//! prompt limiter before [`Approver::pending_added`](crate::desktop::approver::Approver::pending_added) is called.
 
-use super::Event;
-use crate::desktop::approver::{AdminAction, Answer, Approver};
+use super::{Event, Notifier};
+use crate::desktop::approver::Answer;
 use crate::desktop::prompt_text::{approvable, body, summary, Elsewhere};
 use futures_lite::StreamExt;
 use keychain_auth_sdk::protocol::PendingEntry;
@@ -21,12 +21,8 @@ use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 const NOTIFICATIONS: &str = "org.freedesktop.Notifications";
 const PATH: &str = "/org/freedesktop/Notifications";
 
-/// The desktop approver. Cheap to call: work happens on its own task.
-#[derive(Debug)]
-pub struct Desktop {
-    jobs: UnboundedSender<PendingEntry>,
-    elsewhere: Elsewhere,
-}
+/// The desktop approver (see [`Notifier`]).
+pub type Desktop = Notifier<UnboundedSender<PendingEntry>>;
 
 impl Desktop {
     /// Starts the notifier on the current tokio runtime; its reports arrive on the
@@ -39,21 +35,7 @@ impl Desktop {
                 let _ = events.send(Event::Unavailable(e.to_string()));
             }
         });
-        (Desktop { jobs, elsewhere }, event_rx)
-    }
-}
-
-impl Approver for Desktop {
-    fn pending_added(&self, entry: &PendingEntry) {
-        let _ = self.jobs.send(entry.clone());
-    }
-
-    fn confirm(&self, _action: AdminAction<'_>) -> bool {
-        true
-    }
-
-    fn where_asked(&self) -> Option<&'static str> {
-        Some(self.elsewhere.where_asked())
+        (Notifier { jobs, elsewhere }, event_rx)
     }
 }
 

@@ -1,4 +1,4 @@
-//! Desktop notifications on macOS as an [`Approver`]: `UNUserNotificationCenter` with a
+//! Desktop notifications on macOS as an [`Approver`](crate::desktop::approver::Approver): `UNUserNotificationCenter` with a
 //! category holding **Approve**, **Allow once** (both requiring an unlocked Mac) and
 //! **Deny** (destructive). The notification's identifier is the binary's hash, so a new
 //! notification for the same hash replaces the one on screen. The person's choice comes
@@ -10,8 +10,8 @@
 //! says so and the tray menu remains. Written and type-checked on Linux
 //! (`cargo check --target x86_64-apple-darwin`); not run here.
 
-use super::Event;
-use crate::desktop::approver::{AdminAction, Answer, Approver};
+use super::{Event, Notifier};
+use crate::desktop::approver::Answer;
 use crate::desktop::prompt_text::{approvable, body, summary, Elsewhere};
 use block2::RcBlock;
 use keychain_auth_sdk::protocol::PendingEntry;
@@ -92,12 +92,8 @@ impl Delegate {
     }
 }
 
-/// The desktop approver. Cheap to call: notifications are posted from their own thread.
-#[derive(Debug)]
-pub struct Desktop {
-    jobs: std::sync::mpsc::Sender<PendingEntry>,
-    elsewhere: Elsewhere,
-}
+/// The desktop approver (see [`Notifier`]).
+pub type Desktop = Notifier<std::sync::mpsc::Sender<PendingEntry>>;
 
 impl Desktop {
     /// Starts the notifier; its reports arrive on the returned receiver.
@@ -113,21 +109,7 @@ impl Desktop {
         if let Err(e) = spawned {
             let _ = events.send(Event::Unavailable(format!("notification thread: {e}")));
         }
-        (Desktop { jobs, elsewhere }, event_rx)
-    }
-}
-
-impl Approver for Desktop {
-    fn pending_added(&self, entry: &PendingEntry) {
-        let _ = self.jobs.send(entry.clone());
-    }
-
-    fn confirm(&self, _action: AdminAction<'_>) -> bool {
-        true
-    }
-
-    fn where_asked(&self) -> Option<&'static str> {
-        Some(self.elsewhere.where_asked())
+        (Notifier { jobs, elsewhere }, event_rx)
     }
 }
 

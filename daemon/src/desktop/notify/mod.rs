@@ -4,7 +4,9 @@
 //! The text they show is [`super::prompt_text`]; following their events is
 //! `super::follower`; how often they are asked is [`super::limiter`].
 
-use super::approver::Answer;
+use super::approver::{AdminAction, Answer, Approver};
+use super::prompt_text::Elsewhere;
+use keychain_auth_sdk::protocol::PendingEntry;
 
 #[cfg(target_os = "linux")]
 pub mod freedesktop;
@@ -42,4 +44,47 @@ pub enum Event {
     },
     /// Notifications cannot be shown (no session bus or no notification server).
     Unavailable(String),
+}
+
+/// Where a notifier's worker takes pending binaries from: a channel of its own kind.
+pub trait Jobs: Send + Sync + std::fmt::Debug {
+    /// Hands a pending binary to the worker (dropped when the worker is gone).
+    fn send(&self, entry: PendingEntry);
+}
+
+#[cfg(target_os = "linux")]
+impl Jobs for tokio::sync::mpsc::UnboundedSender<PendingEntry> {
+    fn send(&self, entry: PendingEntry) {
+        let _ = tokio::sync::mpsc::UnboundedSender::send(self, entry);
+    }
+}
+
+#[cfg(target_os = "macos")]
+impl Jobs for std::sync::mpsc::Sender<PendingEntry> {
+    fn send(&self, entry: PendingEntry) {
+        let _ = std::sync::mpsc::Sender::send(self, entry);
+    }
+}
+
+/// A notifier as the daemon sees it: an [`Approver`] that hands each pending binary to
+/// its worker and asks nothing of admin changes. Cheap to call: the work happens on the
+/// worker's own task or thread. Each OS's `Desktop` is one of these.
+#[derive(Debug)]
+pub struct Notifier<J: Jobs> {
+    jobs: J,
+    elsewhere: Elsewhere,
+}
+
+impl<J: Jobs> Approver for Notifier<J> {
+    fn pending_added(&self, entry: &PendingEntry) {
+        self.jobs.send(entry.clone());
+    }
+
+    fn confirm(&self, _action: AdminAction<'_>) -> bool {
+        true
+    }
+
+    fn where_asked(&self) -> Option<&'static str> {
+        Some(self.elsewhere.where_asked())
+    }
 }
