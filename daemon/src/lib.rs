@@ -9,7 +9,9 @@
 //!   [`waits`]: how many requests may wait for a decision at once.
 //! - [`requests`]: what each request does (decide, store, pending, audit).
 //! - [`policy`]: pure decisions; [`scope`]: glob matching of secret names.
-//! - [`peer`]: who is connecting, from the kernel (Linux: `SO_PEERPIDFD`).
+//! - [`peer`]: who is connecting, from the kernel: the OS-neutral steps (`peer/identify.rs`,
+//!   `peer/script/`: what an interpreter runs), then per OS `peer/linux/` (`SO_PEERPIDFD`,
+//!   `/proc`, sock_diag) and `peer/macos.rs` (the audit token).
 //! - [`digest`]: SHA-256 of executables with a file-identity cache.
 //! - [`config`]: config.json and pending.json; [`pending`]: the bounded queue.
 //! - [`audit`]: the hash-chained audit log and its verifier; [`repeats`]: refusals that

@@ -25,11 +25,13 @@
 //! when the parent process stays alive. This file is type-checked on Linux with
 //! `cargo check --target x86_64-apple-darwin` but has not run on a Mac.
 
-use super::{injected_env, is_interpreter, Peer, PeerError};
+use super::identify::{self, hash_of, inspect_err, Named, ScriptFinder};
+use super::{injected_env, Peer, PeerError};
 use crate::digest::HashCache;
+use nix::sys::socket::MsgFlags;
 use std::ffi::CStr;
 use std::fs::File;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd};
 
 /// `audit_token_t`: eight 32-bit words; `[1]` is the effective uid, `[5]` the pid and
 /// `[7]` the pid version (bumped at every `exec`).
@@ -173,9 +175,6 @@ fn signing_facts(token: &AuditToken) -> Result<super::signing::Facts, String> {
 /// `PROC_FLAG_TRACED` of `<sys/proc_info.h>`: the process is being debugged.
 const PROC_FLAG_TRACED: u32 = 0x2;
 
-/// Largest script hashed; a bigger "script" is refused as one.
-const MAX_SCRIPT: u64 = 64 * 1024 * 1024;
-
 /// What is kept to re-check the peer: its audit token and the path it had.
 #[derive(Debug)]
 pub struct Handle {
@@ -183,18 +182,15 @@ pub struct Handle {
     path: String,
 }
 
-fn inspect_err(what: &str, e: std::io::Error) -> PeerError {
-    PeerError::Inspect(format!("{what}: {e}"))
-}
-
 /// The connection's peer uid and audit token.
 fn peer_token(sock: BorrowedFd<'_>) -> Result<(u32, AuditToken), PeerError> {
-    let (mut uid, mut gid) = (0, 0);
-    // SAFETY: getpeereid writes two integers we own.
-    if unsafe { libc::getpeereid(sock.as_raw_fd(), &mut uid, &mut gid) } != 0 {
-        return Err(inspect_err("getpeereid", std::io::Error::last_os_error()));
-    }
+    let uid = nix::unistd::getpeereid(sock)
+        .map_err(|e| inspect_err("getpeereid", e.into()))?
+        .0
+        .as_raw();
     let mut token = AuditToken::default();
+    // Not nix's `LocalPeerToken`: it panics on an answer of another size, which this
+    // refuses with an error instead.
     let mut len = std::mem::size_of::<AuditToken>() as libc::socklen_t;
     // SAFETY: the kernel writes at most `len` bytes into the token we own.
     let rc = unsafe {
@@ -326,20 +322,22 @@ fn proc_args(pid: i32) -> Result<(Vec<String>, Vec<u8>), PeerError> {
 /// Opens a file without blocking on a FIFO and without following the file's own name
 /// into a terminal.
 fn open_nonblocking(path: &str) -> std::io::Result<File> {
-    let c = std::ffi::CString::new(path).map_err(|_| std::io::Error::other("NUL in path"))?;
-    let flags = libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NONBLOCK | libc::O_NOCTTY;
-    // SAFETY: c is a valid C string; the fd is owned below.
-    let fd = unsafe { libc::open(c.as_ptr(), flags) };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
+    use nix::fcntl::OFlag;
+    if path.contains('\0') {
+        return Err(std::io::Error::other("NUL in path"));
     }
-    // SAFETY: open returned a new descriptor nobody else owns.
-    Ok(File::from(unsafe { OwnedFd::from_raw_fd(fd) }))
+    let flags = OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK | OFlag::O_NOCTTY;
+    Ok(File::from(nix::fcntl::open(
+        path,
+        flags,
+        nix::sys::stat::Mode::empty(),
+    )?))
 }
 
 /// The path of an open file (`F_GETPATH`), symbolic links resolved.
 fn path_of_file(f: &File) -> std::io::Result<String> {
     let mut buf = vec![0u8; libc::PATH_MAX as usize];
+    // Not nix's `F_GETPATH`: it panics on a path that is not UTF-8.
     // SAFETY: F_GETPATH writes at most PATH_MAX bytes into buf.
     if unsafe { libc::fcntl(f.as_raw_fd(), libc::F_GETPATH, buf.as_mut_ptr()) } != 0 {
         return Err(std::io::Error::last_os_error());
@@ -403,41 +401,28 @@ fn inspect(
         };
     }
     let exe = File::open(&path).map_err(|e| inspect_err("open executable", e))?;
-    let hashed = if may_hash {
-        cache.hash_file(&exe).map(Some)
-    } else {
-        cache.cached(&exe)
-    };
-    let (exe_hash, _) = hashed
-        .map_err(|e| inspect_err("hash executable", e))?
-        .ok_or(PeerError::NeedsHash)?;
-    let (mut hash, mut interpreter, mut no_script, mut script) = (exe_hash, false, None, None);
-    if is_interpreter(&path) {
+    let (exe_hash, _) = hash_of(cache, &exe, may_hash, "hash executable")?;
+    // No descriptor of the script can be checked here, so its directory may have changed
+    // since it was read: only an absolute path names it, and the working directory is
+    // not used.
+    let _ = cwd;
+    let id = identify::identity(&path, exe_hash, |exe_hash| {
         let argv = args.as_ref().map(|(a, _)| a.clone()).unwrap_or_default();
         let env = args
             .as_ref()
             .map(|(_, e)| super::script::Env::parse(e))
             .unwrap_or_default();
-        match script_of(&argv, &env, cwd.as_deref(), &path, &hash, cache, may_hash)? {
-            Ok(s) => {
-                hash = super::script_identity_hash(&s);
-                script = Some(s);
-            }
-            Err(why) => {
-                interpreter = true;
-                no_script = Some(why);
-            }
-        }
-    }
+        identify::script_of(&ByPath, &path, exe_hash, &argv, &env, cache, may_hash)
+    })?;
     Ok(Peer {
         pid,
         uid,
-        interpreter,
-        no_script,
-        script,
+        interpreter: id.interpreter,
+        no_script: id.no_script,
+        script: id.script,
         via: None,
         path: path.clone(),
-        hash,
+        hash: id.hash,
         injection,
         handle: Handle { token, path },
         wants: std::sync::OnceLock::new(),
@@ -447,77 +432,50 @@ fn inspect(
     })
 }
 
-/// The script an interpreter runs, from its arguments, resolved against its working
-/// directory and hashed. `Ok(Err(why))` when it runs none that can be named.
-fn script_of(
-    argv: &[String],
-    env: &super::script::Env,
-    cwd: Option<&str>,
-    interpreter: &str,
-    interpreter_hash: &str,
-    cache: &HashCache,
-    may_hash: bool,
-) -> Result<Result<super::ScriptIdentity, String>, PeerError> {
-    use super::script::{runs, Runs, Startup};
-    let base = interpreter.rsplit('/').next().unwrap_or(interpreter);
-    let named = match runs(base, argv, env) {
+/// Finds a script by the absolute path its command line names ([`identify::script_of`]).
+struct ByPath;
+
+impl ScriptFinder for ByPath {
+    type Found = ();
+
+    fn open(&self, named: &Named<'_>) -> Result<Result<(File, ()), String>, PeerError> {
+        use super::script::Startup;
+        let path = &named.path;
         // Startup files (Python's site) are not pinned on macOS yet: they are root's
         // in the system Python; a user's own are named in docs/macos.md.
-        Runs::Script {
-            path,
-            startup: Startup::None | Startup::Python { .. },
-        } => path,
-        Runs::Script { .. } => return Ok(Err(
-            "no script identity applies: its interpreter reads configuration from beside argv[0]"
-                .into(),
-        )),
-        Runs::Inline(how) => return Ok(Err(format!("it runs {how}, not a script file"))),
-        Runs::Interactive => {
+        if !matches!(named.startup, Startup::None | Startup::Python { .. }) {
             return Ok(Err(
-                "it runs no script file (an interactive session, or commands from standard input)"
+                "no script identity applies: its interpreter reads configuration from beside argv[0]"
                     .into(),
-            ))
+            ));
         }
-        Runs::Refused(why) => return Ok(Err(format!("no script identity applies: {why}"))),
-    };
-    // No descriptor of the script can be checked here, so its directory may have changed
-    // since it was read: only an absolute path names it.
-    let _ = cwd;
-    if !named.starts_with('/') {
-        return Ok(Err(format!(
-            "its script is named by a relative path ({named:?}), so the directory it was read from may not be the one it is in now; run it by its absolute path"
-        )));
+        if !path.starts_with('/') {
+            return Ok(Err(format!(
+                "its script is named by a relative path ({path:?}), so the directory it was read from may not be the one it is in now; run it by its absolute path"
+            )));
+        }
+        let file = match open_nonblocking(path) {
+            Ok(f) => f,
+            Err(e) => return Ok(Err(format!("its script {path:?} cannot be read: {e}"))),
+        };
+        let meta = file.metadata().map_err(|e| inspect_err("stat script", e))?;
+        if !meta.is_file() {
+            return Ok(Err(format!("its script {path:?} is not a regular file")));
+        }
+        Ok(Ok((file, ())))
     }
-    let full = named.clone();
-    let file = match open_nonblocking(&full) {
-        Ok(f) => f,
-        Err(e) => return Ok(Err(format!("its script {named:?} cannot be read: {e}"))),
-    };
-    let meta = file.metadata().map_err(|e| inspect_err("stat script", e))?;
-    if !meta.is_file() {
-        return Ok(Err(format!("its script {named:?} is not a regular file")));
+
+    fn settle(
+        &self,
+        _named: &Named<'_>,
+        file: &File,
+        _meta: &std::fs::Metadata,
+        _found: (),
+    ) -> Result<Result<(String, Vec<keychain_auth_sdk::protocol::PinnedFile>), String>, PeerError>
+    {
+        let resolved = path_of_file(file).map_err(|e| inspect_err("resolve script path", e))?;
+        Ok(Ok((resolved, Vec::new())))
     }
-    if meta.len() > MAX_SCRIPT {
-        return Ok(Err(format!(
-            "its script {named:?} is larger than {MAX_SCRIPT} bytes"
-        )));
-    }
-    let resolved = path_of_file(&file).map_err(|e| inspect_err("resolve script path", e))?;
-    let hashed = if may_hash {
-        cache.hash_file(&file).map(Some)
-    } else {
-        cache.cached(&file)
-    };
-    let (hash, _) = hashed
-        .map_err(|e| inspect_err("hash script", e))?
-        .ok_or(PeerError::NeedsHash)?;
-    Ok(Ok(super::ScriptIdentity {
-        interpreter: interpreter.to_string(),
-        interpreter_hash: interpreter_hash.to_string(),
-        path: resolved,
-        hash,
-        startup: Vec::new(),
-    }))
 }
 
 /// `keychain-auth get`'s caller. Not available on macOS yet: the parent's audit token
@@ -546,8 +504,12 @@ pub(super) fn recheck(peer: &Peer) -> Result<(), PeerError> {
         Ok(p) if p == peer.handle.path => Ok(()),
         Ok(_) => Err(PeerError::Changed),
         Err(_) => {
-            // SAFETY: signal 0 only checks that the pid exists.
-            let alive = unsafe { libc::kill(peer.pid, 0) } == 0;
+            // Signal 0 only checks that the pid exists.
+            let alive = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(peer.pid),
+                None::<nix::sys::signal::Signal>,
+            )
+            .is_ok();
             Err(if alive {
                 PeerError::Changed
             } else {
@@ -581,7 +543,7 @@ pub(super) fn peek_in_turn(_sock: BorrowedFd<'_>) -> bool {
 pub(super) fn recv_with_sender(
     sock: BorrowedFd<'_>,
     buf: &mut [u8],
-    flags: libc::c_int,
+    flags: MsgFlags,
 ) -> std::io::Result<(usize, Option<i32>)> {
     super::recv_plain(sock, buf, flags)
 }

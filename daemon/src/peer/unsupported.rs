@@ -52,7 +52,7 @@ pub(super) fn peek_in_turn(_sock: BorrowedFd<'_>) -> bool {
 pub(super) fn recv_with_sender(
     sock: BorrowedFd<'_>,
     buf: &mut [u8],
-    flags: libc::c_int,
+    flags: nix::sys::socket::MsgFlags,
 ) -> std::io::Result<(usize, Option<i32>)> {
     super::recv_plain(sock, buf, flags)
 }
