@@ -11,7 +11,7 @@
 //! - [`policy`]: pure decisions; [`scope`]: glob matching of secret names.
 //! - [`peer`]: who is connecting, from the kernel: the OS-neutral steps (`peer/identify.rs`,
 //!   `peer/script/`: what an interpreter runs), then per OS `peer/linux/` (`SO_PEERPIDFD`,
-//!   `/proc`, sock_diag) and `peer/macos.rs` (the audit token).
+//!   `/proc`, sock_diag) and `peer/macos/` (the audit token).
 //! - [`digest`]: SHA-256 of executables with a file-identity cache.
 //! - [`config`]: config.json and pending.json; [`pending`]: the bounded queue.
 //! - [`audit`]: the hash-chained audit log and its verifier; [`repeats`]: refusals that

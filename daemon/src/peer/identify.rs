@@ -6,7 +6,7 @@
 //! absolute path). Reading the process itself is the OS file's.
 
 use super::script::{runs, Env, Runs, Startup};
-use super::{PeerError, ScriptIdentity};
+use super::{Peer, PeerError, ScriptIdentity};
 use crate::digest::{FileKey, HashCache};
 use keychain_auth_sdk::protocol::PinnedFile;
 use std::fs::File;
@@ -153,6 +153,36 @@ pub(super) struct Identity {
     pub no_script: Option<String>,
     /// See [`super::Peer::script`].
     pub script: Option<ScriptIdentity>,
+}
+
+impl Identity {
+    /// The peer this identity is of, with what every OS reports; the OS-specific fields
+    /// (`signing`, `output`, `libraries`) are empty, for the OS file to fill.
+    pub(super) fn peer(
+        self,
+        pid: i32,
+        uid: u32,
+        path: String,
+        injection: Option<String>,
+        handle: super::Handle,
+    ) -> Peer {
+        Peer {
+            pid,
+            uid,
+            interpreter: self.interpreter,
+            no_script: self.no_script,
+            script: self.script,
+            via: None,
+            path,
+            hash: self.hash,
+            injection,
+            handle,
+            wants: std::sync::OnceLock::new(),
+            signing: None,
+            output: None,
+            libraries: Vec::new(),
+        }
+    }
 }
 
 /// The identity of a process running the executable at `path` with hash `exe_hash`: for

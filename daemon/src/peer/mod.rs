@@ -4,7 +4,7 @@
 //!
 //! - `identify.rs`: the OS-neutral steps (interpreters, injection variables, the script
 //!   steps, hashes); [`script`]: what an interpreter's command line and environment run.
-//! - [`linux`] (`SO_PEERPIDFD`, `/proc`, sock_diag), `macos.rs` (the audit token,
+//! - [`linux`] (`SO_PEERPIDFD`, `/proc`, sock_diag), `macos/` (the audit token,
 //!   [`signing`], [`procargs`]) and, on other systems, `unsupported.rs` (every peer
 //!   refused): what each OS reads about a process.
 //!
@@ -26,6 +26,10 @@ pub use identify::{base_name, exe_base_name, injected_env, is_interpreter, scrip
 pub mod linux;
 #[cfg(target_os = "linux")]
 use linux as os;
+#[cfg(target_os = "linux")]
+use linux as sockets;
+#[cfg(not(target_os = "linux"))]
+use plain_sockets as sockets;
 
 #[cfg(target_os = "macos")]
 mod macos;
@@ -200,14 +204,14 @@ pub fn listener(sock: BorrowedFd<'_>) -> Result<Listener, PeerError> {
 
 /// Prepares a listening socket so each message carries its writer's credentials.
 pub fn prepare_listener(listener: BorrowedFd<'_>) -> std::io::Result<()> {
-    os::prepare_listener(listener)
+    sockets::prepare_listener(listener)
 }
 
 /// Makes each [`Recv::Peek`] on a connected socket continue after the bytes the previous
 /// peeks returned, so bytes can be read in order and left queued until a
 /// [`Recv::Take`]. False where the OS has no peek offset (reads then take the bytes).
 pub fn peek_in_turn(sock: BorrowedFd<'_>) -> bool {
-    os::peek_in_turn(sock)
+    sockets::peek_in_turn(sock)
 }
 
 /// Whether a receive takes the bytes off the socket or leaves them there.
@@ -236,20 +240,35 @@ pub fn recv_with_sender(
     buf: &mut [u8],
     how: Recv,
 ) -> std::io::Result<(usize, Option<i32>)> {
-    os::recv_with_sender(sock, buf, how.flags())
+    sockets::recv_with_sender(sock, buf, how.flags())
 }
 
-/// One non-blocking `recv`, for systems that attach no per-message sender credentials to
-/// stream sockets (the sender is then unknown: `None`).
+/// Sockets where the OS attaches no per-message sender credentials to stream sockets
+/// and has no peek offset (macOS, and systems without a recipe).
 #[cfg(not(target_os = "linux"))]
-fn recv_plain(
-    sock: BorrowedFd<'_>,
-    buf: &mut [u8],
-    flags: MsgFlags,
-) -> std::io::Result<(usize, Option<i32>)> {
-    use std::os::fd::AsRawFd;
-    let n = nix::sys::socket::recv(sock.as_raw_fd(), buf, flags)?;
-    Ok((n, None))
+mod plain_sockets {
+    use nix::sys::socket::MsgFlags;
+    use std::os::fd::{AsRawFd, BorrowedFd};
+
+    /// Nothing to prepare: messages carry no credentials to ask for.
+    pub(super) fn prepare_listener(_listener: BorrowedFd<'_>) -> std::io::Result<()> {
+        Ok(())
+    }
+
+    /// No peek offset (`SO_PEEK_OFF`): reads take bytes as they come.
+    pub(super) fn peek_in_turn(_sock: BorrowedFd<'_>) -> bool {
+        false
+    }
+
+    /// One non-blocking `recv`; the sender is unknown (`None`).
+    pub(super) fn recv_with_sender(
+        sock: BorrowedFd<'_>,
+        buf: &mut [u8],
+        flags: MsgFlags,
+    ) -> std::io::Result<(usize, Option<i32>)> {
+        let n = nix::sys::socket::recv(sock.as_raw_fd(), buf, flags)?;
+        Ok((n, None))
+    }
 }
 
 impl Peer {

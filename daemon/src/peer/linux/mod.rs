@@ -189,26 +189,16 @@ fn inspect(
         let env = environ.as_deref().unwrap_or(&[]);
         find_script::script_of(&dir, &path, exe_hash, cache, may_hash, env, start)
     })?;
+    let handle = Handle {
+        pidfd,
+        proc_dir: dir,
+        start_time: start,
+        exe_inode: key.inode(),
+    };
     Ok(Peer {
-        pid,
-        uid,
-        interpreter: id.interpreter,
-        no_script: id.no_script,
-        script: id.script,
-        via: None,
-        path,
-        hash: id.hash,
-        injection,
-        handle: Handle {
-            pidfd,
-            proc_dir: dir,
-            start_time: start,
-            exe_inode: key.inode(),
-        },
-        wants: std::sync::OnceLock::new(),
-        signing: None,
         output,
         libraries,
+        ..id.peer(pid, uid, path, injection, handle)
     })
 }
 

@@ -325,15 +325,9 @@ impl Collector<'_> {
             return Ok(());
         }
         self.settled_dir(&lib)?;
-        let Ok(entries) = std::fs::read_dir(&lib) else {
+        let Some(versions) = python_versions(&lib) else {
             return Ok(());
         };
-        let mut versions: Vec<PathBuf> = entries
-            .flatten()
-            .filter(|e| e.file_name().to_string_lossy().starts_with("python3"))
-            .map(|e| e.path())
-            .collect();
-        versions.sort();
         for v in versions {
             self.settled_dir(&v)?;
             for sub in ["site-packages", "dist-packages"] {
@@ -631,15 +625,9 @@ fn installed_modules(interpreter: &str) -> Arc<HashSet<String>> {
     for prefix in installation_prefixes(interpreter) {
         let lib = prefix.join("lib");
         dirs.push(lib.clone());
-        let Ok(entries) = std::fs::read_dir(&lib) else {
+        let Some(versions) = python_versions(&lib) else {
             continue;
         };
-        let mut versions: Vec<PathBuf> = entries
-            .flatten()
-            .filter(|e| e.file_name().to_string_lossy().starts_with("python3"))
-            .map(|e| e.path())
-            .collect();
-        versions.sort();
         for v in versions {
             dirs.push(v.join("lib-dynload"));
             dirs.push(v.join("site-packages"));
@@ -710,6 +698,19 @@ pub fn resolve_argv0(cwd: &Path, argv0: &str, env: &Env) -> Option<PathBuf> {
         })
         .map(|d| d.join(argv0))
         .find(|p| p.is_file())
+}
+
+/// The `python3*` directories of an installation's `lib`, sorted; `None` when `lib`
+/// cannot be read.
+fn python_versions(lib: &Path) -> Option<Vec<PathBuf>> {
+    let entries = std::fs::read_dir(lib).ok()?;
+    let mut versions: Vec<PathBuf> = entries
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("python3"))
+        .map(|e| e.path())
+        .collect();
+    versions.sort();
+    Some(versions)
 }
 
 #[cfg(test)]
