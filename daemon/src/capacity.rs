@@ -23,15 +23,11 @@ const FDS_RESERVED: u64 = 64;
 /// identify a peer) fail with EMFILE instead of leaving the extra clients waiting in
 /// the backlog.
 pub fn connection_limit() -> usize {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes into a valid rlimit struct.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+    let Ok((soft, _)) = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+    else {
         return 64;
-    }
-    let fit = lim.rlim_cur.saturating_sub(FDS_RESERVED) / FDS_PER_CONNECTION;
+    };
+    let fit = soft.saturating_sub(FDS_RESERVED) / FDS_PER_CONNECTION;
     (fit as usize).clamp(8, MAX_CONNECTIONS)
 }
 

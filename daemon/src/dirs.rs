@@ -31,8 +31,7 @@ pub enum DirError {
 
 /// The effective uid of this process.
 pub fn euid() -> u32 {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() }
+    nix::unistd::geteuid().as_raw()
 }
 
 /// Creates `dir` (and missing parents) with mode 0700 if absent, then checks it: a real

@@ -2,28 +2,18 @@
 //! processes cannot ptrace it or read its memory through /proc on Linux), and a file
 //! descriptor limit high enough for many idle clients.
 
+use nix::sys::resource::{getrlimit, setrlimit, Resource};
+
 /// Applies every hardening step; returns what could not be applied, for a warning.
 pub fn harden_process() -> Vec<String> {
     let mut failures = Vec::new();
-    let no_core = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: setrlimit reads a valid rlimit struct.
-    if unsafe { libc::setrlimit(libc::RLIMIT_CORE, &no_core) } != 0 {
-        failures.push(format!(
-            "disabling core dumps: {}",
-            std::io::Error::last_os_error()
-        ));
+    if let Err(e) = setrlimit(Resource::RLIMIT_CORE, 0, 0) {
+        failures.push(format!("disabling core dumps: {}", std::io::Error::from(e)));
     }
     #[cfg(target_os = "linux")]
     {
-        // SAFETY: PR_SET_DUMPABLE takes an integer argument and touches no memory.
-        if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) } != 0 {
-            failures.push(format!(
-                "PR_SET_DUMPABLE: {}",
-                std::io::Error::last_os_error()
-            ));
+        if let Err(e) = nix::sys::prctl::set_dumpable(false) {
+            failures.push(format!("PR_SET_DUMPABLE: {}", std::io::Error::from(e)));
         }
     }
     raise_fd_limit();
@@ -31,15 +21,9 @@ pub fn harden_process() -> Vec<String> {
 }
 
 fn raise_fd_limit() {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes into a valid rlimit struct.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 && lim.rlim_cur < lim.rlim_max
-    {
-        lim.rlim_cur = lim.rlim_max.min(65_536);
-        // SAFETY: setrlimit reads a valid rlimit struct.
-        unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) };
+    if let Ok((cur, max)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        if cur < max {
+            let _ = setrlimit(Resource::RLIMIT_NOFILE, max.min(65_536), max);
+        }
     }
 }

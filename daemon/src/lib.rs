@@ -14,9 +14,11 @@
 //!   gates in one place, the refusal texts, and what a hosting app may call.
 //! - [`state`]: everything the daemon knows, with config and pending as sub-stores.
 //! - [`policy`]: pure decisions; [`scope`]: glob matching of secret names.
-//! - [`peer`]: who is connecting, from the kernel (Linux: `SO_PEERPIDFD`); [`ptrace`]:
-//!   what the machine's ptrace policy lets a program do to another; [`digest`]: SHA-256
-//!   of executables with a file-identity cache.
+//! - [`peer`]: who is connecting, from the kernel: the OS-neutral steps (`peer/identify.rs`,
+//!   `peer/script/`: what an interpreter runs), then per OS `peer/linux/` (`SO_PEERPIDFD`,
+//!   `/proc`, sock_diag) and `peer/macos/` (the audit token); [`ptrace`]: what the
+//!   machine's ptrace policy lets a program do to another; [`digest`]: SHA-256 of
+//!   executables with a file-identity cache.
 //! - [`config`]: the formats of config.json and pending.json, read strictly;
 //!   [`pending`]: the bounded queue of binaries waiting for a decision.
 //! - [`audit`]: the hash-chained audit log: entries, append and rotation, the verifier,

@@ -16,7 +16,6 @@ use anyhow::{anyhow, bail, Context, Result};
 use keychain_auth_sdk::paths::Paths;
 use keychain_auth_sdk::protocol::{Request, Response};
 use std::fs::File;
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -48,7 +47,7 @@ pub fn prepare_dirs(paths: &Paths) -> Result<()> {
 /// Holds the instance lock (`agent.lock` beside the socket) for as long as it lives.
 #[derive(Debug)]
 pub struct InstanceLock {
-    _file: File,
+    _file: nix::fcntl::Flock<File>,
 }
 
 /// Takes the instance lock, or fails if another daemon holds it.
@@ -63,14 +62,13 @@ pub fn lock_instance(paths: &Paths) -> Result<InstanceLock> {
         .custom_flags(libc::O_NOFOLLOW)
         .open(&lock_path)
         .with_context(|| format!("opening {}", lock_path.display()))?;
-    // SAFETY: flock on an fd we own; no memory is passed.
-    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-        bail!(
+    match nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusiveNonblock) {
+        Ok(locked) => Ok(InstanceLock { _file: locked }),
+        Err(_) => bail!(
             "keychain-auth is already running (socket {}); `keychain-auth stop` stops it",
             paths.socket.display()
-        );
+        ),
     }
-    Ok(InstanceLock { _file: f })
 }
 
 /// Removes a stale socket left by a daemon that died; refuses anything that is not a

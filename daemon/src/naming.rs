@@ -1,14 +1,12 @@
 //! How keychain-auth names things to a person: a hash shortened for a line of text
-//! (defined with the wire's `Hash`) and the base name of an executable's path.
+//! (defined with the wire's `Hash`) and the base name of an executable's path (defined
+//! with identification, which matches interpreters by it).
 
 pub use keychain_auth_sdk::protocol::short_hash;
 
-/// The last component of a path, without the ` (deleted)` the kernel appends to the path
-/// of an executable that was removed while it ran.
-pub fn base_name(path: &str) -> &str {
-    let path = path.strip_suffix(" (deleted)").unwrap_or(path);
-    path.rsplit('/').next().unwrap_or(path)
-}
+/// The last component of an executable's path, without the ` (deleted)` the kernel
+/// appends to one that was removed while it ran.
+pub use crate::peer::exe_base_name as base_name;
 
 #[cfg(test)]
 mod tests {

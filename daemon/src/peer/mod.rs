@@ -1,28 +1,35 @@
 //! Who is on the other end of the socket, as the kernel says: uid, process, executable
-//! and its SHA-256, plus the signals that the process may be tampered with. The OS code
-//! is in `linux.rs` (SO_PEERPIDFD), `macos.rs` (the audit token) and, on other systems,
-//! `unsupported.rs` (every peer refused); everything above this module sees only [`Peer`].
+//! and its SHA-256, plus the signals that the process may be tampered with; everything
+//! above this module sees only [`Peer`] and the functions here.
+//!
+//! - `identify.rs`: the OS-neutral steps (interpreters, injection variables, the script
+//!   steps, hashes); [`script`]: what an interpreter's command line and environment run.
+//! - [`linux`] (`SO_PEERPIDFD`, `/proc`, sock_diag), `macos/` (the audit token,
+//!   [`signing`], [`procargs`]) and, on other systems, `unsupported.rs` (every peer
+//!   refused): what each OS reads about a process.
+//!
+//! Not here: what the daemon decides about a peer (`policy`) or tells it (`requests`).
 
 use crate::digest::HashCache;
 pub use keychain_auth_sdk::protocol::ScriptIdentity;
+use nix::sys::socket::MsgFlags;
 use std::os::fd::BorrowedFd;
 
-#[cfg(target_os = "linux")]
-pub mod holders;
-#[cfg(target_os = "linux")]
-pub mod mappings;
+mod identify;
 pub mod procargs;
-#[cfg(target_os = "linux")]
-pub mod resolve;
 pub mod script;
 pub mod signing;
-#[cfg(target_os = "linux")]
-pub mod startup;
+
+pub use identify::{base_name, exe_base_name, injected_env, is_interpreter, script_identity_hash};
 
 #[cfg(target_os = "linux")]
-mod linux;
+pub mod linux;
 #[cfg(target_os = "linux")]
 use linux as os;
+#[cfg(target_os = "linux")]
+use linux as sockets;
+#[cfg(not(target_os = "linux"))]
+use plain_sockets as sockets;
 
 #[cfg(target_os = "macos")]
 mod macos;
@@ -130,32 +137,6 @@ pub enum OutputBinding {
     Elsewhere(String),
 }
 
-/// The identity of a script: `sha256:` of a domain-separated concatenation of the
-/// interpreter's hash, the script's path and the script's hash.
-pub fn script_identity_hash(s: &ScriptIdentity) -> String {
-    use sha2::{Digest, Sha256};
-    let mut h = Sha256::new();
-    // v1 when nothing but the script is read at startup, so such identities stay as
-    // they were; v2 covers the startup files too.
-    h.update(if s.startup.is_empty() {
-        &b"keychain-auth script v1\0"[..]
-    } else {
-        &b"keychain-auth script v2\0"[..]
-    });
-    h.update(s.interpreter_hash.as_bytes());
-    h.update(b"\0");
-    h.update(s.path.as_bytes());
-    h.update(b"\0");
-    h.update(s.hash.as_bytes());
-    for f in &s.startup {
-        h.update(b"\0");
-        h.update(f.path.as_bytes());
-        h.update(b"\0");
-        h.update(f.hash.as_bytes());
-    }
-    format!("sha256:{}", hex::encode(h.finalize()))
-}
-
 /// Scopes and access a client's `hello` asked for.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Wants {
@@ -223,14 +204,14 @@ pub fn listener(sock: BorrowedFd<'_>) -> Result<Listener, PeerError> {
 
 /// Prepares a listening socket so each message carries its writer's credentials.
 pub fn prepare_listener(listener: BorrowedFd<'_>) -> std::io::Result<()> {
-    os::prepare_listener(listener)
+    sockets::prepare_listener(listener)
 }
 
 /// Makes each [`Recv::Peek`] on a connected socket continue after the bytes the previous
 /// peeks returned, so bytes can be read in order and left queued until a
 /// [`Recv::Take`]. False where the OS has no peek offset (reads then take the bytes).
 pub fn peek_in_turn(sock: BorrowedFd<'_>) -> bool {
-    os::peek_in_turn(sock)
+    sockets::peek_in_turn(sock)
 }
 
 /// Whether a receive takes the bytes off the socket or leaves them there.
@@ -244,10 +225,10 @@ pub enum Recv {
 }
 
 impl Recv {
-    fn flags(self) -> libc::c_int {
+    fn flags(self) -> MsgFlags {
         match self {
-            Recv::Take => libc::MSG_DONTWAIT,
-            Recv::Peek => libc::MSG_DONTWAIT | libc::MSG_PEEK,
+            Recv::Take => MsgFlags::MSG_DONTWAIT,
+            Recv::Peek => MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_PEEK,
         }
     }
 }
@@ -259,24 +240,35 @@ pub fn recv_with_sender(
     buf: &mut [u8],
     how: Recv,
 ) -> std::io::Result<(usize, Option<i32>)> {
-    os::recv_with_sender(sock, buf, how.flags())
+    sockets::recv_with_sender(sock, buf, how.flags())
 }
 
-/// One non-blocking `recv`, for systems that attach no per-message sender credentials to
-/// stream sockets (the sender is then unknown: `None`).
+/// Sockets where the OS attaches no per-message sender credentials to stream sockets
+/// and has no peek offset (macOS, and systems without a recipe).
 #[cfg(not(target_os = "linux"))]
-fn recv_plain(
-    sock: BorrowedFd<'_>,
-    buf: &mut [u8],
-    flags: libc::c_int,
-) -> std::io::Result<(usize, Option<i32>)> {
-    use std::os::fd::AsRawFd;
-    // SAFETY: buf is writable for its length; the fd is borrowed for the call.
-    let n = unsafe { libc::recv(sock.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), flags) };
-    if n < 0 {
-        return Err(std::io::Error::last_os_error());
+mod plain_sockets {
+    use nix::sys::socket::MsgFlags;
+    use std::os::fd::{AsRawFd, BorrowedFd};
+
+    /// Nothing to prepare: messages carry no credentials to ask for.
+    pub(super) fn prepare_listener(_listener: BorrowedFd<'_>) -> std::io::Result<()> {
+        Ok(())
     }
-    Ok((n as usize, None))
+
+    /// No peek offset (`SO_PEEK_OFF`): reads take bytes as they come.
+    pub(super) fn peek_in_turn(_sock: BorrowedFd<'_>) -> bool {
+        false
+    }
+
+    /// One non-blocking `recv`; the sender is unknown (`None`).
+    pub(super) fn recv_with_sender(
+        sock: BorrowedFd<'_>,
+        buf: &mut [u8],
+        flags: MsgFlags,
+    ) -> std::io::Result<(usize, Option<i32>)> {
+        let n = nix::sys::socket::recv(sock.as_raw_fd(), buf, flags)?;
+        Ok((n, None))
+    }
 }
 
 impl Peer {
@@ -289,110 +281,5 @@ impl Peer {
             None if cfg!(target_os = "linux") => Err(PeerError::ForeignSender(0, self.pid)),
             None => Ok(()),
         }
-    }
-}
-
-/// Executables that run scripts: approving one would approve every script it runs.
-const INTERPRETERS: &[&str] = &[
-    "python",
-    "python2",
-    "python3",
-    "pypy",
-    "pypy3",
-    "node",
-    "nodejs",
-    "ruby",
-    "irb",
-    "perl",
-    "sh",
-    "bash",
-    "dash",
-    "zsh",
-    "ksh",
-    "mksh",
-    "fish",
-    "tcsh",
-    "csh",
-    "busybox",
-    "java",
-    "deno",
-    "bun",
-    "osascript",
-    "php",
-    "lua",
-    "luajit",
-    "tclsh",
-    "wish",
-    "rscript",
-    "r",
-    "pwsh",
-    "powershell",
-    "gawk",
-    "awk",
-    "mawk",
-    "expect",
-    "guile",
-    "racket",
-    "elixir",
-    "erl",
-    "julia",
-    "swift",
-];
-
-/// Whether an executable path names a script interpreter (`python3.11` counts as `python3`).
-pub fn is_interpreter(path: &str) -> bool {
-    let path = path.strip_suffix(" (deleted)").unwrap_or(path);
-    let base = path.rsplit('/').next().unwrap_or(path).to_ascii_lowercase();
-    let trimmed = base.trim_end_matches(|c: char| c.is_ascii_digit() || c == '.' || c == '-');
-    INTERPRETERS.contains(&base.as_str()) || INTERPRETERS.contains(&trimmed)
-}
-
-/// Scans a NUL-separated environment block for variables that inject code into a process.
-pub fn injected_env(environ: &[u8]) -> Option<String> {
-    const VARS: &[&str] = &["LD_PRELOAD=", "LD_AUDIT=", "DYLD_INSERT_LIBRARIES="];
-    environ
-        .split(|&b| b == 0)
-        .filter_map(|kv| {
-            VARS.iter()
-                .find(|v| kv.starts_with(v.as_bytes()) && kv.len() > v.len())
-        })
-        .map(|v| format!("{} is set in its environment", v.trim_end_matches('=')))
-        .next()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn interpreters_are_recognised() {
-        for p in [
-            "/usr/bin/python3",
-            "/usr/bin/python3.11",
-            "/usr/local/bin/node",
-            "/bin/bash",
-            "/usr/bin/perl5.36.0",
-            "/bin/busybox",
-            "/usr/bin/python3 (deleted)",
-        ] {
-            assert!(is_interpreter(p), "{p}");
-        }
-        for p in [
-            "/usr/bin/git",
-            "/usr/local/bin/gh",
-            "/usr/bin/ssh",
-            "/opt/shell-tool",
-        ] {
-            assert!(!is_interpreter(p), "{p}");
-        }
-    }
-
-    #[test]
-    fn injection_variables_are_found() {
-        assert!(injected_env(b"HOME=/root\0LD_PRELOAD=/tmp/x.so\0").is_some());
-        assert!(injected_env(b"LD_AUDIT=/tmp/a.so\0").is_some());
-        assert!(injected_env(b"HOME=/root\0LD_PRELOAD=\0PATH=/bin\0").is_none());
-        assert!(injected_env(b"HOME=/root\0MY_LD_PRELOAD=x\0").is_none());
-        assert!(injected_env(b"").is_none());
     }
 }

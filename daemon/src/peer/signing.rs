@@ -1,6 +1,6 @@
 //! macOS code-signing facts about a peer and what the daemon makes of them. Reading the
 //! facts (`SecCodeCopyGuestWithAttributes` with the audit token, then
-//! `SecCodeCopySigningInformation`) is in `macos.rs`; judging them is here, pure and
+//! `SecCodeCopySigningInformation`) is in `macos/code_signature.rs`; judging them is here, pure and
 //! tested on every platform.
 //!
 //! The policy: a signature that *opts into* injection — the `get-task-allow` entitlement

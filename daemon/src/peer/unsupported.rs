@@ -40,19 +40,3 @@ pub(super) fn recheck(_peer: &Peer) -> Result<(), PeerError> {
 pub(super) fn listener(_sock: BorrowedFd<'_>) -> Result<super::Listener, PeerError> {
     Err(PeerError::Unsupported)
 }
-
-pub(super) fn prepare_listener(_listener: BorrowedFd<'_>) -> std::io::Result<()> {
-    Ok(())
-}
-
-pub(super) fn peek_in_turn(_sock: BorrowedFd<'_>) -> bool {
-    false
-}
-
-pub(super) fn recv_with_sender(
-    sock: BorrowedFd<'_>,
-    buf: &mut [u8],
-    flags: libc::c_int,
-) -> std::io::Result<(usize, Option<i32>)> {
-    super::recv_plain(sock, buf, flags)
-}

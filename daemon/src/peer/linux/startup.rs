@@ -1,5 +1,6 @@
 //! The files an interpreter runs before its script's own code, without being told to on
-//! its command line, and whether a script identity can hold at all. Linux only.
+//! its command line, and whether a script identity can hold at all. Linux only. Over 500
+//! lines as one concern: every step shares one collector and its time bounds.
 //!
 //! - The interpreter must be one the user cannot change (its executable and the directory
 //!   it is in are not the user's): an interpreter installed in the user's home loads its
@@ -19,15 +20,14 @@
 //! not held to that.) What counts as "the user can change" is what the mapping check uses: owned by
 //! the user, writable by the user, or on a FUSE filesystem root did not mount.
 
-use super::mappings::on_users_fuse;
+use super::mappings::users_can_change;
 use super::resolve::Stamp;
-use super::script::{Env, Startup};
-use super::PeerError;
 use crate::digest::HashCache;
+use crate::peer::script::{Env, Startup};
+use crate::peer::PeerError;
 use keychain_auth_sdk::protocol::PinnedFile;
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -130,29 +130,10 @@ struct Collector<'a> {
     strict: bool,
 }
 
-/// Whether the user can change an open file or directory.
-fn changeable(file: &File, m: &std::fs::Metadata, uid: u32) -> bool {
-    if m.uid() == uid || on_users_fuse(file) {
-        return true;
-    }
-    let Ok(p) = std::ffi::CString::new(format!("/proc/self/fd/{}", file.as_raw_fd())) else {
-        return false;
-    };
-    // SAFETY: p is a valid C string; faccessat only reads it.
-    unsafe { libc::faccessat(libc::AT_FDCWD, p.as_ptr(), libc::W_OK, libc::AT_EACCESS) == 0 }
-}
-
 /// An open file's metadata.
 fn metadata(f: &File) -> Result<std::fs::Metadata, Stop> {
     f.metadata()
         .map_err(|e| Stop::Inspect(PeerError::Inspect(e.to_string())))
-}
-
-fn ctime(m: &std::fs::Metadata) -> Stamp {
-    Stamp {
-        secs: m.ctime(),
-        nanos: m.ctime_nsec(),
-    }
 }
 
 impl Collector<'_> {
@@ -221,7 +202,7 @@ impl Collector<'_> {
                 )));
             };
             let m = metadata(&f)?;
-            if changeable(&f, &m, self.ctx.uid) {
+            if users_can_change(&f, &m, self.ctx.uid) {
                 return Err(Stop::Refuse(format!(
                     "the interpreter {} is installed where you can change it ({what}, {}), so the standard library it loads is code nobody approved; scripts are identified only under an interpreter installed by root (use the system's, or a compiled client)",
                     exe.display(),
@@ -239,14 +220,14 @@ impl Collector<'_> {
             return Ok(None);
         };
         let m = metadata(&f)?;
-        if !m.is_dir() || !changeable(&f, &m, self.ctx.uid) {
+        if !m.is_dir() || !users_can_change(&f, &m, self.ctx.uid) {
             return Ok(None);
         }
-        if ctime(&m) > self.bound() {
+        if Stamp::ctime_of(&m) > self.bound() {
             return Err(Stop::Refuse(format!(
                 "{} changed after (or just before) the interpreter started, and code the interpreter runs at startup comes from there; run it again once nothing is changing there{}",
                 dir.display(),
-                cache_hint(dir, ctime(&m))
+                cache_hint(dir, Stamp::ctime_of(&m))
             )));
         }
         Ok(Some(f))
@@ -267,7 +248,7 @@ impl Collector<'_> {
                 path.display()
             )));
         }
-        if ctime(&m) > self.bound() {
+        if Stamp::ctime_of(&m) > self.bound() {
             return Err(Stop::Refuse(format!(
                 "{} changed after (or just before) the interpreter started, so what it ran may not be what is there now; run it again once nothing is changing it",
                 path.display()
@@ -344,15 +325,9 @@ impl Collector<'_> {
             return Ok(());
         }
         self.settled_dir(&lib)?;
-        let Ok(entries) = std::fs::read_dir(&lib) else {
+        let Some(versions) = python_versions(&lib) else {
             return Ok(());
         };
-        let mut versions: Vec<PathBuf> = entries
-            .flatten()
-            .filter(|e| e.file_name().to_string_lossy().starts_with("python3"))
-            .map(|e| e.path())
-            .collect();
-        versions.sort();
         for v in versions {
             self.settled_dir(&v)?;
             for sub in ["site-packages", "dist-packages"] {
@@ -404,12 +379,12 @@ impl Collector<'_> {
             return Ok(());
         };
         let m = metadata(&f)?;
-        if !m.is_dir() || !changeable(&f, &m, self.ctx.uid) {
+        if !m.is_dir() || !users_can_change(&f, &m, self.ctx.uid) {
             // Root's: nothing the user can add there.
             return Ok(());
         }
         if !self.ctx.own_dirs.iter().any(|d| d == dir) {
-            self.script_dir_settled(dir, ctime(&m))?;
+            self.script_dir_settled(dir, Stamp::ctime_of(&m))?;
         }
         let Ok(entries) = std::fs::read_dir(dir) else {
             return Err(Stop::Refuse(format!(
@@ -507,7 +482,7 @@ impl Collector<'_> {
         let explained = std::fs::read_dir(dir).is_ok_and(|entries| {
             entries.flatten().any(|e| {
                 std::fs::symlink_metadata(e.path())
-                    .is_ok_and(|m| ctime(&m) >= changed.minus_ms(EXPLAINS_MS))
+                    .is_ok_and(|m| Stamp::ctime_of(&m) >= changed.minus_ms(EXPLAINS_MS))
             })
         });
         if explained {
@@ -577,7 +552,7 @@ fn cache_hint(dir: &Path, changed: Stamp) -> &'static str {
     const HINT: &str = " (Python writes compiled modules to __pycache__ on the first run after a module changed, and that run is refused: the next one is not)";
     let is_cache = dir.file_name().is_some_and(|n| n == "__pycache__");
     let cache_is_new = std::fs::symlink_metadata(dir.join("__pycache__"))
-        .is_ok_and(|m| ctime(&m) >= changed.minus_ms(EXPLAINS_MS));
+        .is_ok_and(|m| Stamp::ctime_of(&m) >= changed.minus_ms(EXPLAINS_MS));
     if is_cache || cache_is_new {
         HINT
     } else {
@@ -650,15 +625,9 @@ fn installed_modules(interpreter: &str) -> Arc<HashSet<String>> {
     for prefix in installation_prefixes(interpreter) {
         let lib = prefix.join("lib");
         dirs.push(lib.clone());
-        let Ok(entries) = std::fs::read_dir(&lib) else {
+        let Some(versions) = python_versions(&lib) else {
             continue;
         };
-        let mut versions: Vec<PathBuf> = entries
-            .flatten()
-            .filter(|e| e.file_name().to_string_lossy().starts_with("python3"))
-            .map(|e| e.path())
-            .collect();
-        versions.sort();
         for v in versions {
             dirs.push(v.join("lib-dynload"));
             dirs.push(v.join("site-packages"));
@@ -729,6 +698,19 @@ pub fn resolve_argv0(cwd: &Path, argv0: &str, env: &Env) -> Option<PathBuf> {
         })
         .map(|d| d.join(argv0))
         .find(|p| p.is_file())
+}
+
+/// The `python3*` directories of an installation's `lib`, sorted; `None` when `lib`
+/// cannot be read.
+fn python_versions(lib: &Path) -> Option<Vec<PathBuf>> {
+    let entries = std::fs::read_dir(lib).ok()?;
+    let mut versions: Vec<PathBuf> = entries
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("python3"))
+        .map(|e| e.path())
+        .collect();
+    versions.sort();
+    Some(versions)
 }
 
 #[cfg(test)]

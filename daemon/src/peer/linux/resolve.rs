@@ -7,9 +7,12 @@
 //! file it read for another). Linux only; returns the opened file or why it cannot be
 //! named.
 
-use std::ffi::CString;
+use nix::fcntl::{open, openat, OFlag};
+use nix::sys::stat::Mode;
+use nix::time::{clock_gettime, ClockId};
+use nix::unistd::{sysconf, SysconfVar};
 use std::fs::File;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 
 /// Most symbolic links followed for one path (the kernel's own limit).
@@ -31,7 +34,8 @@ pub struct Stamp {
 }
 
 impl Stamp {
-    fn ctime_of(m: &std::fs::Metadata) -> Stamp {
+    /// When a file's inode last changed.
+    pub fn ctime_of(m: &std::fs::Metadata) -> Stamp {
         Stamp {
             secs: m.ctime(),
             nanos: m.ctime_nsec(),
@@ -57,15 +61,16 @@ impl Stamp {
 /// boot (`/proc/<pid>/stat` field 22) placed on the realtime clock.
 pub fn started_at(start_ticks: u64) -> Stamp {
     let now = |clock| {
-        // SAFETY: an all-zero timespec is valid to be overwritten.
-        let mut t: libc::timespec = unsafe { std::mem::zeroed() };
-        // SAFETY: clock_gettime writes into a valid timespec.
-        unsafe { libc::clock_gettime(clock, &mut t) };
-        t.tv_sec as i128 * 1_000_000_000 + t.tv_nsec as i128
+        // A clock that cannot be read counts as zero.
+        clock_gettime(clock)
+            .map(|t| t.tv_sec() as i128 * 1_000_000_000 + t.tv_nsec() as i128)
+            .unwrap_or(0)
     };
-    let boot = now(libc::CLOCK_REALTIME) - now(libc::CLOCK_BOOTTIME);
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as i128;
+    let boot = now(ClockId::CLOCK_REALTIME) - now(ClockId::CLOCK_BOOTTIME);
+    let hz = match sysconf(SysconfVar::CLK_TCK) {
+        Ok(Some(hz)) => hz.max(1) as i128,
+        _ => 1,
+    };
     let started = boot + start_ticks as i128 * 1_000_000_000 / hz;
     Stamp {
         secs: started.div_euclid(1_000_000_000) as i64,
@@ -73,19 +78,11 @@ pub fn started_at(start_ticks: u64) -> Stamp {
     }
 }
 
-fn c(name: &str) -> std::io::Result<CString> {
-    CString::new(name).map_err(|_| std::io::Error::other("NUL in path"))
-}
-
-fn open_at(dir: BorrowedFd<'_>, name: &str, flags: libc::c_int) -> std::io::Result<OwnedFd> {
-    let n = c(name)?;
-    // SAFETY: dir and n are valid; the descriptor is owned below.
-    let fd = unsafe { libc::openat(dir.as_raw_fd(), n.as_ptr(), flags | libc::O_CLOEXEC) };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
+fn open_at(dir: BorrowedFd<'_>, name: &str, flags: OFlag) -> std::io::Result<OwnedFd> {
+    if name.contains('\0') {
+        return Err(std::io::Error::other("NUL in path"));
     }
-    // SAFETY: openat returned a new descriptor nobody else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    Ok(openat(dir, name, flags | OFlag::O_CLOEXEC, Mode::empty())?)
 }
 
 fn meta(fd: BorrowedFd<'_>) -> std::io::Result<std::fs::Metadata> {
@@ -94,19 +91,13 @@ fn meta(fd: BorrowedFd<'_>) -> std::io::Result<std::fs::Metadata> {
 
 /// The filesystem type of what `fd` is on.
 pub fn fs_type(fd: BorrowedFd<'_>) -> std::io::Result<i64> {
-    // SAFETY: an all-zero statfs is valid to be overwritten.
-    let mut s: libc::statfs = unsafe { std::mem::zeroed() };
-    // SAFETY: fd is valid and s is writable.
-    if unsafe { libc::fstatfs(fd.as_raw_fd(), &mut s) } != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(s.f_type as i64)
+    Ok(nix::sys::statfs::fstatfs(fd)?.filesystem_type().0 as i64)
 }
 
 /// The namespace or root a process shares with the daemon, or what differs.
 pub fn same_world(proc_dir: BorrowedFd<'_>) -> Result<(), String> {
     for (ns, what) in [("ns/mnt", "mount"), ("ns/user", "user")] {
-        let theirs = open_at(proc_dir, ns, libc::O_PATH).and_then(|f| meta(f.as_fd()));
+        let theirs = open_at(proc_dir, ns, OFlag::O_PATH).and_then(|f| meta(f.as_fd()));
         let ours = std::fs::metadata(format!("/proc/self/{ns}"));
         match (theirs, ours) {
             (Ok(t), Ok(o)) if (t.dev(), t.ino()) == (o.dev(), o.ino()) => {}
@@ -120,7 +111,7 @@ pub fn same_world(proc_dir: BorrowedFd<'_>) -> Result<(), String> {
             }
         }
     }
-    let theirs = open_at(proc_dir, "root", libc::O_PATH | libc::O_DIRECTORY)
+    let theirs = open_at(proc_dir, "root", OFlag::O_PATH | OFlag::O_DIRECTORY)
         .and_then(|f| meta(f.as_fd()))
         .map_err(|e| format!("its root directory cannot be read ({e})"))?;
     let ours = std::fs::metadata("/").map_err(|e| format!("/: {e}"))?;
@@ -151,9 +142,9 @@ pub fn resolve(proc_dir: BorrowedFd<'_>, named: &str, not_after: Stamp) -> Resul
     } else {
         "cwd"
     };
-    let mut dir = open_at(proc_dir, start, libc::O_PATH | libc::O_DIRECTORY)
+    let mut dir = open_at(proc_dir, start, OFlag::O_PATH | OFlag::O_DIRECTORY)
         .map_err(|e| format!("its {start} directory cannot be opened ({e})"))?;
-    let root = open_at(proc_dir, "root", libc::O_PATH | libc::O_DIRECTORY)
+    let root = open_at(proc_dir, "root", OFlag::O_PATH | OFlag::O_DIRECTORY)
         .map_err(|e| format!("its root directory cannot be opened ({e})"))?;
     let mut pending: Vec<String> = components(named);
     pending.reverse();
@@ -163,7 +154,7 @@ pub fn resolve(proc_dir: BorrowedFd<'_>, named: &str, not_after: Stamp) -> Resul
         if part.is_empty() || part == "." {
             continue;
         }
-        let next = open_at(dir.as_fd(), &part, libc::O_PATH | libc::O_NOFOLLOW)
+        let next = open_at(dir.as_fd(), &part, OFlag::O_PATH | OFlag::O_NOFOLLOW)
             .map_err(|e| format!("{named:?} cannot be resolved at {part:?} ({e})"))?;
         let m = meta(next.as_fd()).map_err(|e| format!("{named:?}: {e}"))?;
         if m.file_type().is_symlink() {
@@ -214,7 +205,7 @@ pub fn resolve(proc_dir: BorrowedFd<'_>, named: &str, not_after: Stamp) -> Resul
         open_at(
             proc_self_fd()?.as_fd(),
             &last.as_raw_fd().to_string(),
-            libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOCTTY,
+            OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_NOCTTY,
         )
         .map_err(|e| format!("{named:?} cannot be read ({e})"))?,
     );
@@ -235,19 +226,12 @@ pub fn resolve(proc_dir: BorrowedFd<'_>, named: &str, not_after: Stamp) -> Resul
 }
 
 fn proc_self_fd() -> Result<OwnedFd, String> {
-    let p = c("/proc/self/fd").map_err(|e| e.to_string())?;
-    // SAFETY: p is a valid C string; the descriptor is owned below.
-    let fd = unsafe {
-        libc::open(
-            p.as_ptr(),
-            libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
-        )
-    };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error().to_string());
-    }
-    // SAFETY: open returned a new descriptor nobody else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    open(
+        "/proc/self/fd",
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| std::io::Error::from(e).to_string())
 }
 
 /// The components of a path; `..` is kept (it is walked like any name: the kernel
@@ -266,17 +250,12 @@ mod tests {
     use super::*;
 
     fn self_dir() -> OwnedFd {
-        let p = c(&format!("/proc/{}", std::process::id())).expect("path");
-        // SAFETY: p is a valid C string; the descriptor is owned below.
-        let fd = unsafe {
-            libc::open(
-                p.as_ptr(),
-                libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
-            )
-        };
-        assert!(fd >= 0);
-        // SAFETY: open returned a new descriptor.
-        unsafe { OwnedFd::from_raw_fd(fd) }
+        open(
+            format!("/proc/{}", std::process::id()).as_str(),
+            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .expect("open /proc/<pid>")
     }
 
     fn now() -> Stamp {

@@ -5,11 +5,15 @@
 //! descriptor that survived an `exec` cannot be close-on-exec, and one closed by the
 //! `exec` is not held. Linux only; nothing here decides, it only reports.
 
-use std::ffi::CString;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use nix::dir::Dir;
+use nix::fcntl::{openat, readlinkat, OFlag};
+use nix::sys::socket::{
+    recv, sendto, socket, AddressFamily, MsgFlags, NetlinkAddr, SockFlag, SockProtocol, SockType,
+};
+use nix::sys::stat::Mode;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStringExt;
 
-/// `NETLINK_SOCK_DIAG` from linux/netlink.h.
-const NETLINK_SOCK_DIAG: libc::c_int = 4;
 /// `SOCK_DIAG_BY_FAMILY` from linux/sock_diag.h.
 const SOCK_DIAG_BY_FAMILY: u16 = 20;
 /// `UDIAG_SHOW_PEER` from linux/unix_diag.h.
@@ -19,29 +23,26 @@ const UNIX_DIAG_PEER: u16 = 2;
 /// `NLMSG_ERROR`.
 const NLMSG_ERROR: u16 = 2;
 
-/// `struct unix_diag_req`.
-#[repr(C)]
-#[derive(Clone, Copy)]
-struct UnixDiagReq {
-    family: u8,
-    protocol: u8,
-    pad: u16,
-    states: u32,
-    ino: u32,
-    show: u32,
-    cookie: [u32; 2],
-}
+/// Bytes of a request: `struct nlmsghdr` (16) followed by `struct unix_diag_req` (24).
+const REQUEST_LEN: usize = 40;
 
-/// A netlink request: `struct nlmsghdr` followed by the diag request.
-#[repr(C)]
-#[derive(Clone, Copy)]
-struct DiagRequest {
-    len: u32,
-    kind: u16,
-    flags: u16,
-    seq: u32,
-    pid: u32,
-    req: UnixDiagReq,
+/// A sock_diag request about the Unix socket whose inode is `ino`, laid out as
+/// `struct nlmsghdr` then `struct unix_diag_req`, in native byte order.
+fn request(seq: u32, ino: u32) -> [u8; REQUEST_LEN] {
+    let mut b = [0u8; REQUEST_LEN];
+    // nlmsghdr: length, type, flags, sequence, port id (0: the kernel).
+    b[0..4].copy_from_slice(&(REQUEST_LEN as u32).to_ne_bytes());
+    b[4..6].copy_from_slice(&SOCK_DIAG_BY_FAMILY.to_ne_bytes());
+    b[6..8].copy_from_slice(&(libc::NLM_F_REQUEST as u16).to_ne_bytes());
+    b[8..12].copy_from_slice(&seq.to_ne_bytes());
+    // unix_diag_req: family, protocol, padding, states, inode, what to show, cookie.
+    b[16] = libc::AF_UNIX as u8;
+    b[20..24].copy_from_slice(&u32::MAX.to_ne_bytes());
+    b[24..28].copy_from_slice(&ino.to_ne_bytes());
+    b[28..32].copy_from_slice(&UDIAG_SHOW_PEER.to_ne_bytes());
+    // INET_DIAG_NOCOOKIE: look the socket up by inode alone.
+    b[32..40].fill(0xff);
+    b
 }
 
 thread_local! {
@@ -51,19 +52,12 @@ thread_local! {
 }
 
 fn diag_socket() -> std::io::Result<OwnedFd> {
-    // SAFETY: socket takes integer arguments and returns a new descriptor or -1.
-    let fd = unsafe {
-        libc::socket(
-            libc::AF_NETLINK,
-            libc::SOCK_DGRAM | libc::SOCK_CLOEXEC,
-            NETLINK_SOCK_DIAG,
-        )
-    };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: socket returned a new descriptor nobody else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    Ok(socket(
+        AddressFamily::Netlink,
+        SockType::Datagram,
+        SockFlag::SOCK_CLOEXEC,
+        SockProtocol::NetlinkSockDiag,
+    )?)
 }
 
 /// The inode of the socket at the other end of the Unix socket whose inode is `ino`.
@@ -89,47 +83,15 @@ pub fn unix_peer_of(ino: u64) -> std::io::Result<Option<u64>> {
 fn query(nl: &OwnedFd, ino32: u32) -> std::io::Result<Option<u64>> {
     static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
     let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let msg = DiagRequest {
-        len: std::mem::size_of::<DiagRequest>() as u32,
-        kind: SOCK_DIAG_BY_FAMILY,
-        flags: libc::NLM_F_REQUEST as u16,
-        seq,
-        pid: 0,
-        req: UnixDiagReq {
-            family: libc::AF_UNIX as u8,
-            protocol: 0,
-            pad: 0,
-            states: u32::MAX,
-            ino: ino32,
-            show: UDIAG_SHOW_PEER,
-            // INET_DIAG_NOCOOKIE: look the socket up by inode alone.
-            cookie: [u32::MAX, u32::MAX],
-        },
-    };
-    // SAFETY: an all-zero sockaddr_nl is valid; family set below (pid 0: the kernel).
-    let mut to: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
-    to.nl_family = libc::AF_NETLINK as u16;
-    // SAFETY: msg and to are valid for their sizes for the duration of the call.
-    let sent = unsafe {
-        libc::sendto(
-            nl.as_raw_fd(),
-            (&msg as *const DiagRequest).cast(),
-            std::mem::size_of::<DiagRequest>(),
-            0,
-            (&to as *const libc::sockaddr_nl).cast(),
-            std::mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t,
-        )
-    };
-    if sent < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
+    sendto(
+        nl.as_raw_fd(),
+        &request(seq, ino32),
+        &NetlinkAddr::new(0, 0),
+        MsgFlags::empty(),
+    )?;
     let mut buf = [0u8; 1024];
-    // SAFETY: buf is writable for its length.
-    let n = unsafe { libc::recv(nl.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
-    if n < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    parse_reply(&buf[..n as usize], seq, ino32)
+    let n = recv(nl.as_raw_fd(), &mut buf, MsgFlags::empty())?;
+    parse_reply(&buf[..n], seq, ino32)
 }
 
 /// Reads the peer inode out of one sock_diag reply (a `nlmsghdr`, a `unix_diag_msg` of
@@ -234,48 +196,23 @@ fn holding(fd: i32, flags: u32) -> Holding {
     }
 }
 
-fn c_name(name: &str) -> CString {
-    CString::new(name).unwrap_or_default()
-}
-
 /// Reads a link inside a directory handle (or, with an empty `name`, the link an
 /// `O_PATH` handle is on), at most `max` bytes of it.
 pub fn read_link_at(dir: BorrowedFd<'_>, name: &str, max: usize) -> std::io::Result<Vec<u8>> {
-    let c = c_name(name);
-    let mut buf = vec![0u8; max];
-    // SAFETY: buf is writable for its length; dir and c are valid.
-    let n = unsafe {
-        libc::readlinkat(
-            dir.as_raw_fd(),
-            c.as_ptr(),
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-        )
-    };
-    if n < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    buf.truncate(n as usize);
-    Ok(buf)
+    let mut target = readlinkat(dir, name)?.into_vec();
+    target.truncate(max);
+    Ok(target)
 }
 
 /// Reads a small file inside a directory handle.
 fn read_at(dir: BorrowedFd<'_>, name: &str) -> std::io::Result<Vec<u8>> {
     use std::io::Read;
-    let c = c_name(name);
-    // SAFETY: dir and c are valid; the fd is owned below.
-    let fd = unsafe {
-        libc::openat(
-            dir.as_raw_fd(),
-            c.as_ptr(),
-            libc::O_RDONLY | libc::O_CLOEXEC,
-        )
-    };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: openat returned a new descriptor nobody else owns.
-    let mut f = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+    let mut f = std::fs::File::from(openat(
+        dir,
+        name,
+        OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )?);
     let mut out = Vec::with_capacity(256);
     f.read_to_end(&mut out)?;
     Ok(out)
@@ -296,65 +233,26 @@ pub fn object_at(proc_dir: BorrowedFd<'_>, fd: i32) -> std::io::Result<Option<Ob
 /// `object`, with its flags. A process that exited gives `ENOENT`/`ESRCH`; one whose
 /// descriptors this process may not see (non-dumpable, another user) gives `EACCES`.
 pub fn holdings(proc_dir: BorrowedFd<'_>, object: Object) -> std::io::Result<Vec<Holding>> {
-    let fd_dir = c_name("fd");
-    // SAFETY: proc_dir and fd_dir are valid; the descriptor is handed to fdopendir below.
-    let dfd = unsafe {
-        libc::openat(
-            proc_dir.as_raw_fd(),
-            fd_dir.as_ptr(),
-            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
-        )
-    };
-    if dfd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: dfd is a directory descriptor we own; fdopendir takes it over (and closes
-    // it with closedir), or fails and leaves it to us.
-    let dir = unsafe { libc::fdopendir(dfd) };
-    if dir.is_null() {
-        let e = std::io::Error::last_os_error();
-        // SAFETY: fdopendir failed, so dfd is still ours to close.
-        unsafe { libc::close(dfd) };
-        return Err(e);
-    }
-    let found = scan(dir, proc_dir, object);
-    // SAFETY: dir came from fdopendir and is closed exactly once.
-    unsafe { libc::closedir(dir) };
-    found
-}
-
-/// Walks an open `/proc/<pid>/fd` directory for links to `object`.
-fn scan(
-    dir: *mut libc::DIR,
-    proc_dir: BorrowedFd<'_>,
-    object: Object,
-) -> std::io::Result<Vec<Holding>> {
-    // SAFETY: dir is a valid DIR stream for the duration of this function.
-    let dfd = unsafe { libc::dirfd(dir) };
-    // SAFETY: dfd belongs to dir, which outlives this borrow.
-    let fds = unsafe { BorrowedFd::borrow_raw(dfd) };
-    let mut out = Vec::new();
-    loop {
-        // readdir reports errors through errno only; clear it first.
-        // SAFETY: __errno_location returns this thread's errno.
-        unsafe { *libc::__errno_location() = 0 };
-        // SAFETY: dir is a valid DIR stream.
-        let entry = unsafe { libc::readdir64(dir) };
-        if entry.is_null() {
-            // SAFETY: as above.
-            let errno = unsafe { *libc::__errno_location() };
-            if errno != 0 {
-                return Err(std::io::Error::from_raw_os_error(errno));
-            }
-            break;
-        }
-        // SAFETY: d_name is a NUL-terminated array inside the entry readdir returned.
-        let name = unsafe { std::ffi::CStr::from_ptr((*entry).d_name.as_ptr()) };
-        let Ok(name) = name.to_str() else { continue };
-        let Ok(fd) = name.parse::<i32>() else {
+    let mut dir = Dir::openat(
+        proc_dir,
+        "fd",
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )?;
+    // The descriptor numbers first, then each one's link and flags.
+    let mut fds = Vec::new();
+    for entry in dir.iter() {
+        let entry = entry?;
+        let Ok(name) = entry.file_name().to_str() else {
             continue;
         };
-        let link = match read_link_at(fds, name, 256) {
+        if let Ok(fd) = name.parse::<i32>() {
+            fds.push(fd);
+        }
+    }
+    let mut out = Vec::new();
+    for fd in fds {
+        let link = match read_link_at(dir.as_fd(), &fd.to_string(), 256) {
             Ok(l) => l,
             // Closed since the directory was read.
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => continue,
@@ -408,17 +306,12 @@ mod tests {
     use std::os::unix::net::UnixStream;
 
     fn self_dir() -> OwnedFd {
-        let p = c_name(&format!("/proc/{}", std::process::id()));
-        // SAFETY: p is a valid C string; the fd is owned below.
-        let fd = unsafe {
-            libc::open(
-                p.as_ptr(),
-                libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
-            )
-        };
-        assert!(fd >= 0);
-        // SAFETY: open returned a new descriptor.
-        unsafe { OwnedFd::from_raw_fd(fd) }
+        nix::fcntl::open(
+            format!("/proc/{}", std::process::id()).as_str(),
+            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .expect("open /proc/<pid>")
     }
 
     fn inode(fd: BorrowedFd<'_>) -> u64 {
@@ -463,21 +356,14 @@ mod tests {
         assert!(held[0].cloexec, "std opens sockets close-on-exec");
         assert_eq!(judge(&held, false), Binding::Bound);
         // A duplicate without close-on-exec is what an inherited descriptor looks like.
-        // SAFETY: dup returns a new descriptor (no FD_CLOEXEC) or -1.
-        let dup = unsafe { libc::dup(a.as_fd().as_raw_fd()) };
-        assert!(dup >= 0);
-        // SAFETY: dup returned a new descriptor nobody else owns.
-        let dup = unsafe { OwnedFd::from_raw_fd(dup) };
+        // dup gives a new descriptor without FD_CLOEXEC.
+        let dup = nix::unistd::dup(a.as_fd()).expect("dup");
         let held = holdings(dir.as_fd(), obj).expect("scan");
         assert_eq!(held.len(), 2, "{held:?}");
         assert_eq!(judge(&held, false), Binding::Inheritable(dup.as_raw_fd()));
         drop(dup);
         // A pipe: the reading end only counts when reads are asked for.
-        let mut p = [0; 2];
-        // SAFETY: pipe2 writes two descriptors into p.
-        assert_eq!(unsafe { libc::pipe2(p.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
-        // SAFETY: pipe2 returned two new descriptors nobody else owns.
-        let (r, w) = unsafe { (OwnedFd::from_raw_fd(p[0]), OwnedFd::from_raw_fd(p[1])) };
+        let (r, w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).expect("pipe2");
         let Some(Object::Pipe(pino)) = object_at(dir.as_fd(), w.as_raw_fd()).expect("link") else {
             panic!("a pipe");
         };

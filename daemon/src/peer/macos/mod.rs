@@ -15,7 +15,7 @@
 //! The code signature of the running process is read through the same token
 //! (`SecCodeCopyGuestWithAttributes` with the audit attribute, then
 //! `SecCodeCopySigningInformation`): cdhash, identifier, team id, flags and the
-//! entitlements that allow injection, judged in `signing.rs`.
+//! entitlements that allow injection (`code_signature.rs`), judged in `peer/signing.rs`.
 //!
 //! Known limits, stated in docs/macos.md: the executable is hashed by path (macOS has no
 //! `/proc/<pid>/exe` to open the running file), so a file swapped between `exec` and the
@@ -25,11 +25,15 @@
 //! when the parent process stays alive. This file is type-checked on Linux with
 //! `cargo check --target x86_64-apple-darwin` but has not run on a Mac.
 
-use super::{injected_env, is_interpreter, Peer, PeerError};
+mod code_signature;
+
+use super::identify::{self, hash_of, inspect_err, Named, ScriptFinder};
+use super::{injected_env, Peer, PeerError};
 use crate::digest::HashCache;
+use code_signature::signing_facts;
 use std::ffi::CStr;
 use std::fs::File;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd};
 
 /// `audit_token_t`: eight 32-bit words; `[1]` is the effective uid, `[5]` the pid and
 /// `[7]` the pid version (bumped at every `exec`).
@@ -59,122 +63,8 @@ extern "C" {
     ) -> libc::c_int;
 }
 
-#[link(name = "Security", kind = "framework")]
-extern "C" {
-    /// Security.framework: the signing information of a code object.
-    fn SecCodeCopySigningInformation(
-        code: *const std::ffi::c_void,
-        flags: u32,
-        information: *mut core_foundation::dictionary::CFDictionaryRef,
-    ) -> i32;
-    static kSecCodeInfoUnique: core_foundation::string::CFStringRef;
-    static kSecCodeInfoIdentifier: core_foundation::string::CFStringRef;
-    static kSecCodeInfoTeamIdentifier: core_foundation::string::CFStringRef;
-    static kSecCodeInfoFlags: core_foundation::string::CFStringRef;
-    static kSecCodeInfoEntitlementsDict: core_foundation::string::CFStringRef;
-}
-
-/// `kSecCSSigningInformation`: ask for the signing facts.
-const CS_SIGNING_INFORMATION: u32 = 1 << 1;
-/// `kSecCSDynamicInformation`: of the running code, not only the file.
-const CS_DYNAMIC_INFORMATION: u32 = 1 << 3;
-
-/// What the code signature of the process the token names says. An unsigned process
-/// gives `signed: false`; a process that cannot be found gives an error.
-fn signing_facts(token: &AuditToken) -> Result<super::signing::Facts, String> {
-    use core_foundation::base::{CFType, TCFType};
-    use core_foundation::boolean::CFBoolean;
-    use core_foundation::data::CFData;
-    use core_foundation::dictionary::CFDictionary;
-    use core_foundation::number::CFNumber;
-    use core_foundation::string::CFString;
-    use security_framework::os::macos::code_signing::{Flags, GuestAttributes, SecCode};
-
-    // SAFETY: the token is plain data of exactly this size.
-    let bytes = unsafe {
-        std::slice::from_raw_parts(
-            (token as *const AuditToken).cast::<u8>(),
-            std::mem::size_of::<AuditToken>(),
-        )
-    };
-    let data = CFData::from_buffer(bytes);
-    let mut attrs = GuestAttributes::new();
-    attrs.set_audit_token(data.as_concrete_TypeRef());
-    let code = SecCode::copy_guest_with_attribues(None, &attrs, Flags::NONE)
-        .map_err(|e| format!("finding its code: {e}"))?;
-    let mut info = std::ptr::null();
-    // SAFETY: a SecCodeRef may be passed where a SecStaticCodeRef is expected (Apple's
-    // documentation); the dictionary is returned under the create rule.
-    let status = unsafe {
-        SecCodeCopySigningInformation(
-            code.as_concrete_TypeRef()
-                .cast::<std::ffi::c_void>()
-                .cast_const(),
-            CS_SIGNING_INFORMATION | CS_DYNAMIC_INFORMATION,
-            &mut info,
-        )
-    };
-    if status != 0 || info.is_null() {
-        return Err(format!("reading its signature: OSStatus {status}"));
-    }
-    // SAFETY: a valid dictionary returned under the create rule.
-    let info: CFDictionary<CFString, CFType> =
-        unsafe { CFDictionary::wrap_under_create_rule(info) };
-    // SAFETY: the keys are constant strings exported by Security.framework.
-    let key = |k: core_foundation::string::CFStringRef| unsafe { CFString::wrap_under_get_rule(k) };
-    let string = |k| {
-        info.find(key(k))
-            .and_then(|v| v.downcast::<CFString>())
-            .map(|s| s.to_string())
-    };
-    // SAFETY: reading exported constants.
-    let (unique, ident, team, flags_key, ents) = unsafe {
-        (
-            kSecCodeInfoUnique,
-            kSecCodeInfoIdentifier,
-            kSecCodeInfoTeamIdentifier,
-            kSecCodeInfoFlags,
-            kSecCodeInfoEntitlementsDict,
-        )
-    };
-    let cdhash = info
-        .find(key(unique))
-        .and_then(|v| v.downcast::<CFData>())
-        .map(|d| hex::encode(d.bytes()));
-    let flags = info
-        .find(key(flags_key))
-        .and_then(|v| v.downcast::<CFNumber>())
-        .and_then(|n| n.to_i64())
-        .unwrap_or(0) as u32;
-    let entitlements: Option<CFDictionary<CFString, CFType>> = info
-        .find(key(ents))
-        .and_then(|v| v.downcast::<CFDictionary>())
-        // SAFETY: re-typing the same dictionary reference, retained by the get rule.
-        .map(|d| unsafe { CFDictionary::wrap_under_get_rule(d.as_concrete_TypeRef()) });
-    let entitled = |name: &str| {
-        entitlements
-            .as_ref()
-            .and_then(|d| d.find(CFString::new(name)))
-            .and_then(|v| v.downcast::<CFBoolean>())
-            .is_some_and(bool::from)
-    };
-    Ok(super::signing::Facts {
-        signed: cdhash.is_some(),
-        cdhash,
-        identifier: string(ident),
-        team_id: string(team),
-        flags,
-        get_task_allow: entitled("com.apple.security.get-task-allow"),
-        allow_dyld_environment: entitled("com.apple.security.cs.allow-dyld-environment-variables"),
-        disable_library_validation: entitled("com.apple.security.cs.disable-library-validation"),
-    })
-}
-
 /// `PROC_FLAG_TRACED` of `<sys/proc_info.h>`: the process is being debugged.
 const PROC_FLAG_TRACED: u32 = 0x2;
-
-/// Largest script hashed; a bigger "script" is refused as one.
-const MAX_SCRIPT: u64 = 64 * 1024 * 1024;
 
 /// What is kept to re-check the peer: its audit token and the path it had.
 #[derive(Debug)]
@@ -183,18 +73,15 @@ pub struct Handle {
     path: String,
 }
 
-fn inspect_err(what: &str, e: std::io::Error) -> PeerError {
-    PeerError::Inspect(format!("{what}: {e}"))
-}
-
 /// The connection's peer uid and audit token.
 fn peer_token(sock: BorrowedFd<'_>) -> Result<(u32, AuditToken), PeerError> {
-    let (mut uid, mut gid) = (0, 0);
-    // SAFETY: getpeereid writes two integers we own.
-    if unsafe { libc::getpeereid(sock.as_raw_fd(), &mut uid, &mut gid) } != 0 {
-        return Err(inspect_err("getpeereid", std::io::Error::last_os_error()));
-    }
+    let uid = nix::unistd::getpeereid(sock)
+        .map_err(|e| inspect_err("getpeereid", e.into()))?
+        .0
+        .as_raw();
     let mut token = AuditToken::default();
+    // Not nix's `LocalPeerToken`: it panics on an answer of another size, which this
+    // refuses with an error instead.
     let mut len = std::mem::size_of::<AuditToken>() as libc::socklen_t;
     // SAFETY: the kernel writes at most `len` bytes into the token we own.
     let rc = unsafe {
@@ -326,20 +213,22 @@ fn proc_args(pid: i32) -> Result<(Vec<String>, Vec<u8>), PeerError> {
 /// Opens a file without blocking on a FIFO and without following the file's own name
 /// into a terminal.
 fn open_nonblocking(path: &str) -> std::io::Result<File> {
-    let c = std::ffi::CString::new(path).map_err(|_| std::io::Error::other("NUL in path"))?;
-    let flags = libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NONBLOCK | libc::O_NOCTTY;
-    // SAFETY: c is a valid C string; the fd is owned below.
-    let fd = unsafe { libc::open(c.as_ptr(), flags) };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
+    use nix::fcntl::OFlag;
+    if path.contains('\0') {
+        return Err(std::io::Error::other("NUL in path"));
     }
-    // SAFETY: open returned a new descriptor nobody else owns.
-    Ok(File::from(unsafe { OwnedFd::from_raw_fd(fd) }))
+    let flags = OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK | OFlag::O_NOCTTY;
+    Ok(File::from(nix::fcntl::open(
+        path,
+        flags,
+        nix::sys::stat::Mode::empty(),
+    )?))
 }
 
 /// The path of an open file (`F_GETPATH`), symbolic links resolved.
 fn path_of_file(f: &File) -> std::io::Result<String> {
     let mut buf = vec![0u8; libc::PATH_MAX as usize];
+    // Not nix's `F_GETPATH`: it panics on a path that is not UTF-8.
     // SAFETY: F_GETPATH writes at most PATH_MAX bytes into buf.
     if unsafe { libc::fcntl(f.as_raw_fd(), libc::F_GETPATH, buf.as_mut_ptr()) } != 0 {
         return Err(std::io::Error::last_os_error());
@@ -403,121 +292,73 @@ fn inspect(
         };
     }
     let exe = File::open(&path).map_err(|e| inspect_err("open executable", e))?;
-    let hashed = if may_hash {
-        cache.hash_file(&exe).map(Some)
-    } else {
-        cache.cached(&exe)
-    };
-    let (exe_hash, _) = hashed
-        .map_err(|e| inspect_err("hash executable", e))?
-        .ok_or(PeerError::NeedsHash)?;
-    let (mut hash, mut interpreter, mut no_script, mut script) = (exe_hash, false, None, None);
-    if is_interpreter(&path) {
+    let (exe_hash, _) = hash_of(cache, &exe, may_hash, "hash executable")?;
+    // No descriptor of the script can be checked here, so its directory may have changed
+    // since it was read: only an absolute path names it, and the working directory is
+    // not used.
+    let _ = cwd;
+    let id = identify::identity(&path, exe_hash, |exe_hash| {
         let argv = args.as_ref().map(|(a, _)| a.clone()).unwrap_or_default();
         let env = args
             .as_ref()
             .map(|(_, e)| super::script::Env::parse(e))
             .unwrap_or_default();
-        match script_of(&argv, &env, cwd.as_deref(), &path, &hash, cache, may_hash)? {
-            Ok(s) => {
-                hash = super::script_identity_hash(&s);
-                script = Some(s);
-            }
-            Err(why) => {
-                interpreter = true;
-                no_script = Some(why);
-            }
-        }
-    }
-    Ok(Peer {
-        pid,
-        uid,
-        interpreter,
-        no_script,
-        script,
-        via: None,
+        identify::script_of(&ByPath, &path, exe_hash, &argv, &env, cache, may_hash)
+    })?;
+    let handle = Handle {
+        token,
         path: path.clone(),
-        hash,
-        injection,
-        handle: Handle { token, path },
-        wants: std::sync::OnceLock::new(),
-        output: None,
-        libraries: Vec::new(),
+    };
+    Ok(Peer {
         signing,
+        ..id.peer(pid, uid, path, injection, handle)
     })
 }
 
-/// The script an interpreter runs, from its arguments, resolved against its working
-/// directory and hashed. `Ok(Err(why))` when it runs none that can be named.
-fn script_of(
-    argv: &[String],
-    env: &super::script::Env,
-    cwd: Option<&str>,
-    interpreter: &str,
-    interpreter_hash: &str,
-    cache: &HashCache,
-    may_hash: bool,
-) -> Result<Result<super::ScriptIdentity, String>, PeerError> {
-    use super::script::{runs, Runs, Startup};
-    let base = interpreter.rsplit('/').next().unwrap_or(interpreter);
-    let named = match runs(base, argv, env) {
+/// Finds a script by the absolute path its command line names ([`identify::script_of`]).
+struct ByPath;
+
+impl ScriptFinder for ByPath {
+    type Found = ();
+
+    fn open(&self, named: &Named<'_>) -> Result<Result<(File, ()), String>, PeerError> {
+        use super::script::Startup;
+        let path = &named.path;
         // Startup files (Python's site) are not pinned on macOS yet: they are root's
         // in the system Python; a user's own are named in docs/macos.md.
-        Runs::Script {
-            path,
-            startup: Startup::None | Startup::Python { .. },
-        } => path,
-        Runs::Script { .. } => return Ok(Err(
-            "no script identity applies: its interpreter reads configuration from beside argv[0]"
-                .into(),
-        )),
-        Runs::Inline(how) => return Ok(Err(format!("it runs {how}, not a script file"))),
-        Runs::Interactive => {
+        if !matches!(named.startup, Startup::None | Startup::Python { .. }) {
             return Ok(Err(
-                "it runs no script file (an interactive session, or commands from standard input)"
+                "no script identity applies: its interpreter reads configuration from beside argv[0]"
                     .into(),
-            ))
+            ));
         }
-        Runs::Refused(why) => return Ok(Err(format!("no script identity applies: {why}"))),
-    };
-    // No descriptor of the script can be checked here, so its directory may have changed
-    // since it was read: only an absolute path names it.
-    let _ = cwd;
-    if !named.starts_with('/') {
-        return Ok(Err(format!(
-            "its script is named by a relative path ({named:?}), so the directory it was read from may not be the one it is in now; run it by its absolute path"
-        )));
+        if !path.starts_with('/') {
+            return Ok(Err(format!(
+                "its script is named by a relative path ({path:?}), so the directory it was read from may not be the one it is in now; run it by its absolute path"
+            )));
+        }
+        let file = match open_nonblocking(path) {
+            Ok(f) => f,
+            Err(e) => return Ok(Err(format!("its script {path:?} cannot be read: {e}"))),
+        };
+        let meta = file.metadata().map_err(|e| inspect_err("stat script", e))?;
+        if !meta.is_file() {
+            return Ok(Err(format!("its script {path:?} is not a regular file")));
+        }
+        Ok(Ok((file, ())))
     }
-    let full = named.clone();
-    let file = match open_nonblocking(&full) {
-        Ok(f) => f,
-        Err(e) => return Ok(Err(format!("its script {named:?} cannot be read: {e}"))),
-    };
-    let meta = file.metadata().map_err(|e| inspect_err("stat script", e))?;
-    if !meta.is_file() {
-        return Ok(Err(format!("its script {named:?} is not a regular file")));
+
+    fn settle(
+        &self,
+        _named: &Named<'_>,
+        file: &File,
+        _meta: &std::fs::Metadata,
+        _found: (),
+    ) -> Result<Result<(String, Vec<keychain_auth_sdk::protocol::PinnedFile>), String>, PeerError>
+    {
+        let resolved = path_of_file(file).map_err(|e| inspect_err("resolve script path", e))?;
+        Ok(Ok((resolved, Vec::new())))
     }
-    if meta.len() > MAX_SCRIPT {
-        return Ok(Err(format!(
-            "its script {named:?} is larger than {MAX_SCRIPT} bytes"
-        )));
-    }
-    let resolved = path_of_file(&file).map_err(|e| inspect_err("resolve script path", e))?;
-    let hashed = if may_hash {
-        cache.hash_file(&file).map(Some)
-    } else {
-        cache.cached(&file)
-    };
-    let (hash, _) = hashed
-        .map_err(|e| inspect_err("hash script", e))?
-        .ok_or(PeerError::NeedsHash)?;
-    Ok(Ok(super::ScriptIdentity {
-        interpreter: interpreter.to_string(),
-        interpreter_hash: interpreter_hash.to_string(),
-        path: resolved,
-        hash,
-        startup: Vec::new(),
-    }))
 }
 
 /// `keychain-auth get`'s caller. Not available on macOS yet: the parent's audit token
@@ -546,8 +387,12 @@ pub(super) fn recheck(peer: &Peer) -> Result<(), PeerError> {
         Ok(p) if p == peer.handle.path => Ok(()),
         Ok(_) => Err(PeerError::Changed),
         Err(_) => {
-            // SAFETY: signal 0 only checks that the pid exists.
-            let alive = unsafe { libc::kill(peer.pid, 0) } == 0;
+            // Signal 0 only checks that the pid exists.
+            let alive = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(peer.pid),
+                None::<nix::sys::signal::Signal>,
+            )
+            .is_ok();
             Err(if alive {
                 PeerError::Changed
             } else {
@@ -566,22 +411,4 @@ pub(super) fn listener(sock: BorrowedFd<'_>) -> Result<super::Listener, PeerErro
     let path = token_path(&token)?;
     let file = File::open(&path).map_err(|e| inspect_err("open the listener's executable", e))?;
     Ok(super::Listener::Runs { path, file })
-}
-
-pub(super) fn prepare_listener(_listener: BorrowedFd<'_>) -> std::io::Result<()> {
-    Ok(())
-}
-
-/// macOS has no peek offset (`SO_PEEK_OFF`): reads take bytes as they come.
-pub(super) fn peek_in_turn(_sock: BorrowedFd<'_>) -> bool {
-    false
-}
-
-/// One receive; macOS attaches no per-message sender credentials to stream sockets.
-pub(super) fn recv_with_sender(
-    sock: BorrowedFd<'_>,
-    buf: &mut [u8],
-    flags: libc::c_int,
-) -> std::io::Result<(usize, Option<i32>)> {
-    super::recv_plain(sock, buf, flags)
 }

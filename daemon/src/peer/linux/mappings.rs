@@ -7,13 +7,13 @@
 //! says), or that lives on a FUSE filesystem the user mounted is "the user's". Linux
 //! only; the policy decides what to do with them.
 
-use std::ffi::CString;
+use super::resolve::{fs_type, FUSE_SUPER_MAGIC};
+use nix::fcntl::{open, OFlag, AT_FDCWD};
+use nix::sys::stat::Mode;
+use nix::unistd::{faccessat, AccessFlags};
 use std::fs::File;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::fs::MetadataExt;
-
-/// `FUSE_SUPER_MAGIC` from linux/magic.h.
-const FUSE_SUPER_MAGIC: i64 = 0x6573_5546;
 
 /// One file-backed executable mapping, as `/proc/<pid>/maps` lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,10 +78,6 @@ pub enum Verdict {
     Unverifiable(String),
 }
 
-fn c_path(p: &str) -> Option<CString> {
-    CString::new(p).ok()
-}
-
 /// Looks at one mapped file, as the user `uid` (the daemon's own).
 pub fn judge(m: &Mapped, uid: u32) -> Verdict {
     if m.path.ends_with(" (deleted)") {
@@ -90,25 +86,23 @@ pub fn judge(m: &Mapped, uid: u32) -> Verdict {
             m.path
         ));
     }
-    let Some(c) = c_path(&m.path) else {
+    if m.path.contains('\0') {
         return Verdict::Unverifiable(format!("it maps {:?}, an unusable path", m.path));
-    };
-    // SAFETY: c is a valid C string; the descriptor is owned below.
-    let fd = unsafe {
-        libc::open(
-            c.as_ptr(),
-            libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NOCTTY | libc::O_NONBLOCK,
-        )
-    };
-    if fd < 0 {
-        return Verdict::Unverifiable(format!(
-            "it runs code from {}, which cannot be opened ({})",
-            m.path,
-            std::io::Error::last_os_error()
-        ));
     }
-    // SAFETY: open returned a new descriptor nobody else owns.
-    let file = File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+    let file = match open(
+        m.path.as_str(),
+        OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NOCTTY | OFlag::O_NONBLOCK,
+        Mode::empty(),
+    ) {
+        Ok(fd) => File::from(fd),
+        Err(e) => {
+            return Verdict::Unverifiable(format!(
+                "it runs code from {}, which cannot be opened ({})",
+                m.path,
+                std::io::Error::from(e)
+            ))
+        }
+    };
     let meta = match file.metadata() {
         Ok(meta) => meta,
         Err(e) => return Verdict::Unverifiable(format!("{}: {e}", m.path)),
@@ -119,32 +113,35 @@ pub fn judge(m: &Mapped, uid: u32) -> Verdict {
             m.path
         ));
     }
-    if meta.uid() == uid || writable(&file) || on_users_fuse(&file) {
+    if users_can_change(&file, &meta, uid) {
         return Verdict::Users(file);
     }
     Verdict::Trusted
 }
 
+/// Whether the user `uid` can change an open file or directory: it is theirs, they may
+/// write it, or it is on a FUSE filesystem root did not mount.
+pub fn users_can_change(file: &File, meta: &std::fs::Metadata, uid: u32) -> bool {
+    meta.uid() == uid || writable(file) || on_users_fuse(file)
+}
+
 /// Whether this process may write the open file, by the kernel's own check (mode, ACLs,
 /// a read-only mount), asked through the file's `/proc/self/fd` link.
 fn writable(file: &File) -> bool {
-    let Some(p) = c_path(&format!("/proc/self/fd/{}", file.as_raw_fd())) else {
-        return false;
-    };
-    // SAFETY: p is a valid C string; faccessat only reads it.
-    unsafe { libc::faccessat(libc::AT_FDCWD, p.as_ptr(), libc::W_OK, libc::AT_EACCESS) == 0 }
+    faccessat(
+        AT_FDCWD,
+        format!("/proc/self/fd/{}", file.as_raw_fd()).as_str(),
+        AccessFlags::W_OK,
+        nix::fcntl::AtFlags::AT_EACCESS,
+    )
+    .is_ok()
 }
 
 /// Whether a file is on a FUSE filesystem that root did not mount (`user_id=` in its
 /// mountinfo line, or none said): such a filesystem's server, a user's program, decides
 /// what its files contain and whom they say they belong to.
 pub fn on_users_fuse(file: &File) -> bool {
-    // SAFETY: an all-zero statfs is valid to be overwritten.
-    let mut s: libc::statfs = unsafe { std::mem::zeroed() };
-    // SAFETY: the descriptor is open and s is writable.
-    if unsafe { libc::fstatfs(file.as_raw_fd(), &mut s) } != 0
-        || s.f_type as i64 != FUSE_SUPER_MAGIC
-    {
+    if fs_type(file.as_fd()).map_or(true, |t| t != FUSE_SUPER_MAGIC) {
         return false;
     }
     let mounted_by = || -> Option<u32> {

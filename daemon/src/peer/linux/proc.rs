@@ -1,0 +1,249 @@
+//! A process as `/proc` and its pidfd show it: the pid behind a pidfd, whether it is still
+//! alive, its start time, and reads through its `/proc/<pid>` directory handle (`exe`,
+//! `status`, `environ`, …) with the fields of `status` the identification uses. Nothing
+//! here decides; `mod.rs` puts the reads in their order.
+
+use crate::peer::identify::inspect_err;
+use crate::peer::PeerError;
+use nix::fcntl::{open, openat, readlinkat, AtFlags, OFlag};
+use nix::sys::stat::{fstatat, Mode};
+use std::fs::File;
+use std::io::Read;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+
+/// The pid a pidfd refers to, from `/proc/self/fdinfo`. `Gone` if the process exited.
+pub(super) fn pidfd_pid(pidfd: &OwnedFd) -> Result<i32, PeerError> {
+    let info = read_proc_text(&format!("/proc/self/fdinfo/{}", pidfd.as_raw_fd()))
+        .map_err(|e| inspect_err("pidfd fdinfo", e))?;
+    let pid = info
+        .lines()
+        .find_map(|l| l.strip_prefix("Pid:"))
+        .and_then(|v| v.trim().parse::<i32>().ok())
+        .ok_or_else(|| PeerError::Inspect("pidfd fdinfo has no Pid line".into()))?;
+    match pid {
+        -1 => Err(PeerError::Gone),
+        0 => Err(PeerError::Inspect(
+            "the peer is in another pid namespace".into(),
+        )),
+        p => Ok(p),
+    }
+}
+
+/// Whether the process behind a pidfd is still alive (signal 0 checks without sending).
+pub(super) fn pidfd_alive(pidfd: &OwnedFd) -> bool {
+    // nix has no pidfd_send_signal.
+    // SAFETY: pidfd_send_signal with signal 0 and no siginfo only checks the process.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            0,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    rc == 0
+}
+
+/// A pidfd for `pid` (`pidfd_open`).
+pub(super) fn pidfd_open(pid: i32) -> std::io::Result<OwnedFd> {
+    use std::os::fd::FromRawFd;
+    // nix has no pidfd_open.
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: pidfd_open returned a new descriptor nobody else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as libc::c_int) })
+}
+
+/// Field 22 of `/proc/<pid>/stat`: start time in clock ticks since boot.
+pub(super) fn start_time(pid: i32) -> Result<u64, PeerError> {
+    let stat = read_proc_text(&format!("/proc/{pid}/stat")).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            PeerError::Gone
+        } else {
+            inspect_err("stat", e)
+        }
+    })?;
+    // The command name (field 2) may hold spaces and parentheses: skip past the last ')'.
+    let rest = stat
+        .rsplit_once(')')
+        .map(|(_, r)| r)
+        .ok_or_else(|| PeerError::Inspect("malformed /proc stat".into()))?;
+    rest.split_whitespace()
+        .nth(19)
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| PeerError::Inspect("malformed /proc stat".into()))
+}
+
+/// A failed read of the process: `Gone` when it exited, else why it cannot be inspected.
+pub(super) fn gone_or(what: &str, e: std::io::Error) -> PeerError {
+    match e.raw_os_error() {
+        Some(libc::ENOENT) | Some(libc::ESRCH) => PeerError::Gone,
+        _ => inspect_err(what, e),
+    }
+}
+
+/// Opens `/proc/<pid>` as an `O_PATH` directory handle.
+pub(super) fn open_proc_dir(pid: i32) -> Result<OwnedFd, PeerError> {
+    open(
+        format!("/proc/{pid}").as_str(),
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| gone_or("open /proc/<pid>", e.into()))
+}
+
+/// Opens a file inside the process directory for reading (following `exe`'s link).
+pub(super) fn open_in(dir: &OwnedFd, name: &str) -> Result<File, PeerError> {
+    openat(dir, name, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())
+        .map(File::from)
+        .map_err(|e| gone_or(name, e.into()))
+}
+
+/// A whole file inside the process directory.
+pub(super) fn read_in(dir: &OwnedFd, name: &str) -> Result<Vec<u8>, PeerError> {
+    read_all(open_in(dir, name)?, name)
+}
+
+/// A whole open `/proc` file; `Gone` when the process exited meanwhile.
+pub(super) fn read_all(mut f: File, name: &str) -> Result<Vec<u8>, PeerError> {
+    read_proc(&mut f).map_err(|e| gone_or(name, e))
+}
+
+/// Reads a whole `/proc` file with plain `read`s into a page-sized buffer that doubles
+/// when full. `read_to_end` would first ask the file's size (which `/proc` reports as 0)
+/// and then probe with 32-byte reads: 8 system calls for a `status` file instead of 2,
+/// on every new connection.
+fn read_proc(f: &mut File) -> std::io::Result<Vec<u8>> {
+    let mut buf = vec![0u8; 4096];
+    let mut len = 0;
+    loop {
+        if len == buf.len() {
+            buf.resize(buf.len() * 2, 0);
+        }
+        match f.read(&mut buf[len..]) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    buf.truncate(len);
+    Ok(buf)
+}
+
+/// A `/proc` file read whole as text (invalid UTF-8 is replaced, never trusted).
+fn read_proc_text(path: &str) -> std::io::Result<String> {
+    let bytes = read_proc(&mut File::open(path)?)?;
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// The target of the `exe` link, as the kernel prints it.
+pub(super) fn exe_path(dir: &OwnedFd) -> Result<String, PeerError> {
+    let target = readlinkat(dir, "exe").map_err(|e| gone_or("readlink exe", e.into()))?;
+    Ok(String::from_utf8_lossy(target.as_bytes()).into_owned())
+}
+
+/// Device and inode of the executable, through the `exe` link.
+pub(super) fn exe_inode(dir: &OwnedFd) -> Result<(u64, u64), PeerError> {
+    let st = fstatat(dir, "exe", AtFlags::empty()).map_err(|e| gone_or("stat exe", e.into()))?;
+    Ok((st.st_dev, st.st_ino))
+}
+
+/// The `TracerPid:` line of a status file.
+pub(super) fn tracer_pid(status: &[u8]) -> Option<i32> {
+    String::from_utf8_lossy(status)
+        .lines()
+        .find_map(|l| l.strip_prefix("TracerPid:"))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// The `PPid:` line of a status file.
+pub(super) fn parent_pid(status: &[u8]) -> Option<i32> {
+    String::from_utf8_lossy(status)
+        .lines()
+        .find_map(|l| l.strip_prefix("PPid:"))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// The real uid (first field of `Uid:`) of a status file.
+pub(super) fn real_uid(status: &[u8]) -> Option<u32> {
+    String::from_utf8_lossy(status)
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+}
+
+/// Confirms the process read about is still the one that connected.
+pub(super) fn still_same(pidfd: Option<&OwnedFd>, pid: i32, start: u64) -> Result<(), PeerError> {
+    match pidfd {
+        Some(fd) if pidfd_alive(fd) => Ok(()),
+        Some(_) => Err(PeerError::Gone),
+        None if start_time(pid)? == start => Ok(()),
+        None => Err(PeerError::Gone),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proc_files_and_larger_files_are_read_whole() {
+        for path in ["/proc/self/status", "/proc/self/stat", "/proc/self/environ"] {
+            let ours = read_proc(&mut File::open(path).expect("open")).expect("read");
+            let std = std::fs::read(path).expect("std read");
+            // status and stat change between two reads (times, memory): compare shape.
+            assert!(!ours.is_empty(), "{path}");
+            assert_eq!(
+                ours.split(|b| *b == b'\n').count(),
+                std.split(|b| *b == b'\n').count(),
+                "{path}"
+            );
+        }
+        // Past the first 4 KiB buffer and several doublings, byte for byte.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let big = dir.path().join("big");
+        let bytes: Vec<u8> = (0..70_001u32).map(|i| (i % 253) as u8).collect();
+        std::fs::write(&big, &bytes).expect("write");
+        assert_eq!(
+            read_proc(&mut File::open(&big).expect("open")).expect("read"),
+            bytes
+        );
+        let empty = dir.path().join("empty");
+        std::fs::write(&empty, b"").expect("write");
+        let got = read_proc(&mut File::open(&empty).expect("open")).expect("read");
+        assert!(got.is_empty());
+    }
+
+    #[test]
+    fn a_command_name_that_is_not_utf8_still_gives_the_start_time() {
+        let pid = std::process::id() as i32;
+        let before = start_time(pid).expect("start time");
+        let old = std::fs::read("/proc/self/comm").expect("comm");
+        std::fs::write("/proc/self/comm", b"bad\xff) (x").expect("set comm");
+        let after = start_time(pid);
+        let _ = std::fs::write("/proc/self/comm", old.trim_ascii_end());
+        assert_eq!(after.expect("start time with a non-UTF-8 name"), before);
+    }
+
+    #[test]
+    fn status_fields_parse() {
+        let st = b"Name:\tbash\nPPid:\t42\nUid:\t1000\t1000\t1000\t1000\n";
+        assert_eq!(parent_pid(st), Some(42));
+        assert_eq!(real_uid(st), Some(1000));
+        assert_eq!(parent_pid(b"Name:\tx\n"), None);
+    }
+
+    #[test]
+    fn tracer_pid_parses() {
+        assert_eq!(tracer_pid(b"Name:\tx\nTracerPid:\t0\n"), Some(0));
+        assert_eq!(tracer_pid(b"TracerPid:\t1234\n"), Some(1234));
+        assert_eq!(tracer_pid(b"Name:\tx\n"), None);
+    }
+}

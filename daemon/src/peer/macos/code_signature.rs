@@ -1,0 +1,118 @@
+//! The code signature of a running macOS process, read through its audit token:
+//! `SecCodeCopyGuestWithAttributes` with the audit attribute, then
+//! `SecCodeCopySigningInformation` (signing and dynamic information) for the cdhash,
+//! identifier, team id, flags and the entitlements that allow injection. Judging them
+//! is `peer/signing.rs`'s. Type-checked on Linux; not run here.
+
+use super::AuditToken;
+
+#[link(name = "Security", kind = "framework")]
+extern "C" {
+    /// Security.framework: the signing information of a code object.
+    fn SecCodeCopySigningInformation(
+        code: *const std::ffi::c_void,
+        flags: u32,
+        information: *mut core_foundation::dictionary::CFDictionaryRef,
+    ) -> i32;
+    static kSecCodeInfoUnique: core_foundation::string::CFStringRef;
+    static kSecCodeInfoIdentifier: core_foundation::string::CFStringRef;
+    static kSecCodeInfoTeamIdentifier: core_foundation::string::CFStringRef;
+    static kSecCodeInfoFlags: core_foundation::string::CFStringRef;
+    static kSecCodeInfoEntitlementsDict: core_foundation::string::CFStringRef;
+}
+
+/// `kSecCSSigningInformation`: ask for the signing facts.
+const CS_SIGNING_INFORMATION: u32 = 1 << 1;
+/// `kSecCSDynamicInformation`: of the running code, not only the file.
+const CS_DYNAMIC_INFORMATION: u32 = 1 << 3;
+
+/// What the code signature of the process the token names says. An unsigned process
+/// gives `signed: false`; a process that cannot be found gives an error.
+pub(super) fn signing_facts(token: &AuditToken) -> Result<crate::peer::signing::Facts, String> {
+    use core_foundation::base::{CFType, TCFType};
+    use core_foundation::boolean::CFBoolean;
+    use core_foundation::data::CFData;
+    use core_foundation::dictionary::CFDictionary;
+    use core_foundation::number::CFNumber;
+    use core_foundation::string::CFString;
+    use security_framework::os::macos::code_signing::{Flags, GuestAttributes, SecCode};
+
+    // SAFETY: the token is plain data of exactly this size.
+    let bytes = unsafe {
+        std::slice::from_raw_parts(
+            (token as *const AuditToken).cast::<u8>(),
+            std::mem::size_of::<AuditToken>(),
+        )
+    };
+    let data = CFData::from_buffer(bytes);
+    let mut attrs = GuestAttributes::new();
+    attrs.set_audit_token(data.as_concrete_TypeRef());
+    let code = SecCode::copy_guest_with_attribues(None, &attrs, Flags::NONE)
+        .map_err(|e| format!("finding its code: {e}"))?;
+    let mut info = std::ptr::null();
+    // SAFETY: a SecCodeRef may be passed where a SecStaticCodeRef is expected (Apple's
+    // documentation); the dictionary is returned under the create rule.
+    let status = unsafe {
+        SecCodeCopySigningInformation(
+            code.as_concrete_TypeRef()
+                .cast::<std::ffi::c_void>()
+                .cast_const(),
+            CS_SIGNING_INFORMATION | CS_DYNAMIC_INFORMATION,
+            &mut info,
+        )
+    };
+    if status != 0 || info.is_null() {
+        return Err(format!("reading its signature: OSStatus {status}"));
+    }
+    // SAFETY: a valid dictionary returned under the create rule.
+    let info: CFDictionary<CFString, CFType> =
+        unsafe { CFDictionary::wrap_under_create_rule(info) };
+    // SAFETY: the keys are constant strings exported by Security.framework.
+    let key = |k: core_foundation::string::CFStringRef| unsafe { CFString::wrap_under_get_rule(k) };
+    let string = |k| {
+        info.find(key(k))
+            .and_then(|v| v.downcast::<CFString>())
+            .map(|s| s.to_string())
+    };
+    // SAFETY: reading exported constants.
+    let (unique, ident, team, flags_key, ents) = unsafe {
+        (
+            kSecCodeInfoUnique,
+            kSecCodeInfoIdentifier,
+            kSecCodeInfoTeamIdentifier,
+            kSecCodeInfoFlags,
+            kSecCodeInfoEntitlementsDict,
+        )
+    };
+    let cdhash = info
+        .find(key(unique))
+        .and_then(|v| v.downcast::<CFData>())
+        .map(|d| hex::encode(d.bytes()));
+    let flags = info
+        .find(key(flags_key))
+        .and_then(|v| v.downcast::<CFNumber>())
+        .and_then(|n| n.to_i64())
+        .unwrap_or(0) as u32;
+    let entitlements: Option<CFDictionary<CFString, CFType>> = info
+        .find(key(ents))
+        .and_then(|v| v.downcast::<CFDictionary>())
+        // SAFETY: re-typing the same dictionary reference, retained by the get rule.
+        .map(|d| unsafe { CFDictionary::wrap_under_get_rule(d.as_concrete_TypeRef()) });
+    let entitled = |name: &str| {
+        entitlements
+            .as_ref()
+            .and_then(|d| d.find(CFString::new(name)))
+            .and_then(|v| v.downcast::<CFBoolean>())
+            .is_some_and(bool::from)
+    };
+    Ok(crate::peer::signing::Facts {
+        signed: cdhash.is_some(),
+        cdhash,
+        identifier: string(ident),
+        team_id: string(team),
+        flags,
+        get_task_allow: entitled("com.apple.security.get-task-allow"),
+        allow_dyld_environment: entitled("com.apple.security.cs.allow-dyld-environment-variables"),
+        disable_library_validation: entitled("com.apple.security.cs.disable-library-validation"),
+    })
+}
