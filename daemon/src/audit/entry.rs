@@ -55,6 +55,19 @@ pub struct Entry {
     pub rotation: Option<Rotation>,
 }
 
+impl Entry {
+    /// A line about `event` that ended in `decision`, for `reason`; the caller fills in
+    /// the rest (`..Entry::new(…)`).
+    pub fn new(event: Event, decision: Decision, reason: impl Into<String>) -> Entry {
+        Entry {
+            event: event.as_str().into(),
+            decision: decision.as_str().into(),
+            reason: reason.into(),
+            ..Entry::default()
+        }
+    }
+}
+
 /// What a `rotate` line records about the log's files.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -206,6 +219,12 @@ macro_rules! audit_words {
             }
         }
 
+        impl From<$name> for String {
+            fn from(v: $name) -> String {
+                v.as_str().to_string()
+            }
+        }
+
         impl std::str::FromStr for $name {
             type Err = UnknownWord;
 
@@ -222,8 +241,9 @@ macro_rules! audit_words {
     };
 }
 
-// Not used by callers yet: `Entry::event` and `Entry::decision` stay `String` until the
-// code that builds entries is moved to these types (issue 16).
+// Every line the daemon writes is built from these ([`Entry::new`]); `Entry`'s fields stay
+// strings so that a log written by any version (a word this one does not know) still
+// reads, verifies and continues.
 audit_words! {
     /// What an audit line is about: its `event`.
     Event("event") {

@@ -5,7 +5,7 @@
 //! files it deletes held. [`rotated`] is the one place a rotated file's name is made.
 //! Checking the chain is `verify.rs`; reading it back for a person is `read.rs`.
 
-use super::entry::{line_hash, Entry, Line, Record, Rotation, Span, GENESIS};
+use super::entry::{line_hash, Decision, Entry, Event, Line, Record, Rotation, Span, GENESIS};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
@@ -201,8 +201,8 @@ impl Log {
         if self.size == 0 && self.seq > 0 {
             // A fresh file after rotation opens with a rotate record that continues the chain.
             let rot = Entry {
-                event: "rotate".into(),
-                decision: "ok".into(),
+                event: Event::Rotate.into(),
+                decision: Decision::Ok.into(),
                 reason: format!("continues from {}", rotated(&self.path, 1).display()),
                 rotation: Some(Rotation {
                     continues: Some(file_name(&rotated(&self.path, 1))),
@@ -278,8 +278,8 @@ impl Log {
         };
         self.push_line(
             &Entry {
-                event: "rotate".into(),
-                decision: "ok".into(),
+                event: Event::Rotate.into(),
+                decision: Decision::Ok.into(),
                 reason,
                 rotation: Some(Rotation {
                     continues: None,

@@ -6,7 +6,7 @@
 //! one by one per window across all binaries; the rest go into one more summary line.
 //! Pure bookkeeping: the caller writes the lines.
 
-use crate::audit::Entry;
+use crate::audit::{Decision, Entry, Event};
 use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
@@ -155,8 +155,8 @@ impl Repeats {
         let window_over = now.duration_since(self.window_start) >= WINDOW;
         if self.others > 0 && (window_over || everything) {
             out.push(Entry {
-                event: "access".into(),
-                decision: "deny".into(),
+                event: Event::Access.into(),
+                decision: Decision::Deny.into(),
                 reason: format!(
                     "{} more refused requests from {} binaries between {} and now were not written one by one (more than {WRITTEN_PER_WINDOW} refusals a minute)",
                     self.others,

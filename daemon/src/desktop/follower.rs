@@ -4,6 +4,7 @@
 //! stopping the daemon itself is `crate::lifecycle`; the notifiers are [`super::notify`].
 
 use super::approver::{Approver, Headless};
+use crate::audit::Decision;
 use crate::handlers::{Actor, Daemon};
 use std::sync::Arc;
 
@@ -39,7 +40,7 @@ pub(crate) async fn follow(daemon: Daemon, mut events: DesktopEvents) {
     while let Some(ev) = events.recv().await {
         match ev {
             Event::Shown { hash, id } => {
-                daemon.note_desktop(format!("asked on the desktop (notification {id})"), "ok", Some(hash))
+                daemon.note_desktop(format!("asked on the desktop (notification {id})"), Decision::Ok, Some(hash))
             }
             Event::Answer { hash, choice } => {
                 let resp = daemon.answer(Actor::Notification, &hash, choice).await;
@@ -49,12 +50,12 @@ pub(crate) async fn follow(daemon: Daemon, mut events: DesktopEvents) {
             }
             Event::Forged { sender, action } => daemon.note_desktop(
                 format!("ignored an ActionInvoked {action:?} from {sender}, which does not own org.freedesktop.Notifications"),
-                "deny",
+                Decision::Deny,
                 None,
             ),
             Event::Unavailable(why) => {
                 tracing::warn!("desktop notifications unavailable: {why}");
-                daemon.note_desktop(format!("notifications unavailable: {why}"), "error", None)
+                daemon.note_desktop(format!("notifications unavailable: {why}"), Decision::Error, None)
             }
         }
     }

@@ -4,6 +4,7 @@
 //! durably before it is acknowledged and audited with who decided ([`Actor`]).
 
 use super::{error, Actor, Daemon};
+use crate::audit::{Decision, Event};
 use crate::config::DenyRule;
 use crate::desktop::approver::{AdminAction, Answer};
 use crate::naming::base_name;
@@ -21,7 +22,7 @@ struct Pin {
     scopes: Vec<String>,
     access: Option<Access>,
     label: Option<String>,
-    event: &'static str,
+    event: Event,
     /// macOS code-signing facts seen when it was pending.
     macos: Option<serde_json::Value>,
     /// See `Tool::unbound_get`.
@@ -112,7 +113,7 @@ impl Daemon {
                 scopes,
                 access,
                 label,
-                event: "approve",
+                event: Event::Approve,
                 macos: entry
                     .as_ref()
                     .and_then(|e| e.macos.clone())
@@ -150,7 +151,7 @@ impl Daemon {
                 scopes,
                 access,
                 label,
-                event: "register",
+                event: Event::Register,
                 macos: None,
                 unbound_get: unbound_get.unwrap_or(false),
                 libraries: Vec::new(),
@@ -191,7 +192,7 @@ impl Daemon {
         match res {
             Ok(path) => {
                 self.drop_pending(&hash);
-                let mut e = self.admin_entry(by, "deny", "denied by the user".into());
+                let mut e = self.admin_entry(by, Event::Deny, "denied by the user".into());
                 e.hash = Some(hash);
                 e.path = Some(path);
                 self.state.audit().record(e, true);
@@ -230,7 +231,8 @@ impl Daemon {
             .await;
         match res {
             Ok(removed) => {
-                let mut e = self.admin_entry(by, "revoke", format!("revoked {}", removed.label));
+                let mut e =
+                    self.admin_entry(by, Event::Revoke, format!("revoked {}", removed.label));
                 e.hash = Some(removed.hash);
                 e.path = Some(removed.path);
                 e.scopes = removed.scopes;
@@ -275,7 +277,7 @@ impl Daemon {
                 scopes,
                 access: entry.requested_access,
                 label: None,
-                event: "approve",
+                event: Event::Approve,
                 macos: entry.macos.clone(),
                 unbound_get: config.tool(hash).is_some_and(|t| t.unbound_get),
                 libraries: pinned_libraries(config.tool(hash), Some(&entry)),
@@ -310,8 +312,8 @@ impl Daemon {
             Ok((tool, old)) => {
                 self.state.audit().write(
                     crate::audit::Entry {
-                        event: "scopes".into(),
-                        decision: "ok".into(),
+                        event: Event::Scopes.into(),
+                        decision: Decision::Ok.into(),
                         reason: format!(
                             "scopes of {}: [{}] -> [{}]",
                             tool.label,

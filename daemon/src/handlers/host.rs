@@ -6,7 +6,7 @@
 //! the socket while the app hosts the daemon.
 
 use super::{Actor, Daemon, Gone};
-use crate::audit::{Entry, Record};
+use crate::audit::{Decision, Entry, Event, Record};
 use crate::desktop::approver::Answer;
 use keychain_auth_sdk::protocol::{PendingEntry, Request, Response, Tool};
 use serde::Serialize;
@@ -56,8 +56,8 @@ impl Daemon {
         }
         self.state.audit().write(
             Entry {
-                event: "daemon".into(),
-                decision: "ok".into(),
+                event: Event::Daemon.into(),
+                decision: Decision::Ok.into(),
                 reason: if paused {
                     "paused: every secret request is refused".into()
                 } else {
@@ -125,15 +125,15 @@ impl Daemon {
     /// Writes what the desktop notifier reports to the audit log.
     /// Ignored (forged) clicks are refusals: a flood of them is counted, not each
     /// written (see [`crate::audit::repeats`]).
-    pub fn note_desktop(&self, reason: String, decision: &str, hash: Option<String>) {
+    pub fn note_desktop(&self, reason: String, decision: Decision, hash: Option<String>) {
         let e = Entry {
-            event: "notification".into(),
+            event: Event::Notification.into(),
             decision: decision.into(),
             reason,
             hash,
             ..Entry::default()
         };
-        if decision == "deny" {
+        if decision == Decision::Deny {
             self.state.audit().refusal(e);
         } else {
             self.state.audit().record(e, false);

@@ -21,7 +21,7 @@ pub mod secrets;
 mod tests;
 pub mod upgrade;
 
-use crate::audit::Entry;
+use crate::audit::{self, Entry, Event};
 use crate::peer::{Peer, Recv};
 use crate::policy::{self, Decision, Op, PeerFacts};
 use crate::state::{Refusal, State};
@@ -275,7 +275,14 @@ impl Daemon {
     }
 
     /// Writes the access line of a peer's request.
-    fn audit_access(&self, peer: &Peer, op: &str, names: &[&str], decision: &str, reason: &str) {
+    fn audit_access(
+        &self,
+        peer: &Peer,
+        op: &str,
+        names: &[&str],
+        decision: audit::Decision,
+        reason: &str,
+    ) {
         let e = Entry {
             decision: decision.into(),
             reason: reason.into(),
@@ -283,7 +290,7 @@ impl Daemon {
             ..access_entry(peer, Some(op))
         };
         let audit = self.state.audit();
-        if decision != "allow" {
+        if decision != audit::Decision::Allow {
             return audit.refusal(e);
         }
         if matches!(op, "get" | "list") {
@@ -296,11 +303,11 @@ impl Daemon {
 
     /// An admin audit line: the CLI's pid and uid when the CLI asked, else where the
     /// person decided (`notification`, `tray`, `window`).
-    fn admin_entry(&self, by: Actor<'_>, event: &str, reason: String) -> Entry {
+    fn admin_entry(&self, by: Actor<'_>, event: Event, reason: String) -> Entry {
         let peer = by.peer();
         Entry {
             event: event.into(),
-            decision: "ok".into(),
+            decision: audit::Decision::Ok.into(),
             reason,
             pid: peer.map(|p| p.pid),
             uid: peer.map(|p| p.uid),
@@ -324,7 +331,7 @@ impl Daemon {
 /// The start of an access audit line about a peer.
 pub fn access_entry(peer: &Peer, op: Option<&str>) -> Entry {
     Entry {
-        event: "access".into(),
+        event: Event::Access.into(),
         pid: Some(peer.pid),
         uid: Some(peer.uid),
         // For a script, the script: the interpreter is in its identity, not its name.

@@ -4,6 +4,7 @@
 //! here.
 
 use super::{error, Daemon};
+use crate::audit;
 use crate::peer::Peer;
 use crate::pending::Sighting;
 use crate::policy::Decision;
@@ -71,7 +72,7 @@ impl Daemon {
                 )
             }
             Decision::Denied(reason) => {
-                self.audit_access(peer, op, &names, "deny", &reason);
+                self.audit_access(peer, op, &names, audit::Decision::Deny, &reason);
                 Response::Error(ErrorBody {
                     code: ErrorCode::Denied,
                     message: reason,
@@ -84,7 +85,7 @@ impl Daemon {
                     peer,
                     op,
                     &names,
-                    "out_of_scope",
+                    audit::Decision::OutOfScope,
                     "name outside the tool's scopes",
                 );
                 error(
@@ -97,7 +98,7 @@ impl Daemon {
                 )
             }
             Decision::Forbidden(reason) => {
-                self.audit_access(peer, op, &names, "forbidden", &reason);
+                self.audit_access(peer, op, &names, audit::Decision::Forbidden, &reason);
                 error(ErrorCode::Forbidden, reason)
             }
         }
@@ -114,7 +115,7 @@ impl Daemon {
         message: String,
     ) -> Response {
         self.queue_pending(peer, names.first().copied());
-        self.audit_access(peer, op, names, "not_approved", reason);
+        self.audit_access(peer, op, names, audit::Decision::NotApproved, reason);
         Response::Error(ErrorBody {
             code: ErrorCode::NotApproved,
             message,
@@ -142,7 +143,13 @@ impl Daemon {
     /// audited; nothing is queued or shown on the desktop.
     pub(super) fn paused_refusal(&self, peer: &Peer, op: &str, name: Option<&str>) -> Response {
         let names: Vec<&str> = name.into_iter().collect();
-        self.audit_access(peer, op, &names, "deny", "keychain-auth is paused");
+        self.audit_access(
+            peer,
+            op,
+            &names,
+            audit::Decision::Deny,
+            "keychain-auth is paused",
+        );
         error(
             ErrorCode::Denied,
             "keychain-auth is paused: every secret request is refused until it is resumed (tray menu: Pause)",
@@ -157,7 +164,7 @@ impl Daemon {
         name: &str,
         e: crate::store::StoreError,
     ) -> Response {
-        self.audit_access(peer, op, &[name], "error", &e.to_string());
+        self.audit_access(peer, op, &[name], audit::Decision::Error, &e.to_string());
         error(ErrorCode::StoreUnavailable, e.to_string())
     }
 

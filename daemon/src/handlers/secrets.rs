@@ -5,6 +5,7 @@
 use super::info::page;
 use super::refusals::describe;
 use super::{error, Actor, Daemon, Gone};
+use crate::audit;
 use crate::peer::{OutputBinding, Peer};
 use crate::policy::{self, Decision, Op};
 use keychain_auth_sdk::protocol::{validate_name, ErrorCode, Response, MAX_WAIT_MS};
@@ -25,7 +26,7 @@ impl Daemon {
         }
         match self.state.store().set(name, value).await {
             Ok(()) => {
-                self.audit_access(peer, "set", &[name], "allow", "stored");
+                self.audit_access(peer, "set", &[name], audit::Decision::Allow, "stored");
                 Response::Ok
             }
             Err(e) => self.store_error(peer, "set", name, e),
@@ -41,11 +42,17 @@ impl Daemon {
         }
         match self.state.store().delete(name).await {
             Ok(true) => {
-                self.audit_access(peer, "delete", &[name], "allow", "deleted");
+                self.audit_access(peer, "delete", &[name], audit::Decision::Allow, "deleted");
                 Response::Ok
             }
             Ok(false) => {
-                self.audit_access(peer, "delete", &[name], "not_found", "no such secret");
+                self.audit_access(
+                    peer,
+                    "delete",
+                    &[name],
+                    audit::Decision::NotFound,
+                    "no such secret",
+                );
                 error(ErrorCode::NotFound, format!("no secret named {name:?}"))
             }
             Err(e) => self.store_error(peer, "delete", name, e),
@@ -98,7 +105,7 @@ impl Daemon {
                         peer,
                         "get",
                         &[name],
-                        "not_approved",
+                        audit::Decision::NotApproved,
                         "binary not approved; waiting for a decision",
                     );
                     first = false;
@@ -117,7 +124,7 @@ impl Daemon {
                 }
                 // The process may have changed while it waited.
                 if let Err(e) = peer.recheck() {
-                    self.audit_access(peer, "get", &[name], "deny", &e.to_string());
+                    self.audit_access(peer, "get", &[name], audit::Decision::Deny, &e.to_string());
                     return error(ErrorCode::Denied, e.to_string());
                 }
                 continue;
@@ -132,14 +139,20 @@ impl Daemon {
                     } else {
                         "served"
                     };
-                    self.audit_access(peer, "get", &[name], "allow", why);
+                    self.audit_access(peer, "get", &[name], audit::Decision::Allow, why);
                     Response::Secret {
                         name: name.to_string(),
                         value,
                     }
                 }
                 Ok(None) => {
-                    self.audit_access(peer, "get", &[name], "not_found", "no such secret");
+                    self.audit_access(
+                        peer,
+                        "get",
+                        &[name],
+                        audit::Decision::NotFound,
+                        "no such secret",
+                    );
                     error(ErrorCode::NotFound, format!("no secret named {name:?}"))
                 }
                 Err(e) => self.store_error(peer, "get", name, e),
@@ -169,7 +182,7 @@ impl Daemon {
             peer,
             "list",
             &[],
-            "allow",
+            audit::Decision::Allow,
             &format!("{} names", names.len()),
         );
         Response::Names { names, next }
@@ -187,7 +200,7 @@ impl Daemon {
                 cli,
                 "set",
                 &[name],
-                "allow",
+                audit::Decision::Allow,
                 "stored (the keychain-auth CLI wrote the value to the store itself)",
             ),
             None => return error(ErrorCode::BadRequest, "stored needs a calling CLI"),

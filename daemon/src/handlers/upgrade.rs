@@ -3,6 +3,7 @@
 //! now), keeping its scopes and access. Saved durably, audited old -> new.
 
 use super::{error, Actor, Daemon};
+use crate::audit::Event;
 use crate::desktop::approver::AdminAction;
 use crate::state::Refusal;
 use keychain_auth_sdk::protocol::{ErrorCode, PinnedFile, Response};
@@ -96,7 +97,7 @@ impl Daemon {
                     self.drop_pending(&tool.hash);
                     let mut e = self.admin_entry(
                         by,
-                        "upgrade",
+                        Event::Upgrade,
                         format!("re-pinned {}: {old} -> {}", tool.label, tool.hash),
                     );
                     e.hash = Some(tool.hash.clone());

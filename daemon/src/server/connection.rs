@@ -6,7 +6,7 @@
 use super::handshake;
 use super::{ConnSlot, Conns, FRAME_TIMEOUT, HELLO_TIMEOUT, IDLE_TIMEOUT, WRITE_TIMEOUT};
 use crate::audit::holding_reads;
-use crate::audit::Entry;
+use crate::audit::{Decision, Entry, Event};
 use crate::handlers::{access_entry, error, Daemon, Gone};
 use crate::peer::{Peer, PeerError, Recv};
 use keychain_auth_sdk::frame::{self, FrameError, MAX_FRAME};
@@ -19,7 +19,7 @@ use tokio::net::UnixStream;
 /// An access line for a connection refused because the peer changed.
 fn peer_refusal(peer: &Peer, op: Option<&str>, e: &PeerError) -> Entry {
     Entry {
-        decision: "deny".into(),
+        decision: Decision::Deny.as_str().into(),
         reason: e.to_string(),
         ..access_entry(peer, op)
     }
@@ -53,12 +53,11 @@ pub(super) async fn serve(daemon: Daemon, mut stream: UnixStream, conns: &Conns,
                 PeerError::WrongUser { .. } => ErrorCode::Forbidden,
                 _ => ErrorCode::Denied,
             };
-            daemon.state().audit().refusal(Entry {
-                event: "access".into(),
-                decision: "deny".into(),
-                reason: e.to_string(),
-                ..Entry::default()
-            });
+            daemon.state().audit().refusal(Entry::new(
+                Event::Access,
+                Decision::Deny,
+                e.to_string(),
+            ));
             let _ = write_response(&mut stream, &error(code, e.to_string())).await;
             return;
         }

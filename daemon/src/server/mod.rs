@@ -7,7 +7,7 @@
 mod connection;
 mod handshake;
 
-use crate::audit::Entry;
+use crate::audit::{Decision, Entry, Event};
 use crate::capacity::{connection_limit, MAX_CONNECTIONS};
 use crate::handlers::Daemon;
 use crate::state::{server_name, State};
@@ -50,8 +50,8 @@ pub async fn run(
     let daemon = Daemon::new(state.clone());
     state.audit().record(
         Entry {
-            event: "daemon".into(),
-            decision: "ok".into(),
+            event: Event::Daemon.into(),
+            decision: Decision::Ok.into(),
             reason: format!(
                 "started ({}, store {})",
                 server_name(),
@@ -113,8 +113,8 @@ pub async fn run(
     state.audit().write_repeat_summaries(true);
     state.audit().record(
         Entry {
-            event: "daemon".into(),
-            decision: "ok".into(),
+            event: Event::Daemon.into(),
+            decision: Decision::Ok.into(),
             reason: "stopped".into(),
             ..Entry::default()
         },

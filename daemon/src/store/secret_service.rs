@@ -161,6 +161,17 @@ impl SecretServiceStore {
     fn attrs<'a>(&'a self, name: &'a str) -> HashMap<&'a str, &'a str> {
         HashMap::from([("service", self.namespace.as_str()), ("account", name)])
     }
+
+    /// The items holding `name`, unlocked and locked.
+    async fn search(
+        &self,
+        name: &str,
+    ) -> Result<secret_service::SearchItemsResult<Item<'static>>, StoreError> {
+        self.ss
+            .search_items(self.attrs(name))
+            .await
+            .map_err(|e| unavailable("search", e))
+    }
 }
 
 impl SecretStore for SecretServiceStore {
@@ -185,11 +196,7 @@ impl SecretStore for SecretServiceStore {
                     }
                 }
             }
-            let found = self
-                .ss
-                .search_items(self.attrs(name))
-                .await
-                .map_err(|e| unavailable("search", e))?;
+            let found = self.search(name).await?;
             match found.unlocked.into_iter().next() {
                 Some(item) => {
                     let bytes = item.get_secret().await.map_err(|e| unavailable("read", e))?;
@@ -238,11 +245,7 @@ impl SecretStore for SecretServiceStore {
     fn delete<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<bool, StoreError>> {
         Box::pin(async move {
             self.known().remove(name);
-            let found = self
-                .ss
-                .search_items(self.attrs(name))
-                .await
-                .map_err(|e| unavailable("search", e))?;
+            let found = self.search(name).await?;
             if !found.locked.is_empty() {
                 return Err(StoreError::Locked(format!(
                     "the secret {name:?} is in a locked Secret Service collection; unlock it and retry"
