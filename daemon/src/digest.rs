@@ -108,7 +108,7 @@ impl HashCache {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<FileKey, String>> {
-        self.map.lock().unwrap_or_else(|p| p.into_inner())
+        crate::lock::lock(&self.map)
     }
 }
 

@@ -60,7 +60,7 @@ impl ValueCache {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Entries> {
-        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+        crate::lock::lock(&self.entries)
     }
 
     /// How many values are held now.

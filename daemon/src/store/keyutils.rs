@@ -112,7 +112,7 @@ impl KeyutilsStore {
     }
 
     fn known(&self) -> std::sync::MutexGuard<'_, HashMap<String, Key>> {
-        self.known.lock().unwrap_or_else(|p| p.into_inner())
+        crate::lock::lock(&self.known)
     }
 
     fn find(&self, name: &str) -> Result<Option<Key>, StoreError> {

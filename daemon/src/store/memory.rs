@@ -27,7 +27,7 @@ impl MemoryStore {
     }
 
     fn map(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Secret>> {
-        self.map.lock().unwrap_or_else(|p| p.into_inner())
+        crate::lock::lock(&self.map)
     }
 }
 

@@ -105,7 +105,7 @@ async fn forget_on_changes(known: KnownItems, changes: Arc<Changes>) -> Result<(
         .map_err(fail)?;
     tokio::spawn(async move {
         let _conn = conn;
-        let forget = || known.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        let forget = || crate::lock::lock(&known).clear();
         changes.follow(&mut signals, forget).await;
     });
     Ok(())
@@ -155,7 +155,7 @@ impl SecretServiceStore {
     }
 
     fn known(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Item<'static>>>> {
-        self.known.lock().unwrap_or_else(|p| p.into_inner())
+        crate::lock::lock(&self.known)
     }
 
     fn attrs<'a>(&'a self, name: &'a str) -> HashMap<&'a str, &'a str> {

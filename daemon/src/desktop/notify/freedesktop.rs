@@ -79,7 +79,7 @@ async fn run(
                             let _ = events.send(Event::Forged { sender, action });
                             continue;
                         }
-                        let hash = shown.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+                        let hash = crate::lock::lock(&shown).remove(&id);
                         let choice = match action.as_str() {
                             "approve" => Answer::Approve,
                             "once" => Answer::AllowOnce,
@@ -92,7 +92,7 @@ async fn run(
                     }
                     "NotificationClosed" if sender == owner => {
                         if let Ok((id, _reason)) = msg.body().deserialize::<(u32, u32)>() {
-                            shown.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+                            crate::lock::lock(&shown).remove(&id);
                         }
                     }
                     _ => {}
@@ -103,11 +103,7 @@ async fn run(
     tokio::spawn(listener);
 
     while let Some(entry) = jobs.recv().await {
-        let already = shown
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .any(|h| *h == entry.hash);
+        let already = crate::lock::lock(&shown).values().any(|h| *h == entry.hash);
         if already {
             continue;
         }
@@ -143,10 +139,7 @@ async fn run(
                 continue;
             }
         };
-        shown
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(id, entry.hash.clone());
+        crate::lock::lock(&shown).insert(id, entry.hash.clone());
         let _ = events.send(Event::Shown {
             hash: entry.hash,
             id,

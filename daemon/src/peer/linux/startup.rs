@@ -614,7 +614,7 @@ fn mtime(dir: &Path) -> Option<(i64, i64)> {
 /// A module of one of these names beside a script would shadow it.
 fn installed_modules(interpreter: &str) -> Arc<HashSet<String>> {
     static CACHE: Mutex<Option<ModuleCache>> = Mutex::new(None);
-    let mut guard = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+    let mut guard = crate::lock::lock(&CACHE);
     let cache = guard.get_or_insert_with(HashMap::new);
     if let Some((dirs, names)) = cache.get(interpreter) {
         if dirs.iter().all(|(d, t)| mtime(d) == *t) {
