@@ -146,26 +146,15 @@ pub(super) fn bash(args: &[&str], env: &Env, base: &str) -> Runs {
         },
         true,
     );
-    let a = match parsed {
-        ShellParse::Args(a) => a,
-        ShellParse::Done(r) => return r,
+    let a = match not_login(parsed) {
+        Ok(a) => a,
+        Err(r) => return r,
     };
-    if a.letters.contains(&'l') {
-        return refused(
-            "-l makes it a login shell, which reads your profile files before the script",
-        );
-    }
     if a.options.contains(&"extdebug") {
         return refused("extdebug runs the debugger's code before the script");
     }
-    if let Some(bad) = a
-        .letters
-        .iter()
-        .find(|c| !"aBbCEefHhkmnPrTtuvD".contains(**c))
-    {
-        return refused(format!(
-            "it was given -{bad}, an option keychain-auth does not know"
-        ));
+    if let Some(r) = unknown_letter(&a, "aBbCEefHhkmnPrTtuvD") {
+        return r;
     }
     if !a.privileged {
         if !posix_mode.get() && !env.set("POSIXLY_CORRECT") {
@@ -193,6 +182,30 @@ pub(super) fn bash(args: &[&str], env: &Env, base: &str) -> Runs {
     shell_script(&a)
 }
 
+/// The parsed arguments of bash or a POSIX shell, refused when `-l` makes it a login
+/// shell (which reads the user's profile files before the script).
+fn not_login(parsed: ShellParse<'_>) -> Result<ShellArgs<'_>, Runs> {
+    let a = match parsed {
+        ShellParse::Args(a) => a,
+        ShellParse::Done(r) => return Err(r),
+    };
+    if a.letters.contains(&'l') {
+        return Err(refused(
+            "-l makes it a login shell, which reads your profile files before the script",
+        ));
+    }
+    Ok(a)
+}
+
+/// A refusal when the shell was given a one-letter option outside `known`.
+fn unknown_letter(a: &ShellArgs<'_>, known: &str) -> Option<Runs> {
+    a.letters.iter().find(|c| !known.contains(**c)).map(|bad| {
+        refused(format!(
+            "it was given -{bad}, an option keychain-auth does not know"
+        ))
+    })
+}
+
 pub(super) fn posix(args: &[&str], env: &Env, base: &str) -> Runs {
     let parsed = shell_args(
         args,
@@ -203,19 +216,12 @@ pub(super) fn posix(args: &[&str], env: &Env, base: &str) -> Runs {
         },
         false,
     );
-    let a = match parsed {
-        ShellParse::Args(a) => a,
-        ShellParse::Done(r) => return r,
+    let a = match not_login(parsed) {
+        Ok(a) => a,
+        Err(r) => return r,
     };
-    if a.letters.contains(&'l') {
-        return refused(
-            "-l makes it a login shell, which reads your profile files before the script",
-        );
-    }
-    if let Some(bad) = a.letters.iter().find(|c| !"aCefnuvEbmhT".contains(**c)) {
-        return refused(format!(
-            "it was given -{bad}, an option keychain-auth does not know"
-        ));
+    if let Some(r) = unknown_letter(&a, "aCefnuvEbmhT") {
+        return r;
     }
     if a.xtrace && env.get("PS4").is_some() {
         return refused("PS4 is set in its environment and the script is traced (-x): the shell expands PS4, command substitutions included, before every command");
