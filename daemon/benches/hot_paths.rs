@@ -104,6 +104,7 @@ fn approved_get(c: &mut Criterion) {
             approver: Arc::new(keychain_auth::desktop::approver::Headless),
             clock: Arc::new(keychain_auth::clock::SystemClock),
             admin_hashes: Vec::new(),
+            deputy_hashes: Vec::new(),
         })
         .expect("state"),
     ));

@@ -45,6 +45,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod daemon_check;
+pub mod deputies;
 pub mod desktop;
 pub mod digest;
 pub mod dirs;

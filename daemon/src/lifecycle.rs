@@ -161,6 +161,7 @@ pub async fn serve(
         store,
         approver,
         clock: Arc::new(SystemClock),
+        deputy_hashes: helper_hashes(),
         admin_hashes: opts.admin_hashes,
     })?);
     if let Some(events) = desktop {
@@ -200,6 +201,22 @@ pub fn runtime() -> Result<tokio::runtime::Runtime> {
         .on_thread_park(server::audit_when_idle)
         .build()
         .context("starting the async runtime")
+}
+
+/// The git helpers installed beside this executable and on `PATH`: deputies, whose
+/// requests are decided for the program that ran them.
+fn helper_hashes() -> Vec<String> {
+    let Ok(exe) = std::env::current_exe() else {
+        return Vec::new();
+    };
+    let found = crate::deputies::installed(&exe, crate::deputies::HELPER);
+    for (path, hash) in &found {
+        tracing::info!(
+            "deputy: {} ({hash}) is served for the program that runs it",
+            path.display()
+        );
+    }
+    found.into_iter().map(|(_, h)| h).collect()
 }
 
 /// Runs the daemon in this process until SIGINT, SIGTERM or an admin `shutdown`.

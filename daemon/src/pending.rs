@@ -44,6 +44,8 @@ pub struct Sighting<'a> {
     pub signing: Option<&'a crate::peer::signing::Facts>,
     /// Files the user can change that it runs code from (the latest seen is kept).
     pub libraries: &'a [keychain_auth_sdk::protocol::PinnedFile],
+    /// Its caller chain, when it asked through deputies (the latest seen is kept).
+    pub chain: Option<&'a str>,
     /// RFC 3339 now.
     pub now: &'a str,
 }
@@ -96,6 +98,9 @@ impl Queue {
                 e.requested_access = w.access;
             }
             e.libraries = s.libraries.to_vec();
+            if s.chain.is_some() {
+                e.chain = s.chain.map(str::to_string);
+            }
             if let Some(n) = s.name {
                 if !e.names.iter().any(|x| x == n) && e.names.len() < MAX_NAMES_PER_ENTRY {
                     e.names.push(n.to_string());
@@ -120,6 +125,7 @@ impl Queue {
             script: s.script.cloned(),
             macos: s.signing.and_then(|f| serde_json::to_value(f).ok()),
             libraries: s.libraries.to_vec(),
+            chain: s.chain.map(str::to_string),
         });
         Recorded::New
     }
@@ -156,6 +162,7 @@ mod tests {
             script: None,
             signing: None,
             libraries: &[],
+            chain: None,
             now,
         }
     }

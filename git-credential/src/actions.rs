@@ -158,8 +158,9 @@ fn explain(e: ClientError) -> Failure {
         )),
         ClientError::Daemon(body) => match (body.code, &body.hash) {
             (ErrorCode::NotApproved, Some(hash)) => Failure(format!(
-                "this helper is not approved yet, so git asks for the password itself this time.\n  \
-                 To approve it (it asks for {SCOPE}, read-write), run:\n    keychain-auth approve {hash}\n  \
+                "the program that asked git for this password is not approved yet, so git asks for it itself this time \
+                 (this helper serves the program that ran git, never whoever runs it).\n  \
+                 To approve that program (for {SCOPE}, read-write), run:\n    keychain-auth approve {hash}\n  \
                  (keychain-auth: {})",
                 body.message
             )),

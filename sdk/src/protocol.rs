@@ -498,6 +498,10 @@ pub struct PendingEntry {
     /// [`Tool::libraries`]): approving it pins them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub libraries: Vec<PinnedFile>,
+    /// When it asked through deputies: its caller chain as last seen, origin first
+    /// (`python3 ~/sync.py → git → git-credential-keychain-auth`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chain: Option<String>,
 }
 
 /// Daemon status, for `keychain-auth status`.

@@ -70,9 +70,9 @@ fn a_script_is_served_only_once_approved_as_itself() {
             .stdin(Stdio::null()),
     );
     assert_eq!(stdout(&o), "[for-the-script]", "{}", stderr(&o));
-    // The audit log names the script and how the request came.
+    // The audit log names the script and how the request came: its caller chain.
     let log = std::fs::read_to_string(h.path("audit.log")).unwrap();
-    assert!(log.contains("\"via\":\"keychain-auth get (pid "), "{log}");
+    assert!(log.contains("fetch.sh → keychain-auth\""), "{log}");
     assert!(!log.contains("for-the-script"));
 
     // Another script, or this one edited, is not served.
@@ -97,7 +97,8 @@ fn a_script_is_served_only_once_approved_as_itself() {
     .unwrap();
     assert_eq!(stdout(&run(&h, &fetch, &[])), "[]");
 
-    // bash -c and an interactive shell are never approvable, and say what to do instead.
+    // bash -c is its author's code: the request is the program's that ran it (here
+    // this test, not approved), named with the chain; bash itself is never approved.
     let o = run(
         &h,
         Path::new("bash"),
@@ -106,9 +107,11 @@ fn a_script_is_served_only_once_approved_as_itself() {
     let err = stderr(&o);
     assert!(stdout(&o).is_empty());
     assert!(
-        err.contains("code given with -c") && err.contains("script file"),
+        err.contains("→ bash -c → keychain-auth asked") && err.contains("is not approved"),
         "{err}"
     );
+    // An interactive shell reading commands from a pipe (not a terminal) is an
+    // interpreter without a script: never approvable, and it says what to do instead.
     let mut child = h
         .command(Path::new("bash"))
         .arg("-i")

@@ -104,12 +104,12 @@ fn lookup(h: &Home, name: &str) -> Option<String> {
     o.status.success().then(|| stdout(&o))
 }
 
-/// Starts the daemon on the Secret Service and approves the helper the way a user
-/// would: from the hash its first refusal printed, with the scope it asked for.
+/// Starts the daemon on the Secret Service and approves, the way a user would, the
+/// program that runs git here (this test binary: the origin of the helper's caller
+/// chain), from the hash the first refusal printed, with the scope the helper asked for.
 fn approved_helper(h: &mut Home, git: &Git) {
     h.start(&["--store", "secret-service"]);
-    let helper = bin("git-credential-keychain-auth");
-    let hash = sha256_file(&helper);
+    let hash = sha256_file(&std::env::current_exe().unwrap());
     let o = git.credential(
         &[],
         "fill",

@@ -78,6 +78,9 @@ pub(super) fn print_pending(pending: &[PendingEntry]) {
         if let Some(facts) = crate::peer::signing::Facts::from_entry(p) {
             println!("    signature: {}", facts.describe());
         }
+        if let Some(chain) = &p.chain {
+            println!("    asked via: {chain}");
+        }
         println!(
             "    asked for: {}",
             if p.names.is_empty() {

@@ -73,6 +73,9 @@ pub fn body(entry: &PendingEntry, has_actions: bool, elsewhere: Elsewhere) -> St
         entry.names.join(", ")
     };
     let mut text = format!("{who}\n{short}…\nasks for: {names}");
+    if let Some(chain) = &entry.chain {
+        text.push_str(&format!("\nasking through: {chain}"));
+    }
     if !approvable(entry) {
         text.push_str("\nA script interpreter cannot be approved as a whole (every command run in it could read the secret): run the command from a script file.");
         return text;
@@ -126,6 +129,7 @@ mod tests {
     fn the_body_names_the_binary_its_names_and_what_to_do_without_buttons() {
         let e = PendingEntry {
             libraries: Vec::new(),
+            chain: None,
             hash: format!("sha256:{}", "ab".repeat(32)),
             path: "/usr/local/bin/tool".into(),
             first_seen: String::new(),

@@ -146,30 +146,7 @@ impl Daemon {
 /// as they are when the app starts (a CLI updated later is accepted after a restart of
 /// the app, like a headless daemon's).
 pub fn cli_admin_hashes(app_exe: &Path) -> Vec<(PathBuf, String)> {
-    let mut candidates = Vec::new();
-    if let Some(dir) = app_exe.parent() {
-        candidates.push(dir.join("keychain-auth"));
-    }
-    if let Some(path) = std::env::var_os("PATH") {
-        if let Some(found) = std::env::split_paths(&path)
-            .map(|d| d.join("keychain-auth"))
-            .find(|p| p.is_file())
-        {
-            candidates.push(found);
-        }
-    }
-    let mut out: Vec<(PathBuf, String)> = Vec::new();
-    for c in candidates {
-        let Ok(f) = std::fs::File::open(&c) else {
-            continue;
-        };
-        if let Ok(h) = crate::digest::hash_reader(f) {
-            if !out.iter().any(|(_, x)| *x == h) {
-                out.push((c, h));
-            }
-        }
-    }
-    out
+    crate::deputies::installed(app_exe, "keychain-auth")
 }
 
 #[cfg(test)]
@@ -200,6 +177,7 @@ mod tests {
                 approver: Arc::new(crate::desktop::approver::Headless),
                 clock: Arc::new(crate::clock::SystemClock),
                 admin_hashes: Vec::new(),
+                deputy_hashes: Vec::new(),
             })
             .expect("load"),
         ))

@@ -13,6 +13,7 @@
 //! ([`crate::server`]).
 
 pub mod approvals;
+pub mod chains;
 pub mod host;
 pub mod info;
 pub mod refusals;
@@ -192,6 +193,33 @@ impl Daemon {
                 d => self.refuse(peer, op_name, &[], d),
             };
         }
+        let is_secret = matches!(
+            req,
+            Request::Get { .. }
+                | Request::Set { .. }
+                | Request::Delete { .. }
+                | Request::List { .. }
+        );
+        if is_secret && self.is_deputy(peer) {
+            // A deputy's own hash says nothing about who is using it: decide for the
+            // program at the top of its caller chain.
+            let name = match &req {
+                Request::Get { name, .. }
+                | Request::Set { name, .. }
+                | Request::Delete { name } => Some(name.as_str()),
+                _ => None,
+            };
+            let origin = match self.origin_of(peer, false).await {
+                Ok(o) => o,
+                Err(b) => return self.refuse_broken(peer, op_name, name, b),
+            };
+            return self.secret_request(&origin, req, gone).await;
+        }
+        self.secret_request(peer, req, gone).await
+    }
+
+    /// A secret request (or `whoami`) of the program it is decided for.
+    async fn secret_request(&self, peer: &Peer, req: Request, gone: &Gone<'_>) -> Response {
         match req {
             Request::Whoami {} => Response::Identity(self.identity(peer)),
             Request::Get { name, wait_ms } => self.get(peer, &name, wait_ms, gone).await,

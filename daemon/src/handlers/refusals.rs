@@ -13,6 +13,9 @@ use keychain_auth_sdk::protocol::{ErrorBody, ErrorCode, Response};
 /// How a peer is named to a person: its executable, or for a script the script and
 /// what runs it.
 pub fn describe(peer: &Peer) -> String {
+    if peer.terminal.is_some() {
+        return crate::peer::chain::origin_name(peer);
+    }
     match &peer.script {
         Some(s) => format!("the script {} (run by {})", s.path, s.interpreter),
         None => peer.path.clone(),
@@ -35,8 +38,12 @@ impl Daemon {
                     .filter(|_| !asked_scopes)
                     .map(|n| format!(" --scope '{}'", crate::scope::literal(n)))
                     .unwrap_or_default();
+                let asking = match &peer.via {
+                    Some(chain) => format!("{chain} asked; "),
+                    None => String::new(),
+                };
                 let message = format!(
-                    "{} ({}) is not approved. It is waiting for your decision; approve it with: keychain-auth approve {}{scope_hint}{}",
+                    "{asking}{} ({}) is not approved. It is waiting for your decision; approve it with: keychain-auth approve {}{scope_hint}{}{}",
                     describe(peer),
                     peer.hash,
                     peer.hash,
@@ -44,7 +51,8 @@ impl Daemon {
                         .approver()
                         .where_asked()
                         .map(|w| format!(" ({w})"))
-                        .unwrap_or_default()
+                        .unwrap_or_default(),
+                    self.deputy_approval_note(peer).unwrap_or_default()
                 );
                 self.not_approved(
                     peer,
@@ -180,6 +188,7 @@ impl Daemon {
             script: peer.script.as_ref(),
             signing: peer.signing.as_ref(),
             libraries: &peer.libraries,
+            chain: peer.via.as_deref(),
             now: &now,
         });
         self.state.touched();

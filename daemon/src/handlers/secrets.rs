@@ -134,6 +134,18 @@ impl Daemon {
             }
             return match st.store().get(name).await {
                 Ok(Some(value)) => {
+                    // The program (and its caller chain) may have changed while the
+                    // store answered.
+                    if let Err(e) = peer.recheck() {
+                        self.audit_access(
+                            peer,
+                            "get",
+                            &[name],
+                            audit::Decision::Deny,
+                            &e.to_string(),
+                        );
+                        return error(ErrorCode::Denied, e.to_string());
+                    }
                     let why = if once {
                         "served once (Allow once on the desktop)"
                     } else {
@@ -209,10 +221,12 @@ impl Daemon {
         Response::Ok
     }
 
-    /// `keychain-auth get`: the CLI (already verified by hash) asks for the process that
-    /// started it. That parent is identified with the same recipe as a connecting peer
-    /// (pidfd, /proc, hash, tamper signals, script identity) and the request is decided,
-    /// queued and audited as the parent's own `get`.
+    /// `keychain-auth get`: the CLI (already verified by hash) asks for the program that
+    /// started it: the origin of its caller chain (through inline shells and git), each
+    /// program identified with the same recipe as a connecting peer (pidfd, /proc, hash,
+    /// tamper signals, script identity), and the first one up the chain that reads the
+    /// CLI's output judged on how it holds it. The request is decided, queued and
+    /// audited as the origin's own `get`.
     pub(super) async fn get_for_parent(
         &self,
         cli: &Peer,
@@ -220,34 +234,14 @@ impl Daemon {
         wait_ms: Option<u64>,
         gone: &Gone<'_>,
     ) -> Response {
-        let seed = match cli.parent() {
-            Ok(s) => s,
-            Err(e) => {
-                return error(
-                    ErrorCode::Denied,
-                    format!("cannot identify the program that ran keychain-auth get: {e}"),
-                )
-            }
+        let parent = match self.origin_of(cli, true).await {
+            Ok(p) => p,
+            Err(b) => return self.refuse_broken(cli, "get", Some(name), b),
         };
-        let st = self.state.clone();
-        let parent =
-            match tokio::task::spawn_blocking(move || seed.identify(st.cache(), true)).await {
-                Ok(Ok(p)) => p,
-                Ok(Err(e)) => {
-                    return error(
-                        ErrorCode::Denied,
-                        format!("cannot identify the program that ran keychain-auth get: {e}"),
-                    )
-                }
-                Err(e) => return error(ErrorCode::Denied, format!("identification failed: {e}")),
-            };
-        let parent = Peer {
-            via: Some(format!("keychain-auth get (pid {})", cli.pid)),
-            ..parent
-        };
+        let parent: &Peer = &parent;
         if self.state.is_admin_hash(&parent.hash) {
             return self.refuse(
-                &parent,
+                parent,
                 "get",
                 &[name],
                 Decision::Forbidden("keychain-auth get was run by keychain-auth itself".into()),
@@ -260,16 +254,16 @@ impl Daemon {
                 parent.path,
                 policy::WHOLE_INTERPRETER,
             );
-            return self.refuse(&parent, "get", &[name], Decision::Denied(msg));
+            return self.refuse(parent, "get", &[name], Decision::Denied(msg));
         }
         if let Some(OutputBinding::Elsewhere(why)) = &parent.output {
             let msg = format!(
                 "keychain-auth get was run by {}, but {why}. It writes the value only into a pipe that the program that ran it reads, for example `token=$(keychain-auth get NAME)`",
-                describe(&parent)
+                describe(parent)
             );
-            return self.refuse(&parent, "get", &[name], Decision::Denied(msg));
+            return self.refuse(parent, "get", &[name], Decision::Denied(msg));
         }
-        let mut answer = self.get(&parent, name, wait_ms, gone).await;
+        let mut answer = self.get(parent, name, wait_ms, gone).await;
         if let (Response::Error(b), Some(OutputBinding::Inheritable(_))) =
             (&mut answer, &parent.output)
         {

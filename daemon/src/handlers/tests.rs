@@ -60,6 +60,7 @@ fn harness(admin: bool, tools: impl FnOnce(&str) -> Vec<Tool>) -> Harness {
         } else {
             Vec::new()
         },
+        deputy_hashes: Vec::new(),
     })
     .expect("load");
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -114,6 +115,7 @@ impl Harness {
             script: None,
             signing: None,
             libraries: &[],
+            chain: None,
             now: "2026-01-01T00:00:00Z",
         });
     }

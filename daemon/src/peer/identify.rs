@@ -181,6 +181,11 @@ impl Identity {
             signing: None,
             output: None,
             libraries: Vec::new(),
+            shell: None,
+            chain: Vec::new(),
+            terminal: None,
+            origin: std::sync::OnceLock::new(),
+            child_stream: None,
         }
     }
 }

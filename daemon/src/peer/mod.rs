@@ -15,6 +15,7 @@ pub use keychain_auth_sdk::protocol::ScriptIdentity;
 use nix::sys::socket::MsgFlags;
 use std::os::fd::BorrowedFd;
 
+pub mod chain;
 mod identify;
 pub mod procargs;
 pub mod script;
@@ -81,6 +82,57 @@ pub enum PeerError {
     /// This OS has no peer-identification recipe in this build.
     #[error("peer identification is not implemented for this operating system yet")]
     Unsupported,
+    /// A process is not tied to the one said to be its child: an orphan adopted by
+    /// init or a subreaper, or a parent that holds none of its child's streams.
+    #[error("{0}")]
+    Unlinked(String),
+}
+
+/// What a shell runs when it runs no script file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShellRuns {
+    /// Code on its command line (`sh -c '…'`): written by the program that started it.
+    Inline,
+    /// Commands it reads as they come (an interactive shell, or `sh -s`/standard input).
+    Commands,
+}
+
+/// The pseudo-terminal an interactive shell reads, and the session it belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tty {
+    /// `/dev/pts/N`.
+    pub path: String,
+    /// N.
+    pub index: u32,
+    /// The shell's session id.
+    pub session: i32,
+}
+
+/// Why a program between a deputy and its origin is passed through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PassThrough {
+    /// A deputy of keychain-auth itself (the git helper, the CLI).
+    Deputy,
+    /// One of the installed git's own executables.
+    Git,
+    /// A shell running code given on its command line: its author is its parent.
+    InlineShell,
+    /// An interactive shell on the terminal of a terminal session.
+    TerminalShell,
+}
+
+/// One program of a caller chain between the connecting deputy and the origin, pinned
+/// like a peer and re-checked with it.
+#[derive(Debug)]
+pub struct Link {
+    /// Its pid.
+    pub pid: i32,
+    /// Its executable.
+    pub path: String,
+    /// Why it is passed through.
+    pub what: PassThrough,
+    /// OS state to re-check it.
+    pub handle: Handle,
 }
 
 /// A connected process, identified once right after `accept()`.
@@ -119,6 +171,19 @@ pub struct Peer {
     /// Executable files it maps that its user can change, other than its own executable
     /// (Linux; see [`mappings`]): code its approval must name.
     pub libraries: Vec<keychain_auth_sdk::protocol::PinnedFile>,
+    /// A shell that runs no script: what it runs instead.
+    pub shell: Option<ShellRuns>,
+    /// For the origin of a caller chain: the programs between it and the connecting
+    /// deputy, nearest the deputy first.
+    pub chain: Vec<Link>,
+    /// For a terminal session: the terminal, whose master this process holds.
+    pub terminal: Option<Tty>,
+    /// For a deputy: the origin of its caller chain, found on its first secret request.
+    pub origin: std::sync::OnceLock<std::sync::Arc<Peer>>,
+    /// For a process found as the parent of another: whether it holds one of that
+    /// child's standard streams (a pipe, socket, terminal or file it gave it). A
+    /// subreaper or init that adopted an orphan holds none.
+    pub child_stream: Option<bool>,
 }
 
 /// How the program that ran `keychain-auth get` holds the reading end of the pipe (or
@@ -163,14 +228,33 @@ impl Peer {
     /// The process that started this one (for `keychain-auth get`, which asks on behalf
     /// of its caller), pinned and confirmed to be this process's live parent. Cheap;
     /// identifying it ([`ParentSeed::identify`]) may hash.
-    pub fn parent(&self) -> Result<ParentSeed, PeerError> {
-        os::parent(self)
+    /// With `with_output`, the parent must also hold the reading end of this
+    /// process's standard output (judged in [`Peer::output`]); otherwise it inherits
+    /// what this process was judged on.
+    pub fn parent(&self, with_output: bool) -> Result<ParentSeed, PeerError> {
+        os::parent(self, with_output)
     }
 
-    /// Checks that the peer is still alive and still runs the executable it was
-    /// identified with. Call before answering each request.
+    /// Checks that the peer (and every program of its caller chain) is still alive and
+    /// still runs the executable it was identified with. Call before answering each
+    /// request.
     pub fn recheck(&self) -> Result<(), PeerError> {
-        os::recheck(self)
+        os::recheck(self)?;
+        for link in &self.chain {
+            os::recheck_handle(&link.handle, link.pid)?;
+        }
+        Ok(())
+    }
+
+    /// The pseudo-terminal this (shell) process reads commands from, if it reads them
+    /// from its controlling terminal.
+    pub fn terminal_of(&self) -> Result<Option<Tty>, PeerError> {
+        os::terminal(self)
+    }
+
+    /// Whether this process holds the master side of `tty`.
+    pub fn holds_terminal(&self, tty: &Tty) -> Result<bool, PeerError> {
+        os::holds_terminal(self, tty)
     }
 }
 

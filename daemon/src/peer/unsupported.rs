@@ -21,7 +21,19 @@ pub(super) fn identify(
 #[derive(Debug)]
 pub struct ParentSeed;
 
-pub(super) fn parent(_peer: &Peer) -> Result<ParentSeed, PeerError> {
+pub(super) fn parent(_peer: &Peer, _with_output: bool) -> Result<ParentSeed, PeerError> {
+    Err(PeerError::Unsupported)
+}
+
+pub(super) fn terminal(_peer: &Peer) -> Result<Option<super::Tty>, PeerError> {
+    Err(PeerError::Unsupported)
+}
+
+pub(super) fn holds_terminal(_peer: &Peer, _tty: &super::Tty) -> Result<bool, PeerError> {
+    Err(PeerError::Unsupported)
+}
+
+pub(super) fn recheck_handle(_handle: &Handle, _pid: i32) -> Result<(), PeerError> {
     Err(PeerError::Unsupported)
 }
 

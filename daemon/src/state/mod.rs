@@ -42,6 +42,9 @@ pub struct Deps {
     pub clock: Arc<dyn Clock>,
     /// Hashes of the binaries allowed to send admin requests (the keychain-auth CLI).
     pub admin_hashes: Vec<String>,
+    /// Hashes of the other deputies (the git helper): their requests are decided for
+    /// the origin of their caller chain.
+    pub deputy_hashes: Vec<String>,
 }
 
 /// The daemon could not start.
@@ -62,6 +65,7 @@ pub struct State {
     approver: Arc<dyn Approver>,
     clock: Arc<dyn Clock>,
     admin_hashes: Vec<String>,
+    pass_throughs: crate::deputies::PassThroughs,
     cache: HashCache,
     config: ConfigStore,
     pending: PendingStore,
@@ -107,6 +111,12 @@ impl State {
             store: deps.store,
             approver: deps.approver,
             clock: deps.clock,
+            pass_throughs: crate::deputies::PassThroughs::new(
+                deps.deputy_hashes
+                    .into_iter()
+                    .chain(deps.admin_hashes.iter().cloned())
+                    .collect(),
+            ),
             admin_hashes: deps.admin_hashes,
             cache: HashCache::new(),
             activity,
@@ -169,6 +179,11 @@ impl State {
     /// Whether a hash is one of the binaries allowed to send admin requests.
     pub fn is_admin_hash(&self, hash: &str) -> bool {
         self.admin_hashes.iter().any(|h| h == hash)
+    }
+
+    /// The programs caller chains pass through (deputies, git, inline shells).
+    pub fn pass_throughs(&self) -> &crate::deputies::PassThroughs {
+        &self.pass_throughs
     }
 
     /// Executable hashes, cached by file identity.

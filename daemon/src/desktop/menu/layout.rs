@@ -237,6 +237,7 @@ mod tests {
             script: None,
             macos: None,
             libraries: Vec::new(),
+            chain: None,
         }
     }
 

@@ -39,15 +39,7 @@ pub(super) fn script_of(
     environ: &[u8],
     start_ticks: u64,
 ) -> Result<Result<crate::peer::ScriptIdentity, String>, PeerError> {
-    let cmdline = read_in(dir, "cmdline")?;
-    let mut argv: Vec<String> = cmdline
-        .split(|&b| b == 0)
-        .map(|a| String::from_utf8_lossy(a).into_owned())
-        .collect();
-    // The kernel ends each argument with a NUL, so the split leaves an empty last piece.
-    while argv.last().is_some_and(String::is_empty) {
-        argv.pop();
-    }
+    let argv = argv(dir)?;
     let env = crate::peer::script::Env::parse(environ);
     let finder = Finder {
         dir,
@@ -65,6 +57,20 @@ pub(super) fn script_of(
         cache,
         may_hash,
     )
+}
+
+/// The process's arguments, `argv[0]` first.
+pub(super) fn argv(dir: &OwnedFd) -> Result<Vec<String>, PeerError> {
+    let cmdline = read_in(dir, "cmdline")?;
+    let mut argv: Vec<String> = cmdline
+        .split(|&b| b == 0)
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    // The kernel ends each argument with a NUL, so the split leaves an empty last piece.
+    while argv.last().is_some_and(String::is_empty) {
+        argv.pop();
+    }
+    Ok(argv)
 }
 
 /// Finds a script in the world of the process whose `/proc` directory is `dir`: its

@@ -25,6 +25,7 @@
 
 mod find_script;
 pub mod holders;
+mod link;
 pub mod mappings;
 mod proc;
 pub mod resolve;
@@ -51,6 +52,9 @@ pub struct Handle {
     proc_dir: OwnedFd,
     start_time: u64,
     exe_inode: (u64, u64),
+    /// For a process in the chain of `keychain-auth get`: the reading end of the CLI's
+    /// output, which its parents are judged on as well.
+    output: Option<Result<Object, String>>,
 }
 
 pub(super) fn identify(
@@ -100,6 +104,8 @@ enum Held {
     /// should read), or why there is none: judged by the request, recorded in
     /// [`Peer::output`].
     Output(Result<Object, String>),
+    /// Nothing: a program in a caller chain of a client that connected itself.
+    Nothing,
 }
 
 /// Identifies a process whose pid was just taken from a pidfd (or, without one, from the
@@ -136,6 +142,10 @@ fn inspect(
     // close-on-exec descriptors), so the descriptor table read next is the current
     // program's, and the executable is looked at again after it.
     let environ = read_in(&dir, "environ");
+    let carried = match &held {
+        Held::Output(obj) => Some(obj.clone()),
+        _ => None,
+    };
     let output = match held {
         Held::Connection(ino) => {
             match holders::judge(&holdings(&dir, Object::Socket(ino))?, false) {
@@ -144,6 +154,7 @@ fn inspect(
                 Binding::Inheritable(fd) => return Err(PeerError::Inheritable(fd)),
             }
         }
+        Held::Nothing => None,
         Held::Output(Err(why)) => Some(OutputBinding::Elsewhere(why)),
         Held::Output(Ok(obj)) => {
             let reads = matches!(obj, Object::Pipe(_));
@@ -189,15 +200,23 @@ fn inspect(
         let env = environ.as_deref().unwrap_or(&[]);
         find_script::script_of(&dir, &path, exe_hash, cache, may_hash, env, start)
     })?;
+    // A shell without a script: what it runs instead decides its place in a chain.
+    let shell = if id.interpreter {
+        super::script::shell_runs(super::exe_base_name(&path), &find_script::argv(&dir)?)
+    } else {
+        None
+    };
     let handle = Handle {
         pidfd,
         proc_dir: dir,
         start_time: start,
         exe_inode: key.inode(),
+        output: carried,
     };
     Ok(Peer {
         output,
         libraries,
+        shell,
         ..id.peer(pid, uid, path, injection, handle)
     })
 }
@@ -248,8 +267,11 @@ pub struct ParentSeed {
     pidfd: OwnedFd,
     pid: i32,
     uid: u32,
-    /// The reading end of the child's standard output, which the parent should hold.
-    output: Result<Object, String>,
+    /// The reading end of the output of `keychain-auth get`, which the parent should
+    /// hold (`None`: a chain of a client that connected itself).
+    output: Option<Result<Object, String>>,
+    /// The child's standard streams: the parent must hold one of them.
+    child_streams: Vec<link::Stream>,
 }
 
 /// The reading end of what a process writes to descriptor 1: the pipe itself, or the
@@ -270,14 +292,15 @@ fn reading_end_of_stdout(dir: &OwnedFd) -> Result<Result<Object, String>, PeerEr
     })
 }
 
-pub(super) fn parent(peer: &Peer) -> Result<ParentSeed, PeerError> {
+pub(super) fn parent(peer: &Peer, with_output: bool) -> Result<ParentSeed, PeerError> {
     let h = &peer.handle;
     let ppid = parent_pid(&read_in(&h.proc_dir, "status")?)
         .ok_or_else(|| PeerError::Inspect("no PPid in the caller's status".into()))?;
     if ppid <= 1 {
-        return Err(PeerError::Inspect(
-            "the caller has no parent process to ask for (it was orphaned)".into(),
-        ));
+        return Err(PeerError::Unlinked(format!(
+            "process {} has no parent to ask for: it was orphaned (its parent exited and init adopted it)",
+            peer.pid
+        )));
     }
     let pidfd = pidfd_open(ppid).map_err(|e| gone_or("pidfd_open parent", e))?;
     // The pid was read before the pidfd was taken: if the parent exited in between and
@@ -304,12 +327,17 @@ pub(super) fn parent(peer: &Peer) -> Result<ParentSeed, PeerError> {
     if uid != ours {
         return Err(PeerError::WrongUser { peer: uid, ours });
     }
-    let output = reading_end_of_stdout(&h.proc_dir)?;
+    let output = if with_output {
+        Some(reading_end_of_stdout(&h.proc_dir)?)
+    } else {
+        h.output.clone()
+    };
     Ok(ParentSeed {
         pidfd,
         pid: ppid,
         uid,
         output,
+        child_streams: link::streams(&h.proc_dir)?,
     })
 }
 
@@ -318,28 +346,47 @@ pub(super) fn identify_seed(
     cache: &HashCache,
     may_hash: bool,
 ) -> Result<Peer, PeerError> {
-    inspect(
-        Some(seed.pidfd),
-        seed.pid,
-        seed.uid,
-        cache,
-        may_hash,
-        Held::Output(seed.output),
-    )
+    let held = match seed.output {
+        Some(obj) => Held::Output(obj),
+        None => Held::Nothing,
+    };
+    let parent = inspect(Some(seed.pidfd), seed.pid, seed.uid, cache, may_hash, held)?;
+    // A process that did not start the child (a subreaper or init that adopted an
+    // orphan) shares none of its standard streams.
+    let holds = link::holds_any(&parent.handle.proc_dir, &seed.child_streams)?;
+    Ok(Peer {
+        child_stream: Some(holds),
+        ..parent
+    })
 }
 
 pub(super) fn recheck(peer: &Peer) -> Result<(), PeerError> {
-    let h = &peer.handle;
+    recheck_handle(&peer.handle, peer.pid)
+}
+
+/// Re-checks one process of a peer's identity: alive, still the executable it was.
+pub(super) fn recheck_handle(h: &Handle, pid: i32) -> Result<(), PeerError> {
     // Through the peer's own /proc directory: if the peer exited, this fails instead of
     // reaching a process that reused the pid.
     let inode = exe_inode(&h.proc_dir)?;
     if h.pidfd.is_none() {
-        still_same(None, peer.pid, h.start_time)?;
+        still_same(None, pid, h.start_time)?;
     }
     if inode != h.exe_inode {
         return Err(PeerError::Changed);
     }
     Ok(())
+}
+
+/// The terminal a shell reads its commands from: its controlling terminal, which must
+/// be its standard input. `None` when it reads them from elsewhere.
+pub(super) fn terminal(peer: &Peer) -> Result<Option<super::Tty>, PeerError> {
+    link::terminal(&peer.handle.proc_dir)
+}
+
+/// Whether the process holds the master side of the pseudo-terminal `tty`.
+pub(super) fn holds_terminal(peer: &Peer, tty: &super::Tty) -> Result<bool, PeerError> {
+    link::holds_master(&peer.handle.proc_dir, tty)
 }
 
 /// The process listening at the other end of a client's connection: pinned by the
@@ -400,7 +447,7 @@ mod tests {
         let (a, _b) = UnixStream::pair().expect("pair");
         let cache = HashCache::new();
         let peer = identify(a.as_fd(), &cache, true).expect("identified");
-        let seed = parent(&peer).expect("parent");
+        let seed = parent(&peer, true).expect("parent");
         let ppid = nix::unistd::getppid().as_raw();
         assert_eq!(seed.pid, ppid);
         let p = identify_seed(seed, &cache, true).expect("parent identified");

@@ -366,10 +366,20 @@ impl ScriptFinder for ByPath {
 #[derive(Debug)]
 pub struct ParentSeed;
 
-pub(super) fn parent(_peer: &Peer) -> Result<ParentSeed, PeerError> {
+pub(super) fn parent(_peer: &Peer, _with_output: bool) -> Result<ParentSeed, PeerError> {
     Err(PeerError::Inspect(
-        "keychain-auth get is not available on macOS yet (the caller's audit token cannot be obtained); connect with the SDK instead".into(),
+        "the program that started a deputy (keychain-auth get, the git helper) cannot be identified on macOS yet (its audit token cannot be obtained); connect with the SDK instead".into(),
     ))
+}
+
+/// No terminal sessions without caller chains.
+pub(super) fn terminal(_peer: &Peer) -> Result<Option<super::Tty>, PeerError> {
+    Err(PeerError::Unsupported)
+}
+
+/// No terminal sessions without caller chains.
+pub(super) fn holds_terminal(_peer: &Peer, _tty: &super::Tty) -> Result<bool, PeerError> {
+    Err(PeerError::Unsupported)
 }
 
 pub(super) fn identify_seed(
@@ -383,13 +393,18 @@ pub(super) fn identify_seed(
 /// Before every answer: the token must still resolve (same pid version, so neither
 /// exited nor exec'd) to the same path.
 pub(super) fn recheck(peer: &Peer) -> Result<(), PeerError> {
-    match token_path(&peer.handle.token) {
-        Ok(p) if p == peer.handle.path => Ok(()),
+    recheck_handle(&peer.handle, peer.pid)
+}
+
+/// [`recheck`] of one process by its handle.
+pub(super) fn recheck_handle(handle: &Handle, pid: i32) -> Result<(), PeerError> {
+    match token_path(&handle.token) {
+        Ok(p) if p == handle.path => Ok(()),
         Ok(_) => Err(PeerError::Changed),
         Err(_) => {
             // Signal 0 only checks that the pid exists.
             let alive = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(peer.pid),
+                nix::unistd::Pid::from_raw(pid),
                 None::<nix::sys::signal::Signal>,
             )
             .is_ok();

@@ -24,6 +24,7 @@ mod shell;
 #[cfg(test)]
 mod tests;
 
+use crate::peer::ShellRuns;
 use node::node;
 use others::{awk, expect, lua, php, tcl};
 use perl_ruby::{perl, ruby};
@@ -199,6 +200,69 @@ fn applet<'a>(exe_base: &str, argv: &'a [String]) -> (String, Vec<&'a str>) {
             .unwrap_or_default();
     }
     (base, args)
+}
+
+/// What a shell runs when its command line names no script: code given with `-c`
+/// ([`ShellRuns::Inline`]) or commands as they come, from a terminal or standard input
+/// ([`ShellRuns::Commands`]). `None` for a shell that runs a script file, and for every
+/// program that is not a shell. Only the command line is read: the variables and
+/// options that make a script's identity unsafe do not matter here, since inline code
+/// and typed commands are their author's (the shell's parent, or the person at the
+/// terminal).
+pub fn shell_runs(exe_base: &str, argv: &[String]) -> Option<ShellRuns> {
+    let (base, args) = applet(exe_base, argv);
+    if !matches!(
+        Family::of(&base),
+        Family::Bash | Family::Posix | Family::Zsh | Family::Fish | Family::Csh
+    ) {
+        return None;
+    }
+    let rest = args.get(1..).unwrap_or(&[]);
+    let mut i = 0;
+    while i < rest.len() {
+        let a = rest[i];
+        if a == "--" {
+            return match rest.get(i + 1) {
+                Some(_) => None,
+                None => Some(ShellRuns::Commands),
+            };
+        }
+        if a == "-" {
+            return Some(ShellRuns::Commands);
+        }
+        if let Some(long) = a.strip_prefix("--") {
+            if long == "command" || long.starts_with("command=") {
+                return Some(ShellRuns::Inline);
+            }
+            if matches!(long, "rcfile" | "init-file" | "init-command") {
+                i += 1;
+            }
+            i += 1;
+            continue;
+        }
+        if (a.starts_with('-') || a.starts_with('+')) && a.len() > 1 {
+            let body = &a[1..];
+            if a.starts_with('-') && shell::BASH_LONG.contains(&body) {
+                if matches!(body, "rcfile" | "init-file") {
+                    i += 1;
+                }
+            } else {
+                if a.starts_with('-') && body.contains('c') {
+                    return Some(ShellRuns::Inline);
+                }
+                // `-s`: commands from standard input; what follows are its arguments.
+                if a.starts_with('-') && body.contains('s') {
+                    return Some(ShellRuns::Commands);
+                }
+                // `-o NAME` (and bash's `-O NAME`) take the next argument.
+                i += body.chars().filter(|c| matches!(c, 'o' | 'O')).count();
+            }
+            i += 1;
+            continue;
+        }
+        return None;
+    }
+    Some(ShellRuns::Commands)
 }
 
 /// Reads an interpreter's command line (`argv[0]` first) and environment. `exe_base` is

@@ -19,7 +19,7 @@ enum ShellParse<'a> {
 }
 
 /// bash's long options, which it also takes with a single dash (`-login`).
-const BASH_LONG: &[&str] = &[
+pub(super) const BASH_LONG: &[&str] = &[
     "login",
     "debugger",
     "norc",

@@ -539,3 +539,36 @@ fn the_environment_block_parses() {
     assert_eq!(e.get("C"), Some("x=y"));
     assert_eq!(e.get("junk"), None);
 }
+
+#[test]
+fn shells_without_a_script_are_told_apart_by_what_they_run() {
+    let s = |exe: &str, a: &[&str]| {
+        shell_runs(exe, &a.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+    };
+    use crate::peer::ShellRuns::{Commands, Inline};
+    assert_eq!(
+        s("dash", &["sh", "-c", "git credential fill"]),
+        Some(Inline)
+    );
+    assert_eq!(s("bash", &["bash", "-ec", "x"]), Some(Inline));
+    assert_eq!(
+        s("bash", &["bash", "-o", "pipefail", "-c", "x"]),
+        Some(Inline)
+    );
+    assert_eq!(s("fish", &["fish", "--command=x"]), Some(Inline));
+    assert_eq!(s("busybox", &["sh", "-c", "x"]), Some(Inline));
+    // Interactive, login and standard-input shells read commands as they come.
+    assert_eq!(s("bash", &["-bash"]), Some(Commands));
+    assert_eq!(s("bash", &["bash", "-i"]), Some(Commands));
+    assert_eq!(s("zsh", &["zsh", "-l"]), Some(Commands));
+    assert_eq!(s("dash", &["sh", "-s", "a"]), Some(Commands));
+    assert_eq!(s("bash", &["bash", "--rcfile", "f"]), Some(Commands));
+    assert_eq!(s("bash", &["bash", "-"]), Some(Commands));
+    // A script, or no shell at all: none.
+    assert_eq!(s("bash", &["bash", "deploy.sh"]), None);
+    assert_eq!(s("bash", &["bash", "--", "deploy.sh"]), None);
+    assert_eq!(s("bash", &["bash", "-o", "c", "deploy.sh"]), None);
+    assert_eq!(s("bash", &["bash", "+c", "deploy.sh"]), None);
+    assert_eq!(s("python3", &["python3", "-c", "x"]), None);
+    assert_eq!(s("git", &["git", "-c", "x"]), None);
+}

@@ -1,0 +1,119 @@
+//! Requests of deputies: the git helper's secret requests and the CLI's `get_for_parent`
+//! are decided for the origin of the deputy's caller chain (`peer::chain`), found once
+//! per connection and re-checked before each answer. A chain that cannot be followed is
+//! refused with its reason, audited with the chain as far as it was verified, and never
+//! queued.
+
+use super::{access_entry, error, Daemon};
+use crate::audit;
+use crate::peer::chain::{self, Broken};
+use crate::peer::{exe_base_name, Peer};
+use keychain_auth_sdk::protocol::{ErrorCode, Response};
+use std::sync::Arc;
+
+impl Daemon {
+    /// Whether `peer` is a deputy whose secret requests are decided for its caller: the
+    /// git helper (the CLI's own requests are admin requests, and its `get` is
+    /// [`Daemon::get_for_parent`]).
+    pub(super) fn is_deputy(&self, peer: &Peer) -> bool {
+        peer.script.is_none()
+            && !self.state.is_admin_hash(&peer.hash)
+            && self.state.pass_throughs().is_deputy(&peer.hash)
+    }
+
+    /// The origin of a deputy's caller chain, with the chain. Found on the deputy's first
+    /// request and kept for its connection (re-checked each time); for the CLI's `get`
+    /// (`with_output`), the first program up the chain that reads the CLI's output is
+    /// judged as well.
+    pub(super) async fn origin_of(
+        &self,
+        deputy: &Peer,
+        with_output: bool,
+    ) -> Result<Arc<Peer>, Broken> {
+        if let Some(o) = deputy.origin.get() {
+            return match o.recheck() {
+                Ok(()) => Ok(o.clone()),
+                Err(e) => Err(Broken {
+                    reason: format!("a program of the caller chain changed: {e}"),
+                    verified: o.via.clone().unwrap_or_default(),
+                }),
+            };
+        }
+        let name = exe_base_name(&deputy.path).to_string();
+        let seed = deputy.parent(with_output).map_err(|e| Broken {
+            reason: e.to_string(),
+            verified: format!("? → {name}"),
+        })?;
+        let st = self.state.clone();
+        let walked = tokio::task::spawn_blocking(move || {
+            chain::walk(seed, name, st.pass_throughs(), st.cache())
+        })
+        .await
+        .map_err(|e| Broken {
+            reason: format!("walking the caller chain failed: {e}"),
+            verified: String::new(),
+        })??;
+        if let Some(w) = deputy.wants.get() {
+            let _ = walked.wants.set(w.clone());
+        }
+        let origin = Arc::new(walked);
+        if !with_output {
+            let _ = deputy.origin.set(origin.clone());
+        }
+        Ok(origin)
+    }
+
+    /// The answer to a request whose caller chain cannot be followed: refused with the
+    /// reason, audited with the chain as far as it was verified; nothing is queued.
+    pub(super) fn refuse_broken(
+        &self,
+        deputy: &Peer,
+        op: &str,
+        name: Option<&str>,
+        b: Broken,
+    ) -> Response {
+        let message = if self.state.is_admin_hash(&deputy.hash) {
+            format!(
+                "cannot identify the program that ran keychain-auth get: {}",
+                b.reason
+            )
+        } else {
+            format!(
+                "{} serves the program that ran it, and that program cannot be told: {}",
+                exe_base_name(&deputy.path),
+                b.reason
+            )
+        };
+        let e = audit::Entry {
+            decision: audit::Decision::Deny.into(),
+            reason: format!("caller chain broken: {}", b.reason),
+            names: name.into_iter().map(str::to_string).collect(),
+            via: Some(b.verified),
+            ..access_entry(deputy, Some(op))
+        };
+        self.state.audit().refusal(e);
+        error(ErrorCode::Denied, message)
+    }
+
+    /// A note for a program refused through a deputy, when the deputy itself is approved
+    /// (as before caller chains): that approval no longer serves whoever runs it.
+    pub(super) fn deputy_approval_note(&self, origin: &Peer) -> Option<String> {
+        if origin.chain.is_empty() && origin.via.is_none() {
+            return None;
+        }
+        let config = self.state.config();
+        let approved: Vec<&str> = config
+            .tools
+            .iter()
+            .filter(|t| self.state.pass_throughs().is_deputy(&t.hash))
+            .map(|t| t.label.as_str())
+            .collect();
+        if approved.is_empty() {
+            return None;
+        }
+        Some(format!(
+            " ({} is approved itself, but a deputy's approval no longer serves whoever runs it: each program that asks through it is approved on its own, once.)",
+            approved.join(", ")
+        ))
+    }
+}
