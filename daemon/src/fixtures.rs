@@ -20,5 +20,6 @@ pub(crate) fn tool(hash: &str, label: &str, path: &str, scopes: &[&str], access:
         macos: None,
         unbound_get: false,
         libraries: Vec::new(),
+        terminal_session: false,
     }
 }

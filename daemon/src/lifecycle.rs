@@ -164,6 +164,13 @@ pub async fn serve(
         deputy_hashes: helper_hashes(),
         admin_hashes: opts.admin_hashes,
     })?);
+    let deputies = Daemon::new(state.clone()).deputy_approvals();
+    if !deputies.is_empty() {
+        tracing::warn!(
+            "{} approved itself: a deputy's approval no longer serves whoever runs it; each program that asks through it is asked for once (docs/git.md)",
+            deputies.join(", ")
+        );
+    }
     if let Some(events) = desktop {
         tokio::spawn(follower::follow(Daemon::new(state.clone()), events));
     }

@@ -46,6 +46,8 @@ pub struct Sighting<'a> {
     pub libraries: &'a [keychain_auth_sdk::protocol::PinnedFile],
     /// Its caller chain, when it asked through deputies (the latest seen is kept).
     pub chain: Option<&'a str>,
+    /// For a terminal session, its terminal.
+    pub terminal: Option<String>,
     /// RFC 3339 now.
     pub now: &'a str,
 }
@@ -100,6 +102,7 @@ impl Queue {
             e.libraries = s.libraries.to_vec();
             if s.chain.is_some() {
                 e.chain = s.chain.map(str::to_string);
+                e.terminal = s.terminal.clone();
             }
             if let Some(n) = s.name {
                 if !e.names.iter().any(|x| x == n) && e.names.len() < MAX_NAMES_PER_ENTRY {
@@ -126,6 +129,7 @@ impl Queue {
             macos: s.signing.and_then(|f| serde_json::to_value(f).ok()),
             libraries: s.libraries.to_vec(),
             chain: s.chain.map(str::to_string),
+            terminal: s.terminal.clone(),
         });
         Recorded::New
     }
@@ -163,6 +167,7 @@ mod tests {
             signing: None,
             libraries: &[],
             chain: None,
+            terminal: None,
             now,
         }
     }

@@ -429,6 +429,11 @@ pub struct Tool {
     /// makes it ask again.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub libraries: Vec<PinnedFile>,
+    /// The approval is of the terminal sessions whose terminal this program holds (its
+    /// `hash` is the terminal-session identity): every interactive shell in one, and so
+    /// every program started from one, asks as the person at it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub terminal_session: bool,
 }
 
 /// A file its user can change that a program runs code from (a library under the
@@ -502,6 +507,9 @@ pub struct PendingEntry {
     /// (`python3 ~/sync.py → git → git-credential-keychain-auth`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chain: Option<String>,
+    /// For a terminal session: the terminal it was last seen on (`/dev/pts/3, session 42`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub terminal: Option<String>,
 }
 
 /// Daemon status, for `keychain-auth status`.
@@ -527,6 +535,10 @@ pub struct Status {
     /// `kernel.yama.ptrace_scope`), `unreadable`, or `not-linux`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ptrace_scope: Option<String>,
+    /// Labels of approvals of deputies themselves (the git helper approved by its own
+    /// hash): they no longer serve whoever runs the deputy.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deputy_approvals: Vec<String>,
 }
 
 /// Why a secret name was refused.

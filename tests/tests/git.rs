@@ -70,6 +70,30 @@ impl Git {
         c
     }
 
+    /// Another program, with git's environment and `credential.helper=keychain-auth`
+    /// (tmux, a shell running a script).
+    fn command_of(&self, program: &str) -> Command {
+        let git = self.command(&[]);
+        let mut c = Command::new(program);
+        c.env_clear();
+        for (k, v) in git.get_envs() {
+            if let Some(v) = v {
+                c.env(k, v);
+            }
+        }
+        c.env("GIT_CONFIG_COUNT", "1")
+            .env("GIT_CONFIG_KEY_0", "credential.helper")
+            .env("GIT_CONFIG_VALUE_0", "keychain-auth");
+        c
+    }
+
+    /// tmux on its own server socket, with git's environment.
+    fn tmux(&self, socket: &str) -> Command {
+        let mut c = self.command_of("tmux");
+        c.args(["-L", socket]);
+        c
+    }
+
     /// `git credential <action>` with `input` on standard input.
     fn credential(&self, extra: &[&str], action: &str, input: &str) -> Output {
         let mut args: Vec<&str> = extra.to_vec();
@@ -366,11 +390,9 @@ impl Drop for Server {
     }
 }
 
-#[test]
-fn git_clone_over_http_takes_the_password_from_keychain_auth() {
-    let mut h = Home::new();
-    let git = Git::new(&h);
-    approved_helper(&mut h, &git);
+/// A repository with one commit served by git-http-backend behind basic auth, and the
+/// server's password stored in keychain-auth only; returns the server and the name.
+fn served_repo(h: &Home, git: &Git) -> (Server, String) {
     let server = Server::start(&h.path("www"), "alice", "http-s3cret");
 
     // A repository with one commit, served by git-http-backend.
@@ -411,6 +433,16 @@ fn git_clone_over_http_takes_the_password_from_keychain_auth() {
     // The password lives only in keychain-auth.
     let name = format!("git/http/127.0.0.1:{}/alice", server.port);
     assert!(h.ka_stdin(&["set", &name], b"http-s3cret").status.success());
+
+    (server, name)
+}
+
+#[test]
+fn git_clone_over_http_takes_the_password_from_keychain_auth() {
+    let mut h = Home::new();
+    let git = Git::new(&h);
+    approved_helper(&mut h, &git);
+    let (server, name) = served_repo(&h, &git);
 
     for (url, dest) in [
         (
@@ -453,4 +485,133 @@ fn git_clone_over_http_takes_the_password_from_keychain_auth() {
         None,
         "git's reject erased the bad password"
     );
+}
+
+/// Runs `cmd` in the bash of a tmux session, as a person would type it there, and waits
+/// until it has finished.
+fn in_tmux(git: &Git, socket: &str, cmd: &str, marker: &Path) {
+    let _ = std::fs::remove_file(marker);
+    let line = format!("{cmd}; echo $? > '{}'", marker.display());
+    let o = git
+        .tmux(socket)
+        .args(["send-keys", "-t", "ka", &line, "Enter"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "tmux send-keys: {}", stderr(&o));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !marker.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the command in tmux never finished"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The hash of the pending entry whose chain contains `needle`.
+fn pending_with(h: &Home, needle: &str) -> Option<String> {
+    let o = h.ka(&["list-pending", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).ok()?;
+    v.as_array()?
+        .iter()
+        .find(|e| e.to_string().contains(needle))
+        .and_then(|e| e["hash"].as_str().map(str::to_string))
+}
+
+#[test]
+fn git_clone_is_decided_for_who_ran_git_a_script_or_a_terminal_session() {
+    let mut h = Home::new();
+    h.start(&["--store", "secret-service"]);
+    let git = Git::new(&h);
+    let (server, name) = served_repo(&h, &git);
+    let url = format!("http://alice@127.0.0.1:{}/git/repo.git", server.port);
+
+    // A script: refused (git asks for the password itself) until it is approved.
+    let script = h.path("clone.sh");
+    std::fs::write(&script, "#!/bin/bash\ngit clone -q \"$1\" \"$2\"\n").unwrap();
+    let clone = |dest: &str| {
+        git.command_of("bash")
+            .arg(&script)
+            .arg(&url)
+            .arg(h.path(dest))
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let o = clone("by-script");
+    assert!(!o.status.success(), "an unapproved script cannot clone");
+    assert!(git.was_asked(), "git asked for the password itself");
+    let hash = pending_with(&h, "clone.sh → git").expect("the script is queued with its chain");
+    assert!(h.ka(&["approve", &hash]).status.success());
+    let o = clone("by-script-approved");
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!git.was_asked());
+    // Another script running the same clone is not served.
+    std::fs::copy(&script, h.path("other.sh")).unwrap();
+    let o = git
+        .command_of("bash")
+        .arg(h.path("other.sh"))
+        .arg(&url)
+        .arg(h.path("by-other"))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        !o.status.success(),
+        "another script is asked for on its own"
+    );
+    assert!(git.was_asked());
+
+    // A shell in tmux: the origin is the terminal session of the tmux server.
+    let socket = format!("ka-{}", std::process::id());
+    let o = git
+        .tmux(&socket)
+        .args([
+            "-f",
+            "/dev/null",
+            "new-session",
+            "-d",
+            "-s",
+            "ka",
+            "-x",
+            "200",
+            "-y",
+            "50",
+        ])
+        .arg("bash --norc --noprofile -i")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "tmux: {}", stderr(&o));
+    let marker = h.path("tmux-done");
+    in_tmux(
+        &git,
+        &socket,
+        &format!("git clone -q {url} {}", h.path("by-tmux").display()),
+        &marker,
+    );
+    assert_ne!(std::fs::read_to_string(&marker).unwrap().trim(), "0");
+    let hash = pending_with(&h, "a terminal session of /usr/bin/tmux")
+        .expect("the terminal session is queued");
+    let o = h.ka(&["approve", &hash]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("every program started from"),
+        "approving a terminal session says what it covers: {}",
+        stdout(&o)
+    );
+    in_tmux(
+        &git,
+        &socket,
+        &format!(
+            "git clone -q {url} {}",
+            h.path("by-tmux-approved").display()
+        ),
+        &marker,
+    );
+    assert_eq!(std::fs::read_to_string(&marker).unwrap().trim(), "0");
+    assert!(h.path("by-tmux-approved/README").exists());
+    let _ = git.tmux(&socket).arg("kill-server").output();
+    let log = std::fs::read_to_string(h.path("audit.log")).unwrap();
+    assert!(log.contains("a terminal session of /usr/bin/tmux"), "{log}");
+    assert!(log.contains(&name));
 }

@@ -122,6 +122,12 @@ pub(super) fn status() -> Result<i32> {
                     crate::ptrace::Scope::from_wire(p).describe()
                 );
             }
+            if !s.deputy_approvals.is_empty() {
+                println!(
+                    "  deputies: {} approved itself; a deputy's approval no longer serves whoever runs it: each program that asks through it is asked for once (docs/git.md); `keychain-auth revoke` it when done",
+                    s.deputy_approvals.join(", ")
+                );
+            }
             Ok(0)
         }
         other => bail!("unexpected answer: {other:?}"),

@@ -38,6 +38,11 @@ pub(super) fn print_tool(verb: &str, resp: Response) {
 pub(super) fn print_tool_lines(t: &Tool) {
     println!("{}  {}", t.label, t.hash);
     println!("    path:   {}", t.path);
+    if t.terminal_session {
+        println!(
+            "    covers: every interactive shell in a terminal held by this program, and so every program started from one (what is typed there asks as you; see docs/git.md)"
+        );
+    }
     if let Some(sc) = &t.script {
         println!(
             "    script: run by {} ({})",
@@ -80,6 +85,9 @@ pub(super) fn print_pending(pending: &[PendingEntry]) {
         }
         if let Some(chain) = &p.chain {
             println!("    asked via: {chain}");
+        }
+        if let Some(tty) = &p.terminal {
+            println!("    terminal:  {tty}: approving it approves every interactive shell in a terminal of this program, and so every program started from one");
         }
         println!(
             "    asked for: {}",

@@ -130,6 +130,7 @@ mod tests {
         let e = PendingEntry {
             libraries: Vec::new(),
             chain: None,
+            terminal: None,
             hash: format!("sha256:{}", "ab".repeat(32)),
             path: "/usr/local/bin/tool".into(),
             first_seen: String::new(),

@@ -29,6 +29,8 @@ struct Pin {
     unbound_get: bool,
     /// See `Tool::libraries`.
     libraries: Vec<PinnedFile>,
+    /// See `Tool::terminal_session`.
+    terminal_session: bool,
 }
 
 /// The libraries an approval pins: those it had, and those seen since (its pending
@@ -120,6 +122,8 @@ impl Daemon {
                     .or_else(|| existing.as_ref().and_then(|t| t.macos.clone())),
                 unbound_get,
                 libraries: pinned_libraries(existing.as_ref(), entry.as_ref()),
+                terminal_session: entry.as_ref().is_some_and(|e| e.terminal.is_some())
+                    || existing.as_ref().is_some_and(|t| t.terminal_session),
             },
         )
         .await
@@ -155,6 +159,7 @@ impl Daemon {
                 macos: None,
                 unbound_get: unbound_get.unwrap_or(false),
                 libraries: Vec::new(),
+                terminal_session: false,
             },
         )
         .await
@@ -281,6 +286,7 @@ impl Daemon {
                 macos: entry.macos.clone(),
                 unbound_get: config.tool(hash).is_some_and(|t| t.unbound_get),
                 libraries: pinned_libraries(config.tool(hash), Some(&entry)),
+                terminal_session: entry.terminal.is_some(),
             },
         )
         .await
@@ -411,6 +417,7 @@ impl Daemon {
             macos: p.macos.clone(),
             unbound_get: p.unbound_get,
             libraries: p.libraries.clone(),
+            terminal_session: p.terminal_session,
         };
         let t = tool.clone();
         let res = self

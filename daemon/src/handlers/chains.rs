@@ -95,19 +95,25 @@ impl Daemon {
         error(ErrorCode::Denied, message)
     }
 
+    /// The labels of approvals of deputies themselves (as made before caller chains):
+    /// they no longer serve whoever runs the deputy.
+    pub fn deputy_approvals(&self) -> Vec<String> {
+        self.state
+            .config()
+            .tools
+            .iter()
+            .filter(|t| self.state.pass_throughs().is_deputy(&t.hash))
+            .map(|t| t.label.clone())
+            .collect()
+    }
+
     /// A note for a program refused through a deputy, when the deputy itself is approved
     /// (as before caller chains): that approval no longer serves whoever runs it.
     pub(super) fn deputy_approval_note(&self, origin: &Peer) -> Option<String> {
         if origin.chain.is_empty() && origin.via.is_none() {
             return None;
         }
-        let config = self.state.config();
-        let approved: Vec<&str> = config
-            .tools
-            .iter()
-            .filter(|t| self.state.pass_throughs().is_deputy(&t.hash))
-            .map(|t| t.label.as_str())
-            .collect();
+        let approved = self.deputy_approvals();
         if approved.is_empty() {
             return None;
         }

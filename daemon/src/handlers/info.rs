@@ -99,6 +99,7 @@ impl Daemon {
             audit_seq: seq,
             audit_head: head,
             ptrace_scope: Some(crate::ptrace::Scope::read().wire()),
+            deputy_approvals: self.deputy_approvals(),
         })
     }
 }

@@ -189,6 +189,10 @@ impl Daemon {
             signing: peer.signing.as_ref(),
             libraries: &peer.libraries,
             chain: peer.via.as_deref(),
+            terminal: peer
+                .terminal
+                .as_ref()
+                .map(|t| format!("{}, session {}", t.path, t.session)),
             now: &now,
         });
         self.state.touched();

@@ -116,6 +116,7 @@ impl Harness {
             signing: None,
             libraries: &[],
             chain: None,
+            terminal: None,
             now: "2026-01-01T00:00:00Z",
         });
     }

@@ -238,6 +238,7 @@ mod tests {
             macos: None,
             libraries: Vec::new(),
             chain: None,
+            terminal: None,
         }
     }
 
