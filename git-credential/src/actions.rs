@@ -115,17 +115,20 @@ fn store(c: &Credential) -> Result<(), Failure> {
 }
 
 fn erase(c: &Credential) -> Result<(), Failure> {
-    let prefix = naming::prefix(c)?;
+    naming::site(c)?;
     let mut client = connect()?;
-    let names = if c.username.is_some() {
+    let names = if c.username.is_some() && c.path.is_some() {
         vec![naming::name(c)?]
     } else {
-        client
-            .list()
-            .map_err(explain)?
-            .into_iter()
-            .filter(|n| naming::username_under(&prefix, n).is_some())
-            .collect()
+        // A part git leaves out matches any, as in git's own stores: without a path,
+        // the credentials stored with one go too; without a user name, every account.
+        let mut names = Vec::new();
+        for n in client.list().map_err(explain)? {
+            if naming::describes(c, &n)? {
+                names.push(n);
+            }
+        }
+        names
     };
     for name in names {
         // With a password, erase only a credential that still holds it: git erases the
