@@ -454,3 +454,112 @@ fn git_clone_over_http_takes_the_password_from_keychain_auth() {
         "git's reject erased the bad password"
     );
 }
+
+/// Runs the built helper with `KEYCHAIN_AUTH_HOME` of `h`, `input` on standard input.
+fn helper(h: &Home, args: &[&str], input: &[u8]) -> Output {
+    let mut child = Command::new(bin("git-credential-keychain-auth"))
+        .env("KEYCHAIN_AUTH_HOME", &h.dir)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The helper may stop reading early (too much input): ignore a broken pipe.
+    let _ = child.stdin.take().unwrap().write_all(input);
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn expiry_refresh_token_empty_user_names_and_pathless_erase_on_both_stores() {
+    for store in ["secret-service", "keyutils"] {
+        let mut h = Home::new();
+        h.start(&["--store", store]);
+        let path = bin("git-credential-keychain-auth");
+        let o = h.ka(&[
+            "register",
+            path.to_str().unwrap(),
+            "--scope",
+            "git/*",
+            "--access",
+            "read-write",
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let ok = |args: &[&str], input: &str| {
+            let o = helper(&h, args, input.as_bytes());
+            assert!(o.status.success(), "{store} {args:?}: {}", stderr(&o));
+            assert_eq!(stderr(&o), "", "{store}: nothing on stderr");
+            stdout(&o)
+        };
+        let token = format!("refresh-{store}-xyzzy");
+
+        // The expiry and the refresh token are kept beside the password.
+        ok(
+            &["store"],
+            &format!(
+                "protocol=https\nhost=h.example\nusername=alice\npassword=pw-{store}\n\
+                 password_expiry_utc=9999999999\noauth_refresh_token={token}\n"
+            ),
+        );
+        assert_eq!(
+            ok(&["get"], "protocol=https\nhost=h.example\nusername=alice\n"),
+            format!(
+                "username=alice\npassword=pw-{store}\npassword_expiry_utc=9999999999\n\
+                 oauth_refresh_token={token}\n"
+            )
+        );
+        // An expiry that is not a number is not kept; storing again replaces it all.
+        ok(
+            &["store"],
+            "protocol=https\nhost=h.example\nusername=alice\npassword=pw2\npassword_expiry_utc=soon\n",
+        );
+        assert_eq!(
+            ok(&["get"], "protocol=https\nhost=h.example\n"),
+            "username=alice\npassword=pw2\n"
+        );
+        // A refresh token too large for one frame: refused, the old value kept.
+        let big = format!(
+            "protocol=https\nhost=h.example\nusername=alice\npassword=pw3\noauth_refresh_token={}\n",
+            "t".repeat(100 * 1024)
+        );
+        let o = helper(&h, &["store"], big.as_bytes());
+        assert!(!o.status.success());
+        assert!(stderr(&o).contains("frame"), "{store}: {}", stderr(&o));
+        assert!(!stderr(&o).contains("ttttt"), "no value echoed");
+        assert_eq!(
+            ok(&["get"], "protocol=https\nhost=h.example\nusername=alice\n"),
+            "username=alice\npassword=pw2\n"
+        );
+
+        // An empty user name with an empty password (single sign-on).
+        ok(
+            &["store"],
+            "protocol=https\nhost=sso.example\nusername=\npassword=\n",
+        );
+        assert_eq!(
+            ok(&["get"], "protocol=https\nhost=sso.example\n"),
+            "username=\npassword=\n"
+        );
+        assert!(stdout(&h.ka(&["names"])).contains("git/https/sso.example/\n"));
+
+        // erase without path reaches the credential stored with one.
+        ok(
+            &["store"],
+            "protocol=https\nhost=h.example\npath=team/r.git\nusername=bob\npassword=pb\n",
+        );
+        ok(&["erase"], "protocol=https\nhost=h.example\nusername=bob\n");
+        let names = stdout(&h.ka(&["names"]));
+        assert!(!names.contains("team/r.git"), "{store}: {names}");
+        assert!(names.contains("git/https/h.example/alice"), "{names}");
+        // erase without a user name: every account of the site, the empty one too.
+        ok(&["erase"], "protocol=https\nhost=sso.example\n");
+        ok(&["erase"], "protocol=https\nhost=h.example\n");
+        let names = stdout(&h.ka(&["names"]));
+        assert!(!names.contains("git/"), "{store}: {names}");
+
+        // Names reached the audit log; no password or refresh token did.
+        let log = std::fs::read_to_string(h.path("audit.log")).unwrap();
+        assert!(log.contains("git/https/h.example/alice"));
+        assert!(!log.contains(&token) && !log.contains("pw-") && !log.contains("pw2"));
+    }
+}
