@@ -213,26 +213,29 @@ fn git_credential_fill_approve_reject_through_the_helper() {
     assert!(!log.contains("first-pw") && !log.contains("pw2"));
 }
 
+/// Runs the built helper directly (not through git) with `KEYCHAIN_AUTH_HOME=ka_home` and
+/// `input` on standard input.
+fn run_helper(ka_home: &Path, args: &[&str], input: &[u8]) -> Output {
+    let mut child = Command::new(bin("git-credential-keychain-auth"))
+        .env("KEYCHAIN_AUTH_HOME", ka_home)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The helper may stop reading early (too much input): ignore a broken pipe.
+    let _ = child.stdin.take().unwrap().write_all(input);
+    child.wait_with_output().unwrap()
+}
+
 #[test]
 fn the_helper_refuses_bad_input_and_stores_nothing_half_way() {
     let mut h = Home::new();
     let git = Git::new(&h);
     approved_helper(&mut h, &git);
-    let helper = bin("git-credential-keychain-auth");
     let dir = h.dir.clone();
-    let run = |args: &[&str], input: &[u8]| {
-        let mut child = Command::new(&helper)
-            .env("KEYCHAIN_AUTH_HOME", &dir)
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        // The helper may stop reading early (too much input): ignore a broken pipe.
-        let _ = child.stdin.take().unwrap().write_all(input);
-        child.wait_with_output().unwrap()
-    };
+    let run = |args: &[&str], input: &[u8]| run_helper(&dir, args, input);
     let big_pw = format!(
         "protocol=https\nhost=h\nusername=u\npassword={}\n",
         "x".repeat(100 * 1024)
@@ -455,21 +458,6 @@ fn git_clone_over_http_takes_the_password_from_keychain_auth() {
     );
 }
 
-/// Runs the built helper with `KEYCHAIN_AUTH_HOME` of `h`, `input` on standard input.
-fn helper(h: &Home, args: &[&str], input: &[u8]) -> Output {
-    let mut child = Command::new(bin("git-credential-keychain-auth"))
-        .env("KEYCHAIN_AUTH_HOME", &h.dir)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // The helper may stop reading early (too much input): ignore a broken pipe.
-    let _ = child.stdin.take().unwrap().write_all(input);
-    child.wait_with_output().unwrap()
-}
-
 #[test]
 fn expiry_refresh_token_empty_user_names_and_pathless_erase_on_both_stores() {
     for store in ["secret-service", "keyutils"] {
@@ -486,7 +474,7 @@ fn expiry_refresh_token_empty_user_names_and_pathless_erase_on_both_stores() {
         ]);
         assert!(o.status.success(), "{}", stderr(&o));
         let ok = |args: &[&str], input: &str| {
-            let o = helper(&h, args, input.as_bytes());
+            let o = run_helper(&h.dir, args, input.as_bytes());
             assert!(o.status.success(), "{store} {args:?}: {}", stderr(&o));
             assert_eq!(stderr(&o), "", "{store}: nothing on stderr");
             stdout(&o)
@@ -522,7 +510,7 @@ fn expiry_refresh_token_empty_user_names_and_pathless_erase_on_both_stores() {
             "protocol=https\nhost=h.example\nusername=alice\npassword=pw3\noauth_refresh_token={}\n",
             "t".repeat(100 * 1024)
         );
-        let o = helper(&h, &["store"], big.as_bytes());
+        let o = run_helper(&h.dir, &["store"], big.as_bytes());
         assert!(!o.status.success());
         assert!(stderr(&o).contains("frame"), "{store}: {}", stderr(&o));
         assert!(!stderr(&o).contains("ttttt"), "no value echoed");
