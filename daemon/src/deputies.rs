@@ -29,8 +29,8 @@ pub struct PassThroughs {
 /// The installed git's executables.
 #[derive(Debug, Default)]
 pub struct GitFiles {
-    /// Where they were found (`git --exec-path`), if anywhere.
-    pub dir: Option<PathBuf>,
+    /// Where they were found (`git --exec-path` of each git).
+    pub dirs: Vec<PathBuf>,
     /// Their hashes.
     pub hashes: HashSet<String>,
     /// Why none are known, if none are.
@@ -84,49 +84,78 @@ fn root_only(meta: &std::fs::Metadata) -> bool {
     meta.uid() == 0 && meta.mode() & 0o022 == 0
 }
 
-/// git's exec-path, from the `git` on `PATH` (its `GIT_EXEC_PATH` ignored).
-fn exec_path() -> Result<PathBuf, String> {
-    let out = std::process::Command::new("git")
+/// The `git` executables installed: each `git` on `PATH` (not only the first: a user may
+/// have two, and a program may run either) and `/usr/bin/git`, each file once.
+fn gits() -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect())
+        .unwrap_or_default();
+    dirs.push(PathBuf::from("/usr/bin"));
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    for d in dirs {
+        let git = d.join("git");
+        if let Ok(meta) = std::fs::metadata(&git) {
+            if meta.is_file() && seen.insert((meta.dev(), meta.ino())) {
+                out.push(git);
+            }
+        }
+    }
+    out
+}
+
+/// git's exec-path, as `git` says it (its `GIT_EXEC_PATH` ignored).
+fn exec_path(git: &Path) -> Result<PathBuf, String> {
+    let out = std::process::Command::new(git)
         .arg("--exec-path")
         .env_remove("GIT_EXEC_PATH")
         .stdin(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .output()
-        .map_err(|e| format!("git is not installed or cannot be run ({e})"))?;
+        .map_err(|e| format!("{} cannot be run ({e})", git.display()))?;
     if !out.status.success() {
-        return Err(format!("git --exec-path failed ({})", out.status));
+        return Err(format!(
+            "{} --exec-path failed ({})",
+            git.display(),
+            out.status
+        ));
     }
     let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
     if text.is_empty() {
-        return Err("git --exec-path printed nothing".into());
+        return Err(format!("{} --exec-path printed nothing", git.display()));
     }
     Ok(PathBuf::from(text))
 }
 
-/// Finds and hashes git's executables. A directory (or file) this user can change is
-/// skipped: anything written there could then pass as git.
+/// Finds and hashes the executables of every installed git. A directory (or file) this
+/// user can change is skipped: anything written there could then pass as git.
 pub fn find_git() -> GitFiles {
-    let dir = match exec_path() {
-        Ok(d) => d,
-        Err(why) => {
-            return GitFiles {
-                why_none: Some(why),
-                ..GitFiles::default()
+    let mut found = GitFiles::default();
+    let mut why = Vec::new();
+    for git in gits() {
+        let dir = match exec_path(&git) {
+            Ok(d) => d,
+            Err(e) => {
+                why.push(e);
+                continue;
             }
+        };
+        match hash_dir(&dir) {
+            Ok(hashes) => {
+                found.hashes.extend(hashes);
+                found.dirs.push(dir);
+            }
+            Err(e) => why.push(e),
         }
-    };
-    match hash_dir(&dir) {
-        Ok(hashes) => GitFiles {
-            dir: Some(dir),
-            hashes,
-            why_none: None,
-        },
-        Err(why) => GitFiles {
-            dir: Some(dir),
-            why_none: Some(why),
-            ..GitFiles::default()
-        },
     }
+    if found.hashes.is_empty() {
+        found.why_none = Some(if why.is_empty() {
+            "git is not installed".to_string()
+        } else {
+            why.join("; ")
+        });
+    }
+    found
 }
 
 /// The hashes of the executable files of `dir`, which must be root's alone.

@@ -3,9 +3,10 @@
 
 use crate::credential::Credential;
 use crate::naming::{self, SCOPE};
+use crate::stored::Stored;
 use keychain_auth_sdk::paths::Paths;
 use keychain_auth_sdk::protocol::Access;
-use keychain_auth_sdk::{Client, ClientError, ErrorCode, Secret};
+use keychain_auth_sdk::{Client, ClientError, ErrorCode};
 use std::io::Write;
 use std::time::Duration;
 
@@ -100,42 +101,45 @@ fn get(c: &Credential, opts: Options, out: &mut dyn Write) -> Result<(), Failure
             Err(e) => return Err(explain(e)),
         }
     };
-    let answer = Credential::answer(&user, &secret)?;
-    out.write_all(answer.as_bytes())?;
+    let stored = Stored::decode(&secret)?;
+    let answer = Credential::answer(&user, &stored)?;
+    out.write_all(answer.expose().as_bytes())?;
     Ok(())
 }
 
 fn store(c: &Credential) -> Result<(), Failure> {
     let name = naming::name(c)?;
-    let Some(password) = c.password.as_ref().filter(|p| !p.is_empty()) else {
-        return Err(Failure("git sent no password to store".into()));
-    };
+    let value = Stored::from_git(c)?.encode()?;
     let mut client = connect()?;
-    client
-        .set(&name, Secret::from(password.expose()))
-        .map_err(explain)
+    client.set(&name, value).map_err(explain)
 }
 
 fn erase(c: &Credential) -> Result<(), Failure> {
-    let prefix = naming::prefix(c)?;
+    naming::site(c)?;
     let mut client = connect()?;
-    let names = if c.username.is_some() {
+    let names = if c.username.is_some() && c.path.is_some() {
         vec![naming::name(c)?]
     } else {
-        client
-            .list()
-            .map_err(explain)?
-            .into_iter()
-            .filter(|n| naming::username_under(&prefix, n).is_some())
-            .collect()
+        // A part git leaves out matches any, as in git's own stores: without a path,
+        // the credentials stored with one go too; without a user name, every account.
+        let mut names = Vec::new();
+        for n in client.list().map_err(explain)? {
+            if naming::describes(c, &n)? {
+                names.push(n);
+            }
+        }
+        names
     };
     for name in names {
         // With a password, erase only a credential that still holds it: git erases the
         // password that just failed, which must not remove a newer one stored since.
+        // A value this helper cannot read is not known to hold it, so it stays.
         if let Some(pw) = &c.password {
             match client.get(&name) {
-                Ok(stored) if stored.expose() == pw.expose() => {}
-                Ok(_) => continue,
+                Ok(stored) => match Stored::decode(&stored) {
+                    Ok(s) if s.password.expose() == pw.expose() => {}
+                    _ => continue,
+                },
                 Err(e) if e.code() == Some(ErrorCode::NotFound) => continue,
                 Err(e) => return Err(explain(e)),
             }

@@ -2,6 +2,7 @@
 //! line or the end of input, answered the same way on standard output. Reference: the
 //! "INPUT/OUTPUT FORMAT" section of git-credential(1).
 
+use crate::stored::Stored;
 use keychain_auth_sdk::Secret;
 
 /// Most bytes of credential input read; git sends a few hundred. Larger than a frame,
@@ -22,9 +23,10 @@ pub struct Credential {
     pub username: Option<String>,
     /// Password or token.
     pub password: Option<Secret>,
-    /// Expiry of a generated password, seconds since the epoch (not stored).
+    /// Expiry of a generated password, seconds since the epoch, as git sent it (stored
+    /// beside the password when it is a number: [`crate::stored::parse_expiry`]).
     pub password_expiry_utc: Option<String>,
-    /// OAuth refresh token (not stored).
+    /// OAuth refresh token (stored beside the password).
     pub oauth_refresh_token: Option<Secret>,
     /// `WWW-Authenticate` values the server sent, in order.
     pub wwwauth: Vec<String>,
@@ -123,19 +125,34 @@ impl Credential {
         Ok(())
     }
 
-    /// The answer to `get`: the user name and the password.
-    pub fn answer(username: &str, password: &Secret) -> Result<String, ParseError> {
-        for (what, v) in [("user name", username), ("password", password.expose())] {
-            if v.contains('\n') || v.contains('\0') {
+    /// The answer to `get`: the user name, the password and what is stored beside it.
+    /// A secret itself, so its copy of the password is wiped when it is dropped.
+    pub fn answer(username: &str, stored: &Stored) -> Result<Secret, ParseError> {
+        let token = stored.oauth_refresh_token.as_ref().map(Secret::expose);
+        for (what, v) in [
+            ("user name", Some(username)),
+            ("password", Some(stored.password.expose())),
+            ("OAuth refresh token", token),
+        ] {
+            if v.is_some_and(|v| v.contains(['\n', '\0'])) {
                 return Err(ParseError(format!(
                     "the stored {what} contains a newline or NUL, which git cannot take"
                 )));
             }
         }
-        Ok(format!(
+        let mut out = format!(
             "username={username}\npassword={}\n",
-            password.expose()
-        ))
+            stored.password.expose()
+        );
+        if let Some(t) = stored.password_expiry_utc {
+            out.push_str(&format!("password_expiry_utc={t}\n"));
+        }
+        if let Some(t) = token {
+            out.push_str("oauth_refresh_token=");
+            out.push_str(t);
+            out.push('\n');
+        }
+        Ok(Secret::new(out))
     }
 }
 
@@ -190,6 +207,7 @@ mod tests {
         assert_eq!(c.username.as_deref(), Some("alice"));
         assert_eq!(c.password.as_ref().unwrap().expose(), "s3=cr=t");
         assert_eq!(c.password_expiry_utc.as_deref(), Some("1700000000"));
+        assert_eq!(c.oauth_refresh_token.as_ref().unwrap().expose(), "rt");
         assert_eq!(c.wwwauth, vec!["Basic realm=\"x\"", "Bearer"]);
         assert_eq!(c.capability, vec!["authtype", "state"]);
     }
@@ -234,12 +252,34 @@ mod tests {
 
     #[test]
     fn answers_refuse_values_git_cannot_take() {
+        let stored = |pw: &str, expiry, token: Option<&str>| Stored {
+            password: Secret::from(pw),
+            password_expiry_utc: expiry,
+            oauth_refresh_token: token.map(Secret::from),
+        };
+        let answer = |user, s: &Stored| Credential::answer(user, s).map(|a| a.expose().to_string());
         assert_eq!(
-            Credential::answer("alice", &Secret::from("pw")).unwrap(),
+            answer("alice", &stored("pw", None, None)).unwrap(),
             "username=alice\npassword=pw\n"
         );
-        assert!(Credential::answer("alice", &Secret::from("p\nw")).is_err());
-        assert!(Credential::answer("a\nb", &Secret::from("pw")).is_err());
+        assert_eq!(
+            answer("", &stored("", None, None)).unwrap(),
+            "username=\npassword=\n"
+        );
+        assert_eq!(
+            answer("alice", &stored("pw", Some(9_999_999_999), Some("xyzzy"))).unwrap(),
+            "username=alice\npassword=pw\npassword_expiry_utc=9999999999\noauth_refresh_token=xyzzy\n"
+        );
+        for (user, s) in [
+            ("alice", stored("p\nw", None, None)),
+            ("a\nb", stored("pw", None, None)),
+            ("alice", stored("pw", None, Some("t\nusername=mallory"))),
+            ("alice", stored("pw", None, Some("t\0"))),
+        ] {
+            let e = answer(user, &s).unwrap_err().0;
+            assert!(e.contains("newline or NUL"), "{e}");
+            assert!(!e.contains("mallory"), "{e}");
+        }
     }
 
     #[test]

@@ -6,6 +6,8 @@
 //!
 //! - [`credential`]: git's `key=value` credential protocol.
 //! - [`naming`]: the secret name of a credential, `git/<protocol>/<host>[/<path>]/<username>`.
+//! - [`stored`]: the value kept under that name: the password, and beside it the
+//!   expiry and OAuth refresh token git asks a helper to keep.
 //! - [`actions`]: `get`, `store` and `erase` against the daemon.
 
 #![forbid(unsafe_code)]
@@ -13,3 +15,4 @@
 pub mod actions;
 pub mod credential;
 pub mod naming;
+pub mod stored;

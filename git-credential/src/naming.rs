@@ -3,7 +3,8 @@
 //! Each part is percent-encoded except ASCII letters, digits and `-._~` (and `:` in the
 //! host, for its port; `/` between path segments), so a user name holding `/` or `@`, or
 //! a part that is `.` or `..`, still gives exactly one valid name, and the user name is
-//! always the last segment.
+//! always the last segment. An empty user name (git stores one for some single-sign-on
+//! hosts) is an empty last segment: `git/https/sso.example/`.
 
 use crate::credential::{percent_decode, Credential};
 use keychain_auth_sdk::protocol::validate_name;
@@ -23,34 +24,80 @@ impl std::fmt::Display for NameError {
 
 impl std::error::Error for NameError {}
 
-/// `git/<protocol>/<host>[/<path>]/`: every name of this credential's site starts so.
-pub fn prefix(c: &Credential) -> Result<String, NameError> {
+/// `git/<protocol>/<host>/`: every name of this credential's site starts so, whatever
+/// its path.
+pub fn site(c: &Credential) -> Result<String, NameError> {
     let protocol = required(c.protocol.as_deref(), "protocol")?;
     let host = required(c.host.as_deref(), "host")?;
-    let mut name = format!("git/{}/{}/", encode(protocol, b""), encode(host, b":"));
-    if let Some(path) = c.path.as_deref() {
-        let path = path.trim_matches('/');
-        if !path.is_empty() {
-            let segments: Vec<String> = path.split('/').map(|s| encode(s, b"")).collect();
-            name.push_str(&segments.join("/"));
-            name.push('/');
-        }
+    Ok(format!(
+        "git/{}/{}/",
+        encode(protocol, b""),
+        encode(host, b":")
+    ))
+}
+
+/// The credential's path as it appears in names (segments encoded, joined by `/`);
+/// `None` without a path, or with one that is empty or only slashes.
+fn path_part(c: &Credential) -> Option<String> {
+    let path = c.path.as_deref()?.trim_matches('/');
+    if path.is_empty() {
+        return None;
+    }
+    let segments: Vec<String> = path.split('/').map(|s| encode(s, b"")).collect();
+    Some(segments.join("/"))
+}
+
+/// `git/<protocol>/<host>[/<path>]/`: every name of this credential's site and path
+/// starts so.
+pub fn prefix(c: &Credential) -> Result<String, NameError> {
+    let mut name = site(c)?;
+    if let Some(path) = path_part(c) {
+        name.push_str(&path);
+        name.push('/');
     }
     Ok(name)
 }
 
-/// The full name of a credential that has a user name.
+/// The full name of a credential that has a user name (which may be empty).
 pub fn name(c: &Credential) -> Result<String, NameError> {
-    let user = required(c.username.as_deref(), "username")?;
+    let user = c
+        .username
+        .as_deref()
+        .ok_or_else(|| NameError("git sent no username".into()))?;
     let name = prefix(c)? + &encode(user, b"");
     validate_name(&name).map_err(|e| NameError(format!("git credential name: {e}")))?;
     Ok(name)
 }
 
-/// The user name of a listed secret under `prefix`, if it is one (nothing deeper).
+/// Whether a listed name is a credential `c` describes, the way git's own stores match:
+/// protocol and host must be the same; a path or a user name `c` does not give matches
+/// any (so an `erase` without `path` reaches the credentials stored with one too).
+pub fn describes(c: &Credential, listed: &str) -> Result<bool, NameError> {
+    let Some(rest) = listed.strip_prefix(&site(c)?) else {
+        return Ok(false);
+    };
+    let (path, user) = match rest.rsplit_once('/') {
+        Some((path, user)) => (Some(path), user),
+        None => (None, rest),
+    };
+    if c.path.is_some() && path != path_part(c).as_deref() {
+        return Ok(false);
+    }
+    // Names this helper writes are encoded, so compare encoded forms: exact, and no
+    // decoding of a name someone else wrote.
+    if let Some(u) = c.username.as_deref() {
+        if encode(u, b"") != user {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// The user name of a listed secret under `prefix`, if it is one (nothing deeper); the
+/// prefix itself is the credential with an empty user name.
 pub fn username_under(prefix: &str, listed: &str) -> Option<String> {
     let rest = listed.strip_prefix(prefix)?;
-    if rest.is_empty() || rest.contains('/') {
+    if rest.contains('/') {
         return None;
     }
     Some(percent_decode(rest))
@@ -138,7 +185,90 @@ mod tests {
             Some("bob")
         );
         assert_eq!(username_under("git/https/h/", "git/https/h/repo/bob"), None);
-        assert_eq!(username_under("git/https/h/", "git/https/h/"), None);
         assert_eq!(username_under("git/https/h/", "git/https/other/bob"), None);
+        // The prefix itself: the credential with an empty user name.
+        assert_eq!(
+            username_under("git/https/h/", "git/https/h/").as_deref(),
+            Some("")
+        );
+        assert_eq!(username_under("git/https/h/", "git/https/h/repo/"), None);
+    }
+
+    #[test]
+    fn an_empty_user_name_is_an_empty_last_segment_and_no_user_name_is_an_error() {
+        let c = cred("protocol=https\nhost=sso.tld\nusername=\n");
+        assert_eq!(name(&c).unwrap(), "git/https/sso.tld/");
+        assert!(validate_name(&name(&c).unwrap()).is_ok());
+        let c = cred("protocol=https\nhost=sso.tld\npath=team/r.git\nusername=\n");
+        assert_eq!(name(&c).unwrap(), "git/https/sso.tld/team/r.git/");
+        assert_eq!(
+            username_under(&prefix(&c).unwrap(), &name(&c).unwrap()).as_deref(),
+            Some("")
+        );
+        let e = name(&cred("protocol=https\nhost=sso.tld\n")).unwrap_err();
+        assert!(e.0.contains("no username"), "{e}");
+    }
+
+    #[test]
+    fn a_missing_path_or_user_name_matches_any_the_way_git_stores_match() {
+        let stored = [
+            "git/https/h/alice",
+            "git/https/h/bob",
+            "git/https/h/",
+            "git/https/h/team/r.git/alice",
+            "git/https/h/team/r.git/",
+            "git/https/h/other.git/carol",
+            "git/https/h2/alice",
+            "git/http/h/alice",
+            "git/https/h",
+            "unrelated/https/h/alice",
+        ];
+        let matching = |input: &str| -> Vec<&str> {
+            let c = cred(input);
+            stored
+                .iter()
+                .copied()
+                .filter(|n| describes(&c, n).unwrap())
+                .collect()
+        };
+        assert_eq!(
+            matching("protocol=https\nhost=h\n"),
+            [
+                "git/https/h/alice",
+                "git/https/h/bob",
+                "git/https/h/",
+                "git/https/h/team/r.git/alice",
+                "git/https/h/team/r.git/",
+                "git/https/h/other.git/carol",
+            ]
+        );
+        assert_eq!(
+            matching("protocol=https\nhost=h\nusername=alice\n"),
+            ["git/https/h/alice", "git/https/h/team/r.git/alice"]
+        );
+        assert_eq!(
+            matching("protocol=https\nhost=h\nusername=\n"),
+            ["git/https/h/", "git/https/h/team/r.git/"]
+        );
+        assert_eq!(
+            matching("protocol=https\nhost=h\npath=/team/r.git/\n"),
+            ["git/https/h/team/r.git/alice", "git/https/h/team/r.git/"]
+        );
+        assert_eq!(
+            matching("protocol=https\nhost=h\npath=team/r.git\nusername=alice\n"),
+            ["git/https/h/team/r.git/alice"]
+        );
+        // A path that is given but empty is a path: only credentials stored without one.
+        assert_eq!(
+            matching("protocol=https\nhost=h\npath=\nusername=alice\n"),
+            ["git/https/h/alice"]
+        );
+        // User names compare encoded: a name with escapes someone else wrote is not
+        // decoded into a match.
+        let c = cred("protocol=https\nhost=h\nusername=a@b\n");
+        assert!(describes(&c, "git/https/h/a%40b").unwrap());
+        assert!(!describes(&c, "git/https/h/a@b").unwrap());
+        assert!(!describes(&c, "git/https/h/a%40b/x").unwrap());
+        assert!(describes(&cred("host=h\n"), "git/https/h/a").is_err());
     }
 }

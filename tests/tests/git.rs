@@ -237,26 +237,29 @@ fn git_credential_fill_approve_reject_through_the_helper() {
     assert!(!log.contains("first-pw") && !log.contains("pw2"));
 }
 
+/// Runs the built helper directly (not through git) with `KEYCHAIN_AUTH_HOME=ka_home` and
+/// `input` on standard input.
+fn run_helper(ka_home: &Path, args: &[&str], input: &[u8]) -> Output {
+    let mut child = Command::new(bin("git-credential-keychain-auth"))
+        .env("KEYCHAIN_AUTH_HOME", ka_home)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The helper may stop reading early (too much input): ignore a broken pipe.
+    let _ = child.stdin.take().unwrap().write_all(input);
+    child.wait_with_output().unwrap()
+}
+
 #[test]
 fn the_helper_refuses_bad_input_and_stores_nothing_half_way() {
     let mut h = Home::new();
     let git = Git::new(&h);
     approved_helper(&mut h, &git);
-    let helper = bin("git-credential-keychain-auth");
     let dir = h.dir.clone();
-    let run = |args: &[&str], input: &[u8]| {
-        let mut child = Command::new(&helper)
-            .env("KEYCHAIN_AUTH_HOME", &dir)
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        // The helper may stop reading early (too much input): ignore a broken pipe.
-        let _ = child.stdin.take().unwrap().write_all(input);
-        child.wait_with_output().unwrap()
-    };
+    let run = |args: &[&str], input: &[u8]| run_helper(&dir, args, input);
     let big_pw = format!(
         "protocol=https\nhost=h\nusername=u\npassword={}\n",
         "x".repeat(100 * 1024)
@@ -614,4 +617,99 @@ fn git_clone_is_decided_for_who_ran_git_a_script_or_a_terminal_session() {
     let log = std::fs::read_to_string(h.path("audit.log")).unwrap();
     assert!(log.contains("a terminal session of /usr/bin/tmux"), "{log}");
     assert!(log.contains(&name));
+}
+
+#[test]
+fn expiry_refresh_token_empty_user_names_and_pathless_erase_on_both_stores() {
+    for store in ["secret-service", "keyutils"] {
+        let mut h = Home::new();
+        h.start(&["--store", store]);
+        // The helper is run by this test: the origin of its chain, approved here.
+        let path = std::env::current_exe().unwrap();
+        let o = h.ka(&[
+            "register",
+            path.to_str().unwrap(),
+            "--scope",
+            "git/*",
+            "--access",
+            "read-write",
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let ok = |args: &[&str], input: &str| {
+            let o = run_helper(&h.dir, args, input.as_bytes());
+            assert!(o.status.success(), "{store} {args:?}: {}", stderr(&o));
+            assert_eq!(stderr(&o), "", "{store}: nothing on stderr");
+            stdout(&o)
+        };
+        let token = format!("refresh-{store}-xyzzy");
+
+        // The expiry and the refresh token are kept beside the password.
+        ok(
+            &["store"],
+            &format!(
+                "protocol=https\nhost=h.example\nusername=alice\npassword=pw-{store}\n\
+                 password_expiry_utc=9999999999\noauth_refresh_token={token}\n"
+            ),
+        );
+        assert_eq!(
+            ok(&["get"], "protocol=https\nhost=h.example\nusername=alice\n"),
+            format!(
+                "username=alice\npassword=pw-{store}\npassword_expiry_utc=9999999999\n\
+                 oauth_refresh_token={token}\n"
+            )
+        );
+        // An expiry that is not a number is not kept; storing again replaces it all.
+        ok(
+            &["store"],
+            "protocol=https\nhost=h.example\nusername=alice\npassword=pw2\npassword_expiry_utc=soon\n",
+        );
+        assert_eq!(
+            ok(&["get"], "protocol=https\nhost=h.example\n"),
+            "username=alice\npassword=pw2\n"
+        );
+        // A refresh token too large for one frame: refused, the old value kept.
+        let big = format!(
+            "protocol=https\nhost=h.example\nusername=alice\npassword=pw3\noauth_refresh_token={}\n",
+            "t".repeat(100 * 1024)
+        );
+        let o = run_helper(&h.dir, &["store"], big.as_bytes());
+        assert!(!o.status.success());
+        assert!(stderr(&o).contains("frame"), "{store}: {}", stderr(&o));
+        assert!(!stderr(&o).contains("ttttt"), "no value echoed");
+        assert_eq!(
+            ok(&["get"], "protocol=https\nhost=h.example\nusername=alice\n"),
+            "username=alice\npassword=pw2\n"
+        );
+
+        // An empty user name with an empty password (single sign-on).
+        ok(
+            &["store"],
+            "protocol=https\nhost=sso.example\nusername=\npassword=\n",
+        );
+        assert_eq!(
+            ok(&["get"], "protocol=https\nhost=sso.example\n"),
+            "username=\npassword=\n"
+        );
+        assert!(stdout(&h.ka(&["names"])).contains("git/https/sso.example/\n"));
+
+        // erase without path reaches the credential stored with one.
+        ok(
+            &["store"],
+            "protocol=https\nhost=h.example\npath=team/r.git\nusername=bob\npassword=pb\n",
+        );
+        ok(&["erase"], "protocol=https\nhost=h.example\nusername=bob\n");
+        let names = stdout(&h.ka(&["names"]));
+        assert!(!names.contains("team/r.git"), "{store}: {names}");
+        assert!(names.contains("git/https/h.example/alice"), "{names}");
+        // erase without a user name: every account of the site, the empty one too.
+        ok(&["erase"], "protocol=https\nhost=sso.example\n");
+        ok(&["erase"], "protocol=https\nhost=h.example\n");
+        let names = stdout(&h.ka(&["names"]));
+        assert!(!names.contains("git/"), "{store}: {names}");
+
+        // Names reached the audit log; no password or refresh token did.
+        let log = std::fs::read_to_string(h.path("audit.log")).unwrap();
+        assert!(log.contains("git/https/h.example/alice"));
+        assert!(!log.contains(&token) && !log.contains("pw-") && !log.contains("pw2"));
+    }
 }

@@ -110,15 +110,14 @@ pub fn walk(
             }
             _ => {}
         }
-        let on_terminal = |p: &Peer| {
-            p.shell == Some(ShellRuns::Commands)
-                && p.injection.is_none()
-                && p.terminal_of().ok().flatten().is_some()
-        };
-        // Every program of the chain holds one of the streams it gave the one below it;
-        // an interactive shell (whose commands may redirect them all) and the holder of
-        // a terminal (which holds its master side) are tied by the terminal instead.
-        if terminal.is_none() && p.child_stream == Some(false) && !on_terminal(&p) {
+        // Every program of the chain holds one of the streams it gave the one below it
+        // (an orphan adopted by a subreaper is held by nothing), except a shell, whose
+        // commands redirect them all (`git … <in >out 2>err`): a shell never makes itself
+        // a subreaper, and one made so by the program that started it could as well have
+        // had its memory written by that program (docs/threat-model.md). The holder of a
+        // terminal is tied by the terminal's master side instead.
+        let shell = super::script::is_shell(exe_base_name(&p.path));
+        if terminal.is_none() && p.child_stream == Some(false) && !shell {
             if matches!(output, Some(OutputBinding::Elsewhere(_))) {
                 // `keychain-auth get` whose output this program does not read: refused
                 // for that reason, which says more (and is never queued either).

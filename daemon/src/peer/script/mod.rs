@@ -265,6 +265,15 @@ pub fn shell_runs(exe_base: &str, argv: &[String]) -> Option<ShellRuns> {
     Some(ShellRuns::Commands)
 }
 
+/// Whether an executable (by its file name) is a shell: bash, the POSIX shells, zsh,
+/// fish, csh. A shell never makes itself a subreaper.
+pub fn is_shell(exe_base: &str) -> bool {
+    matches!(
+        Family::of(&exe_base.to_ascii_lowercase()),
+        Family::Bash | Family::Posix | Family::Zsh | Family::Fish | Family::Csh
+    )
+}
+
 /// Reads an interpreter's command line (`argv[0]` first) and environment. `exe_base` is
 /// the file name of the executable the kernel reports.
 pub fn runs(exe_base: &str, argv: &[String], env: &Env) -> Runs {
