@@ -121,7 +121,14 @@ function renderPending(pending, grantsByHash) {
       el(
         "tr",
         { "data-hash": p.hash, class: "pending" },
-        el("td", { class: "path" }, el("div", { text: who }), warn ? el("div", { class: "warn", text: warn }) : null),
+        el(
+          "td",
+          { class: "path" },
+          el("div", { text: who }),
+          p.chain ? el("div", { class: "chain", text: `asked via ${p.chain}` }) : null,
+          p.terminal ? el("div", { class: "warn", text: `A terminal session (${p.terminal}): approving it approves every shell in a terminal of this program, and every program started from one.` }) : null,
+          warn ? el("div", { class: "warn", text: warn }) : null,
+        ),
         hashCell(p.hash),
         el("td", { text: p.names.join(", ") }),
         el("td", { text: grants + (p.requested_access ? ` (${p.requested_access})` : "") }),

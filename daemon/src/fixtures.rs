@@ -21,5 +21,6 @@ pub(crate) fn tool(hash: &str, label: &str, path: &str, scopes: &[&str], access:
         unbound_get: false,
         libraries: Vec::new(),
         terminal_session: false,
+        only_through: None,
     }
 }

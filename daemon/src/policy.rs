@@ -25,6 +25,8 @@ pub struct PeerFacts<'a> {
     pub unbound: Option<i32>,
     /// Executable files it maps that its user can change (besides its own executable).
     pub libraries: &'a [keychain_auth_sdk::protocol::PinnedFile],
+    /// The deputy the request came through, if any.
+    pub through: Option<keychain_auth_sdk::protocol::Deputy>,
 }
 
 /// What a peer asks to do.
@@ -122,6 +124,18 @@ pub fn decide(peer: PeerFacts<'_>, op: Op<'_>, config: &Config, now_rfc3339: &st
     if !unpinned.is_empty() {
         return Decision::UnapprovedLibraries(unpinned);
     }
+    if let Some(only) = tool.only_through {
+        if peer.through != Some(only) {
+            let came = match peer.through {
+                Some(d) => format!("through {d}"),
+                None => "directly".to_string(),
+            };
+            return Decision::Denied(format!(
+                "{} is approved only through {only}, and this request came {came}",
+                tool.label
+            ));
+        }
+    }
     if let Some(fd) = peer.unbound.filter(|_| !tool.unbound_get) {
         return Decision::Denied(format!(
             "it holds the output of keychain-auth get in descriptor {fd}, which is not close-on-exec (as a shell's $(…) is): the daemon cannot tell it from a program that started keychain-auth get and then replaced itself with it (exec). Approve it with keychain-auth approve {} --allow-unbound-get to let keychain-auth get serve it anyway (docs/threat-model.md says what that allows)",
@@ -195,6 +209,7 @@ mod tests {
             admin: false,
             unbound: None,
             libraries: &[],
+            through: None,
         }
     }
 
@@ -224,6 +239,37 @@ mod tests {
         );
         let names = vec!["git/a".to_string(), "aws/key".to_string()];
         assert_eq!(visible_names(&c.tools[0], names), vec!["git/a"]);
+    }
+
+    #[test]
+    fn an_approval_only_through_a_deputy_serves_nothing_else() {
+        use keychain_auth_sdk::protocol::Deputy;
+        let c = cfg(vec![Tool {
+            only_through: Some(Deputy::Git),
+            ..tool(Access::Read)
+        }]);
+        let via = |d: Option<Deputy>| PeerFacts {
+            through: d,
+            ..peer(H)
+        };
+        assert_eq!(
+            decide(via(Some(Deputy::Git)), Op::Get("git/x"), &c, NOW),
+            Decision::Allow
+        );
+        for other in [None, Some(Deputy::Get)] {
+            match decide(via(other), Op::Get("git/x"), &c, NOW) {
+                Decision::Denied(why) => assert!(why.contains("only through git"), "{why}"),
+                d => panic!("{other:?}: {d:?}"),
+            }
+        }
+        // Without the restriction, every way in is served.
+        let open = cfg(vec![tool(Access::Read)]);
+        for d in [None, Some(Deputy::Get), Some(Deputy::Git)] {
+            assert_eq!(
+                decide(via(d), Op::Get("git/x"), &open, NOW),
+                Decision::Allow
+            );
+        }
     }
 
     #[test]

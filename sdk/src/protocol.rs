@@ -105,6 +105,9 @@ pub enum Request {
         /// approved tool had, else `false`. See [`Tool::unbound_get`].
         #[serde(default, skip_serializing_if = "Option::is_none")]
         unbound_get: Option<bool>,
+        /// Serve it only through this deputy; absent keeps what an approved tool had.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        only_through: Option<Deputy>,
     },
     /// Admin: approves a binary by path before it ever connects.
     Register {
@@ -121,6 +124,9 @@ pub enum Request {
         /// As in [`Request::Approve`].
         #[serde(default, skip_serializing_if = "Option::is_none")]
         unbound_get: Option<bool>,
+        /// Serve it only through this deputy.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        only_through: Option<Deputy>,
     },
     /// Admin: records a deny rule for a hash (and drops any approval it had).
     Deny {
@@ -387,6 +393,38 @@ impl std::fmt::Display for Access {
     }
 }
 
+/// The deputy an approval may be restricted to (`approve --only-through`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Deputy {
+    /// Through git and `git-credential-keychain-auth`.
+    Git,
+    /// Through `keychain-auth get`.
+    Get,
+}
+
+impl std::str::FromStr for Deputy {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "git" => Ok(Deputy::Git),
+            "get" => Ok(Deputy::Get),
+            other => Err(format!(
+                "unknown deputy {other:?}: use git (the git helper) or get (keychain-auth get)"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for Deputy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Deputy::Git => "git",
+            Deputy::Get => "get",
+        })
+    }
+}
+
 /// An approved tool, as stored in config.json and sent to admin clients. Fields it does
 /// not know are ignored here (a newer daemon's reply still parses); config.json itself is
 /// read strictly by the daemon.
@@ -434,6 +472,10 @@ pub struct Tool {
     /// every program started from one, asks as the person at it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub terminal_session: bool,
+    /// Served only when it asks through this deputy ("only through git"); a direct
+    /// request, or one through another deputy, is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub only_through: Option<Deputy>,
 }
 
 /// A file its user can change that a program runs code from (a library under the

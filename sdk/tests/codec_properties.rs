@@ -45,6 +45,7 @@ fn request() -> impl Strategy<Value = Request> {
                 access: Some(if rw { Access::ReadWrite } else { Access::Read }),
                 label,
                 unbound_get: rw.then_some(true),
+                only_through: rw.then_some(keychain_auth_sdk::protocol::Deputy::Git),
             }),
         text().prop_map(|tool| Request::Revoke { tool }),
         Just(Request::Status {}),

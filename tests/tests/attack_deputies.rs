@@ -176,16 +176,14 @@ fn an_unapproved_program_gets_nothing_through_the_approved_helper() {
 #[test]
 fn the_origin_once_approved_is_served_through_git_and_the_helper() {
     let h = home_with_the_helper_approved();
-    let script = attacker(
+    // One script: through git by default, through keychain-auth get with `get`.
+    let script = write(
         &h,
         "sync.py",
-        &[
-            "git",
-            "-c",
-            "credential.helper=keychain-auth",
-            "credential",
-            "fill",
-        ],
+        &format!(
+            "import subprocess, sys\nif sys.argv[1:] == ['get']:\n    r = subprocess.run([{:?}, 'get', {NAME:?}], capture_output=True)\nelse:\n    r = subprocess.run(['git', '-c', 'credential.helper=keychain-auth', 'credential', 'fill'], input=sys.stdin.buffer.read(), capture_output=True)\nsys.stdout.buffer.write(r.stdout)\nsys.stderr.buffer.write(r.stderr)\n",
+            bin("keychain-auth").display().to_string()
+        ),
     );
     let o = run(&h, Path::new(PYTHON), &[script.to_str().unwrap()], INPUT);
     assert!(!stdout(&o).contains(PASSWORD));
@@ -212,6 +210,25 @@ fn the_origin_once_approved_is_served_through_git_and_the_helper() {
                 |v| v.contains("sync.py → git") && v.ends_with("git-credential-keychain-auth")
             )),
         "{served:?}"
+    );
+    // Approved only through git: the same script asking through keychain-auth get is
+    // refused.
+    let o = h.ka(&["approve", &hash, "--only-through", "git"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("only through: git"), "{}", stdout(&o));
+    let o = run(&h, Path::new(PYTHON), &[script.to_str().unwrap()], INPUT);
+    assert!(stdout(&o).contains(&format!("password={PASSWORD}")));
+    let o = run(
+        &h,
+        Path::new(PYTHON),
+        &[script.to_str().unwrap(), "get"],
+        "",
+    );
+    assert!(!stdout(&o).contains(PASSWORD), "{}", stdout(&o));
+    assert!(
+        stderr(&o).contains("approved only through git, and this request came through get"),
+        "{}",
+        stderr(&o)
     );
     // Another program running the same git command is still refused.
     let other = attacker(
@@ -347,17 +364,16 @@ fn a_script_that_runs_an_interactive_shell_in_its_own_pty_is_that_script() {
     );
 }
 
-#[test]
-fn a_program_that_changes_while_its_request_waits_is_refused() {
-    let h = home_with_the_helper_approved();
+/// The script starts the helper with a wait, then `then` (Python) while its request
+/// waits; once that has happened it is approved. Returns the helper's output.
+fn approve_after(h: &Home, name: &str, then: &str) -> String {
     let helper = bin("git-credential-keychain-auth");
-    let out = h.path("exec.out");
-    // The script starts the helper with a wait, then becomes another program (exec).
+    let out = h.path(&format!("{name}.out"));
     let script = write(
-        &h,
-        "exec.py",
+        h,
+        &format!("{name}.py"),
         &format!(
-            "import os, subprocess, time\nf = open({:?}, 'wb')\np = subprocess.Popen([{:?}, '--wait', '30', 'get'], stdin=subprocess.PIPE, stdout=f, stderr=subprocess.STDOUT)\np.stdin.write({:?}.encode()); p.stdin.close()\ntime.sleep(1.5)\nos.execv('/bin/sleep', ['sleep', '8'])\n",
+            "import os, subprocess, time\nf = open({:?}, 'wb')\np = subprocess.Popen([{:?}, '--wait', '30', 'get'], stdin=subprocess.PIPE, stdout=f, stderr=subprocess.STDOUT)\np.stdin.write({:?}.encode()); p.stdin.close()\ntime.sleep(1.5)\n{then}\n",
             out.display().to_string(),
             helper.display().to_string(),
             INPUT
@@ -370,14 +386,13 @@ fn a_program_that_changes_while_its_request_waits_is_refused() {
         .stdin(Stdio::null())
         .spawn()
         .unwrap();
-    // Approve the script while its request waits, after it has become `sleep`.
     let deadline = Instant::now() + Duration::from_secs(20);
     let hash = loop {
         let pending = stdout(&h.ka(&["list-pending"]));
         if let Some(line) = pending
             .lines()
             .zip(pending.lines().skip(2))
-            .find(|(_, via)| via.contains("exec.py"))
+            .find(|(_, via)| via.contains(&format!("{name}.py")))
         {
             break line.0.trim().to_string();
         }
@@ -395,14 +410,34 @@ fn a_program_that_changes_while_its_request_waits_is_refused() {
         assert!(Instant::now() < deadline, "the helper never answered");
         std::thread::sleep(Duration::from_millis(50));
     }
-    let got = std::fs::read_to_string(&out).unwrap();
     let _ = child.kill();
     let _ = child.wait();
+    std::fs::read_to_string(&out).unwrap()
+}
+
+#[test]
+fn a_program_that_changes_or_exits_while_its_request_waits_is_refused() {
+    let h = home_with_the_helper_approved();
+    // It becomes another program (exec).
+    let got = approve_after(&h, "exec", "os.execv('/bin/sleep', ['sleep', '8'])");
     assert!(!got.contains(PASSWORD), "served after the exec: {got}");
     assert!(
         audit_with(&h, "replaced its executable")
             .iter()
             .any(|l| l["decision"] == "deny"),
+        "{got}"
+    );
+    // It exits: the helper is orphaned, and the origin's pid may go to anyone; the
+    // origin is pinned by its pidfd, so nothing that took the pid is served.
+    let got = approve_after(&h, "exits", "os._exit(0)");
+    assert!(
+        !got.contains(PASSWORD),
+        "served after the origin exited: {got}"
+    );
+    assert!(
+        audit_with(&h, "exited")
+            .iter()
+            .any(|l| l["decision"] == "deny" && l.to_string().contains("exits.py")),
         "{got}"
     );
 }

@@ -155,4 +155,8 @@ pub(super) struct Grant {
     /// takes it back; absent, an approved tool keeps what it had.
     #[arg(long, num_args = 0..=1, default_missing_value = "true", require_equals = true)]
     pub(super) allow_unbound_get: Option<bool>,
+    /// Serve it only when it asks through this deputy: `git` (git and the git helper) or
+    /// `get` (keychain-auth get); a direct request is then refused.
+    #[arg(long)]
+    pub(super) only_through: Option<keychain_auth_sdk::protocol::Deputy>,
 }

@@ -95,6 +95,7 @@ fn run(cli: Cli) -> Result<i32> {
                 access: grant.access,
                 label: grant.label,
                 unbound_get: grant.allow_unbound_get,
+                only_through: grant.only_through,
             })?;
             output::print_tool("approved", resp);
         }
@@ -106,6 +107,7 @@ fn run(cli: Cli) -> Result<i32> {
                 access: grant.access,
                 label: grant.label,
                 unbound_get: grant.allow_unbound_get,
+                only_through: grant.only_through,
             })?;
             output::print_tool("registered", resp);
         }

@@ -38,6 +38,11 @@ pub(super) fn print_tool(verb: &str, resp: Response) {
 pub(super) fn print_tool_lines(t: &Tool) {
     println!("{}  {}", t.label, t.hash);
     println!("    path:   {}", t.path);
+    if let Some(d) = t.only_through {
+        println!(
+            "    only through: {d} (a direct request, or one through another deputy, is refused)"
+        );
+    }
     if t.terminal_session {
         println!(
             "    covers: every interactive shell in a terminal held by this program, and so every program started from one (what is typed there asks as you; see docs/git.md)"

@@ -11,7 +11,7 @@ use crate::naming::base_name;
 use crate::policy;
 use crate::state::Refusal;
 use keychain_auth_sdk::protocol::{
-    Access, ErrorCode, Hash, PendingEntry, PinnedFile, Response, ScriptIdentity, Tool,
+    Access, Deputy, ErrorCode, Hash, PendingEntry, PinnedFile, Response, ScriptIdentity, Tool,
 };
 
 /// What an approval pins.
@@ -31,6 +31,23 @@ struct Pin {
     libraries: Vec<PinnedFile>,
     /// See `Tool::terminal_session`.
     terminal_session: bool,
+    /// See `Tool::only_through`.
+    only_through: Option<Deputy>,
+}
+
+/// What an `approve` or `register` grants, as asked.
+#[derive(Debug, Default)]
+pub struct Grant {
+    /// Glob patterns over names; empty: what it asked for (approve), or none.
+    pub scopes: Vec<String>,
+    /// `read` or `read-write`.
+    pub access: Option<Access>,
+    /// Display name.
+    pub label: Option<String>,
+    /// See `Tool::unbound_get`; absent keeps what an approved tool had.
+    pub unbound_get: Option<bool>,
+    /// See `Tool::only_through`; absent keeps what an approved tool had.
+    pub only_through: Option<Deputy>,
 }
 
 /// The libraries an approval pins: those it had, and those seen since (its pending
@@ -51,15 +68,14 @@ fn pinned_libraries(had: Option<&Tool>, seen: Option<&PendingEntry>) -> Vec<Pinn
 
 impl Daemon {
     /// `approve`: a pending hash (or an approved one, re-approved) with scopes and access.
-    pub(super) async fn approve(
-        &self,
-        by: Actor<'_>,
-        hash: String,
-        scopes: Vec<String>,
-        access: Option<Access>,
-        label: Option<String>,
-        unbound_get: Option<bool>,
-    ) -> Response {
+    pub(super) async fn approve(&self, by: Actor<'_>, hash: String, grant: Grant) -> Response {
+        let Grant {
+            scopes,
+            access,
+            label,
+            unbound_get,
+            only_through,
+        } = grant;
         let hash = match Hash::parse(&hash) {
             Ok(h) => String::from(h),
             Err(e) => return error(ErrorCode::BadRequest, e),
@@ -124,21 +140,21 @@ impl Daemon {
                 libraries: pinned_libraries(existing.as_ref(), entry.as_ref()),
                 terminal_session: entry.as_ref().is_some_and(|e| e.terminal.is_some())
                     || existing.as_ref().is_some_and(|t| t.terminal_session),
+                only_through: only_through.or(existing.as_ref().and_then(|t| t.only_through)),
             },
         )
         .await
     }
 
     /// `register`: a binary by path, hashed now.
-    pub(super) async fn register(
-        &self,
-        by: Actor<'_>,
-        path: &str,
-        scopes: Vec<String>,
-        access: Option<Access>,
-        label: Option<String>,
-        unbound_get: Option<bool>,
-    ) -> Response {
+    pub(super) async fn register(&self, by: Actor<'_>, path: &str, grant: Grant) -> Response {
+        let Grant {
+            scopes,
+            access,
+            label,
+            unbound_get,
+            only_through,
+        } = grant;
         let (canonical, hash) = match self.hash_path(path).await {
             Ok(x) => x,
             Err(r) => return r,
@@ -160,6 +176,7 @@ impl Daemon {
                 unbound_get: unbound_get.unwrap_or(false),
                 libraries: Vec::new(),
                 terminal_session: false,
+                only_through,
             },
         )
         .await
@@ -287,6 +304,7 @@ impl Daemon {
                 unbound_get: config.tool(hash).is_some_and(|t| t.unbound_get),
                 libraries: pinned_libraries(config.tool(hash), Some(&entry)),
                 terminal_session: entry.terminal.is_some(),
+                only_through: config.tool(hash).and_then(|t| t.only_through),
             },
         )
         .await
@@ -418,6 +436,7 @@ impl Daemon {
             unbound_get: p.unbound_get,
             libraries: p.libraries.clone(),
             terminal_session: p.terminal_session,
+            only_through: p.only_through,
         };
         let t = tool.clone();
         let res = self

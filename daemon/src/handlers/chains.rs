@@ -8,7 +8,7 @@ use super::{access_entry, error, Daemon};
 use crate::audit;
 use crate::peer::chain::{self, Broken};
 use crate::peer::{exe_base_name, Peer};
-use keychain_auth_sdk::protocol::{ErrorCode, Response};
+use keychain_auth_sdk::protocol::{Deputy, ErrorCode, Response};
 use std::sync::Arc;
 
 impl Daemon {
@@ -56,6 +56,14 @@ impl Daemon {
         if let Some(w) = deputy.wants.get() {
             let _ = walked.wants.set(w.clone());
         }
+        let walked = Peer {
+            through: Some(if self.state.is_admin_hash(&deputy.hash) {
+                Deputy::Get
+            } else {
+                Deputy::Git
+            }),
+            ..walked
+        };
         let origin = Arc::new(walked);
         if !with_output {
             let _ = deputy.origin.set(origin.clone());

@@ -26,6 +26,7 @@ use crate::audit::{self, Entry, Event};
 use crate::peer::{Peer, Recv};
 use crate::policy::{self, Decision, Op, PeerFacts};
 use crate::state::{Refusal, State};
+use approvals::Grant;
 use keychain_auth_sdk::protocol::{ErrorBody, ErrorCode, Request, Response};
 use std::os::fd::AsFd;
 use std::sync::Arc;
@@ -239,9 +240,16 @@ impl Daemon {
                 access,
                 label,
                 unbound_get,
+                only_through,
             } => {
-                self.approve(by, hash, scopes, access, label, unbound_get)
-                    .await
+                let grant = Grant {
+                    scopes,
+                    access,
+                    label,
+                    unbound_get,
+                    only_through,
+                };
+                self.approve(by, hash, grant).await
             }
             Request::Register {
                 path,
@@ -249,9 +257,16 @@ impl Daemon {
                 access,
                 label,
                 unbound_get,
+                only_through,
             } => {
-                self.register(by, &path, scopes, access, label, unbound_get)
-                    .await
+                let grant = Grant {
+                    scopes,
+                    access,
+                    label,
+                    unbound_get,
+                    only_through,
+                };
+                self.register(by, &path, grant).await
             }
             Request::Deny { hash } => self.deny_hash(by, hash).await,
             Request::Revoke { tool } => self.revoke(by, tool).await,
@@ -285,6 +300,7 @@ impl Daemon {
                 _ => None,
             },
             libraries: &peer.libraries,
+            through: peer.through,
         }
     }
 

@@ -306,6 +306,7 @@ fn approving_a_pending_hash_saves_audits_and_unqueues_it() {
         access: None,
         label: None,
         unbound_get: None,
+        only_through: None,
     });
     match &r {
         Response::Tool { tool, .. } => {
@@ -334,6 +335,7 @@ fn approving_a_pending_hash_saves_audits_and_unqueues_it() {
             access: None,
             label: None,
             unbound_get: None,
+            only_through: None,
         });
         assert_eq!(code(&r), Some(want), "{r:?}");
     }
@@ -350,6 +352,7 @@ fn a_bare_interpreter_is_never_approved_whichever_way_is_asked() {
         access: None,
         label: None,
         unbound_get: None,
+        only_through: None,
     });
     let desktop = h.rt.block_on(
         h.daemon
@@ -362,6 +365,7 @@ fn a_bare_interpreter_is_never_approved_whichever_way_is_asked() {
         access: None,
         label: None,
         unbound_get: None,
+        only_through: None,
     });
     for r in [approve, desktop, register] {
         match &r {

@@ -185,6 +185,7 @@ impl Identity {
             chain: Vec::new(),
             terminal: None,
             origin: std::sync::OnceLock::new(),
+            through: None,
             child_stream: None,
         }
     }

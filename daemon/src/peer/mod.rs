@@ -178,6 +178,8 @@ pub struct Peer {
     pub chain: Vec<Link>,
     /// For a terminal session: the terminal, whose master this process holds.
     pub terminal: Option<Tty>,
+    /// For the origin of a caller chain: the deputy it asked through.
+    pub through: Option<keychain_auth_sdk::protocol::Deputy>,
     /// For a deputy: the origin of its caller chain, found on its first secret request.
     pub origin: std::sync::OnceLock<std::sync::Arc<Peer>>,
     /// For a process found as the parent of another: whether it holds one of that

@@ -72,6 +72,14 @@ pub fn build(s: &MenuState<'_>) -> Vec<Item> {
                 ))),
                 Item::Text(label(&format!("asked for: {}", p.names.join(", ")))),
             ];
+            if let Some(chain) = &p.chain {
+                sub.push(Item::Text(label(&format!("asked via: {chain}"))));
+            }
+            if p.terminal.is_some() {
+                sub.push(Item::Text(
+                    "a terminal session: approving it covers every program started from one".into(),
+                ));
+            }
             if let Some(facts) = crate::peer::signing::Facts::from_entry(p) {
                 sub.push(Item::Text(label(&facts.describe())));
             }
