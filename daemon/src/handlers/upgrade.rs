@@ -74,6 +74,12 @@ impl Daemon {
                     }
                     _ => file_hash.clone(),
                 };
+                // A terminal session's identity is derived from its program's.
+                let new_hash = if c.tools[i].terminal_session {
+                    crate::peer::chain::terminal_identity_hash(&new_hash)
+                } else {
+                    new_hash
+                };
                 if old == new_hash {
                     return Ok((c.tools[i].clone(), old));
                 }

@@ -91,6 +91,7 @@ fn main() {
         );
         throughput(&cached, &echo_sock, &format!(", value cache {CACHE_MS} ms"));
     }
+    git_chain();
     if quick {
         return;
     }
@@ -113,6 +114,152 @@ fn main() {
     daemon.stop();
     secret_service_get();
     app_rss();
+}
+
+/// A get through git and the git helper: the whole `git credential fill` next to the
+/// same git with a helper that answers at once (the process machinery), and the daemon's
+/// share of it (the caller-chain walk, from the daemon's own debug line) next to a
+/// direct client's connect + hello + get measured in the same run.
+fn git_chain() {
+    let Ok(git) = Command::new("git").arg("--version").output() else {
+        println!("| git credential fill through the helper | SKIP: git is not installed | | | | |");
+        return;
+    };
+    let _ = git;
+    let ns = format!("ka-bench-git-{}", std::process::id());
+    let (_tmp, home) = bench_home(&ns);
+    let ka = keychain_auth_e2e::bin("keychain-auth");
+    let log = home.join("daemon-debug.log");
+    let child = Command::new(&ka)
+        .args(["start", "--foreground", "--store", "keyutils"])
+        .env("KEYCHAIN_AUTH_HOME", &home)
+        .env("RUST_LOG", "keychain_auth::handlers::chains=debug")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log"))
+        .spawn()
+        .expect("spawn daemon");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Client::connect_to(&home.join("agent.sock"), "ka-bench").is_err() {
+        assert!(Instant::now() < deadline, "daemon did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut daemon = Daemon {
+        child,
+        ka: ka.clone(),
+        home: home.clone(),
+        idle_rss: None,
+        stored: Vec::new(),
+    };
+    let name = "git/https/bench.example/alice";
+    daemon.set(name);
+    daemon.set(NAME);
+    let bin_dir = ka.parent().expect("bin dir").to_path_buf();
+    let fill = |helper: &str| {
+        let mut c = Command::new("git");
+        c.args([
+            "-c",
+            &format!("credential.helper={helper}"),
+            "credential",
+            "fill",
+        ])
+        .env(
+            "PATH",
+            format!(
+                "{}:{}",
+                bin_dir.display(),
+                std::env::var("PATH").unwrap_or_default()
+            ),
+        )
+        .env("KEYCHAIN_AUTH_HOME", &home)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .env("GIT_ASKPASS", "/bin/false")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+        let mut child = c.spawn().expect("git");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(b"protocol=https\nhost=bench.example\nusername=alice\n\n")
+            .expect("write");
+        child.wait_with_output().expect("git")
+    };
+    // The origin is this benchmark process (it runs git): approve it from its refusal.
+    let o = fill("keychain-auth");
+    let err = String::from_utf8_lossy(&o.stderr);
+    let Some(hash) = err
+        .split("keychain-auth approve ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .map(str::to_string)
+    else {
+        println!("| git credential fill through the helper | SKIP: not refused as expected: {err} | | | | |");
+        return;
+    };
+    cli(
+        &ka,
+        &home,
+        &["approve", &hash, "--scope", "git/*", "--scope", "bench/*"],
+        b"",
+    );
+    let instant = "!f() { cat >/dev/null; echo username=alice; echo password=x; }; f";
+    let n = 60;
+    let mut ours = Vec::new();
+    let mut base = Vec::new();
+    for i in 0..n * 2 {
+        let helper = if i % 2 == 0 { "keychain-auth" } else { instant };
+        let t = Instant::now();
+        let o = fill(helper);
+        let d = t.elapsed();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        if i % 2 == 0 {
+            assert!(String::from_utf8_lossy(&o.stdout).contains(VALUE));
+            ours.push(d);
+        } else {
+            base.push(d);
+        }
+    }
+    ours.sort();
+    base.sort();
+    let ms = |d: Duration| format!("{:.2} ms", d.as_secs_f64() * 1000.0);
+    println!(
+        "| `git credential fill` through the helper, whole process ({n}) vs a helper that answers at once | {} | {} | {} | {} | {:.2}× |",
+        ms(percentile(&ours, 0.5)),
+        ms(percentile(&ours, 0.99)),
+        ms(percentile(&base, 0.5)),
+        ms(percentile(&base, 0.99)),
+        percentile(&ours, 0.5).as_secs_f64() / percentile(&base, 0.5).as_secs_f64()
+    );
+    // The daemon's share: its walks of the caller chain, and a direct client's whole
+    // connect + hello + get in the same run.
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    let mut walks: Vec<Duration> = text
+        .lines()
+        .filter_map(|l| l.split("caller chain walked in ").nth(1))
+        .filter_map(|r| r.split_whitespace().next()?.parse::<u64>().ok())
+        .map(Duration::from_micros)
+        .collect();
+    walks.sort();
+    let mut direct = new_connection_each(&home.join("agent.sock"), 500);
+    direct.sort();
+    if walks.is_empty() {
+        println!("| caller-chain walk in the daemon | SKIP: no timing lines in the daemon's log | | | | |");
+    } else {
+        println!(
+            "| caller-chain walk in the daemon ({} walks: this process → git → sh -c → git → helper) vs a direct connect + hello + get (500) | {} | {} | {} | {} | {:.2}× |",
+            walks.len(),
+            us(percentile(&walks, 0.5)),
+            us(percentile(&walks, 0.99)),
+            us(percentile(&direct, 0.5)),
+            us(percentile(&direct, 0.99)),
+            percentile(&walks, 0.5).as_secs_f64() / percentile(&direct, 0.5).as_secs_f64()
+        );
+    }
+    daemon.stop();
 }
 
 /// 10,000 distinct executables (a small C client, each copy with its own trailing
