@@ -76,6 +76,10 @@ impl Known for PassThroughs {
         }
         None
     }
+
+    fn ready(&self) -> bool {
+        self.git.get().is_some()
+    }
 }
 
 /// Whether a file (or directory) may be trusted as installed: not changeable by this

@@ -22,5 +22,6 @@ pub(crate) fn tool(hash: &str, label: &str, path: &str, scopes: &[&str], access:
         libraries: Vec::new(),
         terminal_session: false,
         only_through: None,
+        chain: None,
     }
 }

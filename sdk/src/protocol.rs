@@ -476,6 +476,9 @@ pub struct Tool {
     /// request, or one through another deputy, is refused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub only_through: Option<Deputy>,
+    /// The caller chain it asked through when it was approved, origin first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chain: Option<String>,
 }
 
 /// A file its user can change that a program runs code from (a library under the

@@ -98,6 +98,9 @@ fn attacker(h: &Home, name: &str, argv: &[&str]) -> PathBuf {
 }
 
 fn audit_with(h: &Home, needle: &str) -> Vec<Value> {
+    // The lines of reads reach the file when the daemon is next idle; `status` makes it
+    // write them first.
+    let _ = h.ka(&["status"]);
     h.audit_lines()
         .into_iter()
         .filter(|l| l.to_string().contains(needle))
@@ -305,6 +308,18 @@ fn a_helper_adopted_by_init_or_a_subreaper_is_refused_and_not_queued() {
             why.contains("orphaned") || why.contains("holds none of its standard"),
             "{which}: refused as a broken chain: {why}"
         );
+    }
+    // A program of another user between: here the ordinary user's `sh -c` was started
+    // by this test, which runs as root (when the tests run as root).
+    if keychain_auth_e2e::other_user().is_some() {
+        let o = run(
+            &h,
+            Path::new("/bin/sh"),
+            &["-c", &format!("{} get; true", helper.display())],
+            INPUT,
+        );
+        assert!(!stdout(&o).contains(PASSWORD));
+        assert!(stderr(&o).contains("runs as uid 0"), "{}", stderr(&o));
     }
     let broken: Vec<Value> = audit_with(&h, "caller chain broken");
     assert!(broken.len() >= 2, "both audited: {broken:?}");

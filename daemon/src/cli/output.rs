@@ -38,6 +38,9 @@ pub(super) fn print_tool(verb: &str, resp: Response) {
 pub(super) fn print_tool_lines(t: &Tool) {
     println!("{}  {}", t.label, t.hash);
     println!("    path:   {}", t.path);
+    if let Some(chain) = &t.chain {
+        println!("    asked via: {chain} (when approved)");
+    }
     if let Some(d) = t.only_through {
         println!(
             "    only through: {d} (a direct request, or one through another deputy, is refused)"

@@ -74,7 +74,14 @@ pub fn body(entry: &PendingEntry, has_actions: bool, elsewhere: Elsewhere) -> St
     };
     let mut text = format!("{who}\n{short}…\nasks for: {names}");
     if let Some(chain) = &entry.chain {
-        text.push_str(&format!("\nasking through: {chain}"));
+        text.push_str(&format!(
+            "\nasking through: {chain} (a deputy serves the program that ran it, so that program is asked for, not the deputy)"
+        ));
+    }
+    if let Some(tty) = &entry.terminal {
+        text.push_str(&format!(
+            "\na terminal session ({tty}): approving it covers every program started from a terminal of this program"
+        ));
     }
     if !approvable(entry) {
         text.push_str("\nA script interpreter cannot be approved as a whole (every command run in it could read the secret): run the command from a script file.");
@@ -154,6 +161,22 @@ mod tests {
         );
         assert!(body(&e, false, Elsewhere::Tray).contains("tray menu"));
         assert!(!body(&e, true, Elsewhere::Tray).contains("tray menu"));
+        assert!(!b.contains("asking through"));
+        let chained = PendingEntry {
+            chain: Some("python3 /h/sync.py → git → git-credential-keychain-auth".into()),
+            terminal: Some("/dev/pts/3, session 42".into()),
+            ..e.clone()
+        };
+        let b = body(&chained, true, Elsewhere::Cli);
+        assert!(
+            b.contains("asking through: python3 /h/sync.py → git"),
+            "{b}"
+        );
+        assert!(b.contains("not the deputy"), "{b}");
+        assert!(
+            b.contains("a terminal session (/dev/pts/3, session 42)"),
+            "{b}"
+        );
         let interp = PendingEntry {
             path: "/usr/bin/python3".into(),
             interpreter: true,

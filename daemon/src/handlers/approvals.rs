@@ -33,6 +33,8 @@ struct Pin {
     terminal_session: bool,
     /// See `Tool::only_through`.
     only_through: Option<Deputy>,
+    /// See `Tool::chain`.
+    chain: Option<String>,
 }
 
 /// What an `approve` or `register` grants, as asked.
@@ -141,6 +143,10 @@ impl Daemon {
                 terminal_session: entry.as_ref().is_some_and(|e| e.terminal.is_some())
                     || existing.as_ref().is_some_and(|t| t.terminal_session),
                 only_through: only_through.or(existing.as_ref().and_then(|t| t.only_through)),
+                chain: entry
+                    .as_ref()
+                    .and_then(|e| e.chain.clone())
+                    .or_else(|| existing.as_ref().and_then(|t| t.chain.clone())),
             },
         )
         .await
@@ -177,6 +183,7 @@ impl Daemon {
                 libraries: Vec::new(),
                 terminal_session: false,
                 only_through,
+                chain: None,
             },
         )
         .await
@@ -305,6 +312,7 @@ impl Daemon {
                 libraries: pinned_libraries(config.tool(hash), Some(&entry)),
                 terminal_session: entry.terminal.is_some(),
                 only_through: config.tool(hash).and_then(|t| t.only_through),
+                chain: entry.chain.clone(),
             },
         )
         .await
@@ -437,6 +445,7 @@ impl Daemon {
             libraries: p.libraries.clone(),
             terminal_session: p.terminal_session,
             only_through: p.only_through,
+            chain: p.chain.clone(),
         };
         let t = tool.clone();
         let res = self

@@ -6,7 +6,7 @@
 
 use super::{access_entry, error, Daemon};
 use crate::audit;
-use crate::peer::chain::{self, Broken};
+use crate::peer::chain::{self, Broken, Known};
 use crate::peer::{exe_base_name, Peer};
 use keychain_auth_sdk::protocol::{Deputy, ErrorCode, Response};
 use std::sync::Arc;
@@ -33,27 +33,48 @@ impl Daemon {
         if let Some(o) = deputy.origin.get() {
             return match o.recheck() {
                 Ok(()) => Ok(o.clone()),
-                Err(e) => Err(Broken {
-                    reason: format!("a program of the caller chain changed: {e}"),
-                    verified: o.via.clone().unwrap_or_default(),
-                }),
+                Err(e) => Err(Broken::new(
+                    format!("a program of the caller chain changed: {e}"),
+                    o.via.clone().unwrap_or_default(),
+                )),
             };
         }
         let name = exe_base_name(&deputy.path).to_string();
         let started = std::time::Instant::now();
-        let seed = deputy.parent(with_output).map_err(|e| Broken {
-            reason: e.to_string(),
-            verified: format!("? → {name}"),
-        })?;
-        let st = self.state.clone();
-        let walked = tokio::task::spawn_blocking(move || {
-            chain::walk(seed, name, st.pass_throughs(), st.cache())
-        })
-        .await
-        .map_err(|e| Broken {
-            reason: format!("walking the caller chain failed: {e}"),
-            verified: String::new(),
-        })??;
+        let seed = || {
+            deputy
+                .parent(with_output)
+                .map_err(|e| Broken::new(e.to_string(), format!("? → {name}")))
+        };
+        let st = &self.state;
+        // Where every file is hashed already (the usual case), the walk runs right here,
+        // like the identification of a connection; else in the blocking pool.
+        let quick = if st.pass_throughs().ready() {
+            match chain::walk(seed()?, name.clone(), st.pass_throughs(), st.cache(), false) {
+                Err(b) if b.needs_hash => None,
+                other => Some(other),
+            }
+        } else {
+            None
+        };
+        let walked = match quick {
+            Some(walked) => walked?,
+            None => {
+                let seed = seed()?;
+                let st = self.state.clone();
+                let name = name.clone();
+                tokio::task::spawn_blocking(move || {
+                    chain::walk(seed, name, st.pass_throughs(), st.cache(), true)
+                })
+                .await
+                .map_err(|e| {
+                    Broken::new(
+                        format!("walking the caller chain failed: {e}"),
+                        String::new(),
+                    )
+                })??
+            }
+        };
         // What the walk costs, for the benchmark (docs/benchmarks.md).
         tracing::debug!(
             "caller chain walked in {} µs: {} programs passed through",

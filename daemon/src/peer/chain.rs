@@ -25,12 +25,32 @@ pub struct Broken {
     pub reason: String,
     /// The chain as far as it was verified, nearest the origin first.
     pub verified: String,
+    /// Not broken: a file must be hashed (or the pass-throughs found) first, which a
+    /// walk that may not block does not do; walk again where blocking is allowed.
+    pub needs_hash: bool,
+}
+
+impl Broken {
+    /// A chain broken for `reason`, verified as far as `verified`.
+    pub fn new(reason: String, verified: String) -> Broken {
+        Broken {
+            reason,
+            verified,
+            needs_hash: false,
+        }
+    }
 }
 
 /// Which programs a chain passes through.
 pub trait Known {
     /// Why `peer` passes requests on, or `None` when it is an origin.
     fn pass_through(&self, peer: &Peer) -> Option<PassThrough>;
+
+    /// Whether answering [`Known::pass_through`] may not block (nothing left to find
+    /// or hash).
+    fn ready(&self) -> bool {
+        true
+    }
 }
 
 /// The identity of a terminal session held by the program whose identity is `holder`:
@@ -80,26 +100,32 @@ fn line(origin: &str, hops: &[String]) -> String {
 /// Walks from the parent of a deputy (`seed`, taken from the deputy, whose name is
 /// `deputy`) to the origin, which is returned with the chain in [`Peer::chain`] and
 /// [`Peer::via`]. For `keychain-auth get`, the first program up the chain that reads the
-/// CLI's output is what [`Peer::output`] of the origin says.
+/// CLI's output is what [`Peer::output`] of the origin says. Without `may_hash`, a file
+/// not hashed yet ends the walk with [`Broken::needs_hash`].
 pub fn walk(
     seed: ParentSeed,
     deputy: String,
     known: &dyn Known,
     cache: &HashCache,
+    may_hash: bool,
 ) -> Result<Peer, Broken> {
     let mut hops = vec![deputy];
     let mut links: Vec<Link> = Vec::new();
     let mut output: Option<OutputBinding> = None;
     let mut terminal: Option<Tty> = None;
     let mut seed = seed;
-    let broken = |reason: String, hops: &[String]| Broken {
-        reason,
-        verified: line("?", hops),
-    };
+    let broken = |reason: String, hops: &[String]| Broken::new(reason, line("?", hops));
     for _ in 0..MAX_LINKS {
-        let p = seed
-            .identify(cache, true)
-            .map_err(|e| broken(e.to_string(), &hops))?;
+        let p = match seed.identify(cache, may_hash) {
+            Ok(p) => p,
+            Err(super::PeerError::NeedsHash) => {
+                return Err(Broken {
+                    needs_hash: true,
+                    ..broken("a file is not hashed yet".into(), &hops)
+                })
+            }
+            Err(e) => return Err(broken(e.to_string(), &hops)),
+        };
         // The output is judged on the first program up the chain that reads it.
         match (&output, &p.output) {
             (None, Some(b)) => output = Some(b.clone()),

@@ -34,12 +34,14 @@ pub(super) fn script_of(
     dir: &OwnedFd,
     interpreter: &str,
     interpreter_hash: &str,
+    argv: &[String],
     cache: &HashCache,
     may_hash: bool,
     environ: &[u8],
-    start_ticks: u64,
 ) -> Result<Result<crate::peer::ScriptIdentity, String>, PeerError> {
-    let argv = argv(dir)?;
+    // Read through the pinned directory: the same process's start, whichever way it
+    // was pinned.
+    let start_ticks = super::proc::start_time_in(dir)?;
     let env = crate::peer::script::Env::parse(environ);
     let finder = Finder {
         dir,
@@ -52,7 +54,7 @@ pub(super) fn script_of(
         &finder,
         interpreter,
         interpreter_hash,
-        &argv,
+        argv,
         &env,
         cache,
         may_hash,

@@ -17,7 +17,9 @@ use std::os::fd::{AsFd, OwnedFd};
 /// One of a child's standard streams, as a parent holding it would show it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Stream {
-    /// The open object itself (pipe, socket, terminal, file): device and inode.
+    /// A pipe or socket, named by its link (`pipe:[ino]`, `socket:[ino]`).
+    Object(Object),
+    /// Anything else open (a terminal, a file): device and inode.
     Inode(u64, u64),
     /// The other end of a Unix socket the child holds: its inode.
     SocketPeer(u64),
@@ -28,8 +30,18 @@ pub(super) enum Stream {
 const MEM_MAJOR: u64 = 1;
 
 /// What descriptor `fd` of the process is, as a stream that can tie it to another
-/// process; `None` for a closed descriptor and the memory devices.
+/// process; `None` for a closed descriptor and the memory devices. A pipe or a socket
+/// is known by its link alone; anything else is looked at (`fstatat`).
 fn stream_at(dir: &OwnedFd, fd: &str) -> Result<Option<Stream>, PeerError> {
+    match holders::read_link_at(dir.as_fd(), fd, 256) {
+        Ok(link) => {
+            if let Some(obj) = Object::parse(&link) {
+                return Ok(Some(Stream::Object(obj)));
+            }
+        }
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(None),
+        Err(e) => return Err(gone_or("a descriptor", e)),
+    }
     let st = match fstatat(dir, fd, nix::fcntl::AtFlags::empty()) {
         Ok(st) => st,
         Err(nix::errno::Errno::ENOENT) => return Ok(None),
@@ -48,14 +60,15 @@ pub(super) fn streams(dir: &OwnedFd) -> Result<Vec<Stream>, PeerError> {
     let mut out = Vec::new();
     for fd in 0..3 {
         let name = format!("fd/{fd}");
-        if let Some(s) = stream_at(dir, &name)? {
-            out.push(s);
-        }
-        if let Ok(Some(Object::Socket(ino))) = holders::object_at(dir.as_fd(), fd) {
+        let Some(s) = stream_at(dir, &name)? else {
+            continue;
+        };
+        if let Stream::Object(Object::Socket(ino)) = s {
             if let Ok(Some(peer)) = holders::unix_peer_of(ino) {
                 out.push(Stream::SocketPeer(peer));
             }
         }
+        out.push(s);
     }
     Ok(out)
 }
@@ -88,18 +101,14 @@ pub(super) fn holds_any(dir: &OwnedFd, streams: &[Stream]) -> Result<bool, PeerE
     }
     for fd in descriptors(dir)? {
         let name = format!("fd/{fd}");
-        if let Some(s) = stream_at(dir, &name)? {
-            if streams.contains(&s) {
-                return Ok(true);
+        match stream_at(dir, &name)? {
+            Some(s) if streams.contains(&s) => return Ok(true),
+            Some(Stream::Object(Object::Socket(ino)))
+                if streams.contains(&Stream::SocketPeer(ino)) =>
+            {
+                return Ok(true)
             }
-        }
-        if let Ok(Some(Object::Socket(ino))) = fd
-            .parse()
-            .map_or(Ok(None), |n| holders::object_at(dir.as_fd(), n))
-        {
-            if streams.contains(&Stream::SocketPeer(ino)) {
-                return Ok(true);
-            }
+            _ => {}
         }
     }
     Ok(false)

@@ -37,7 +37,7 @@ use super::{injected_env, OutputBinding, Peer, PeerError};
 use crate::digest::HashCache;
 use holders::{Binding, Object};
 use proc::{
-    exe_inode, exe_path, gone_or, open_in, open_proc_dir, parent_pid, pidfd_alive, pidfd_open,
+    exe_inode, exe_path, gone_or, open_in, open_proc_dir, parent_in, pidfd_alive, pidfd_open,
     pidfd_pid, read_all, read_in, real_uid, start_time, still_same, tracer_pid,
 };
 use socket::{client_end, peer_cred, peer_pidfd};
@@ -120,11 +120,35 @@ fn inspect(
     may_hash: bool,
     held: Held,
 ) -> Result<Peer, PeerError> {
-    let start = start_time(pid)?;
+    // Without a pidfd the start time tells the process from one that reused its pid;
+    // with one, it is read (through the pinned directory) only for a script's checks.
+    let start = match &pidfd {
+        None => Some(start_time(pid)?),
+        Some(_) => None,
+    };
     let dir = open_proc_dir(pid)?;
     // The directory was opened through the pid; it is the peer's only if the peer is
     // still alive now (a live pidfd means the pid cannot have been reused).
-    still_same(pidfd.as_ref(), pid, start)?;
+    still_same(pidfd.as_ref(), pid, start.unwrap_or(0))?;
+    if !matches!(held, Held::Connection(_)) {
+        // A parent found through its child: its `/proc` directory belongs to its user
+        // (or to root, when it is non-dumpable); another user's is refused by its real
+        // uid before anything else is opened.
+        let owner = nix::sys::stat::fstat(&dir)
+            .map_err(|e| gone_or("stat /proc/<pid>", e.into()))?
+            .st_uid;
+        if owner != uid {
+            match real_uid(&read_in(&dir, "status")?) {
+                Some(real) if real != uid => {
+                    return Err(PeerError::WrongUser {
+                        peer: real,
+                        ours: uid,
+                    })
+                }
+                _ => {}
+            }
+        }
+    }
     let exe = open_in(&dir, "exe")?;
     let exe_meta = exe.metadata().map_err(|e| gone_or("stat exe", e))?;
     let path = exe_path(&dir)?;
@@ -137,6 +161,19 @@ fn inspect(
         .map_err(|e| gone_or("status", e))?
         .uid();
     let status = read_all(status_file, "status")?;
+    if !matches!(held, Held::Connection(_)) {
+        // A parent found through its child: it must be this user's, by its real uid.
+        match real_uid(&status) {
+            Some(real) if real == uid => {}
+            Some(real) => {
+                return Err(PeerError::WrongUser {
+                    peer: real,
+                    ours: uid,
+                })
+            }
+            None => return Err(PeerError::Inspect("no Uid in its status".into())),
+        }
+    }
     // Opening `environ` waits for an exec in progress (the kernel holds its
     // exec_update_lock from switching the executable until it has closed the
     // close-on-exec descriptors), so the descriptor table read next is the current
@@ -174,7 +211,7 @@ fn inspect(
     }
     if pidfd.is_none() {
         // Without a pidfd, confirm again that the pid still names the same process.
-        still_same(None, pid, start)?;
+        still_same(None, pid, start.unwrap_or(0))?;
     }
 
     let mut injection = match tracer_pid(&status) {
@@ -196,20 +233,26 @@ fn inspect(
         injection = unverifiable;
     }
     let (exe_hash, key) = hash_of(cache, &exe, may_hash, "hash executable")?;
+    // An interpreter's command line, read once for its script and for what a shell runs.
+    let argv = if super::is_interpreter(&path) {
+        find_script::argv(&dir)?
+    } else {
+        Vec::new()
+    };
     let id = identify::identity(&path, exe_hash, |exe_hash| {
         let env = environ.as_deref().unwrap_or(&[]);
-        find_script::script_of(&dir, &path, exe_hash, cache, may_hash, env, start)
+        find_script::script_of(&dir, &path, exe_hash, &argv, cache, may_hash, env)
     })?;
     // A shell without a script: what it runs instead decides its place in a chain.
     let shell = if id.interpreter {
-        super::script::shell_runs(super::exe_base_name(&path), &find_script::argv(&dir)?)
+        super::script::shell_runs(super::exe_base_name(&path), &argv)
     } else {
         None
     };
     let handle = Handle {
         pidfd,
         proc_dir: dir,
-        start_time: start,
+        start_time: start.unwrap_or(0),
         exe_inode: key.inode(),
         output: carried,
     };
@@ -294,8 +337,7 @@ fn reading_end_of_stdout(dir: &OwnedFd) -> Result<Result<Object, String>, PeerEr
 
 pub(super) fn parent(peer: &Peer, with_output: bool) -> Result<ParentSeed, PeerError> {
     let h = &peer.handle;
-    let ppid = parent_pid(&read_in(&h.proc_dir, "status")?)
-        .ok_or_else(|| PeerError::Inspect("no PPid in the caller's status".into()))?;
+    let ppid = parent_in(&h.proc_dir)?;
     if ppid <= 1 {
         return Err(PeerError::Unlinked(format!(
             "process {} has no parent to ask for: it was orphaned (its parent exited and init adopted it)",
@@ -306,7 +348,7 @@ pub(super) fn parent(peer: &Peer, with_output: bool) -> Result<ParentSeed, PeerE
     // The pid was read before the pidfd was taken: if the parent exited in between and
     // its pid was reused, the caller (still alive, checked through its own pidfd) has
     // been reparented, so its PPid no longer names that pid.
-    let again = parent_pid(&read_in(&h.proc_dir, "status")?);
+    let again = Some(parent_in(&h.proc_dir)?);
     match &h.pidfd {
         Some(fd) if !pidfd_alive(fd) => return Err(PeerError::Gone),
         None => still_same(None, peer.pid, h.start_time)?,
@@ -317,16 +359,9 @@ pub(super) fn parent(peer: &Peer, with_output: bool) -> Result<ParentSeed, PeerE
             "the caller's parent exited while it was being identified".into(),
         ));
     }
-    let status = read_in(&open_proc_dir(ppid)?, "status")?;
-    if !pidfd_alive(&pidfd) {
-        return Err(PeerError::Gone);
-    }
-    let uid = real_uid(&status)
-        .ok_or_else(|| PeerError::Inspect("no Uid in the parent's status".into()))?;
-    let ours = crate::dirs::euid();
-    if uid != ours {
-        return Err(PeerError::WrongUser { peer: uid, ours });
-    }
+    // Its uid is checked when it is identified (its real uid, from the status read
+    // through its pinned directory).
+    let uid = crate::dirs::euid();
     let output = if with_output {
         Some(reading_end_of_stdout(&h.proc_dir)?)
     } else {

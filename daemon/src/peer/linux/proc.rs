@@ -30,7 +30,8 @@ pub(super) fn pidfd_pid(pidfd: &OwnedFd) -> Result<i32, PeerError> {
     }
 }
 
-/// Whether the process behind a pidfd is still alive (signal 0 checks without sending).
+/// Whether the process behind a pidfd is still alive (signal 0 checks without sending;
+/// a process of another user answers EPERM, which means it is there).
 pub(super) fn pidfd_alive(pidfd: &OwnedFd) -> bool {
     // nix has no pidfd_send_signal.
     // SAFETY: pidfd_send_signal with signal 0 and no siginfo only checks the process.
@@ -43,7 +44,8 @@ pub(super) fn pidfd_alive(pidfd: &OwnedFd) -> bool {
             0,
         )
     };
-    rc == 0
+    // EPERM: the process exists but is another user's (signals to it are not allowed).
+    rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
 /// A pidfd for `pid` (`pidfd_open`).
@@ -68,6 +70,25 @@ pub(super) fn start_time(pid: i32) -> Result<u64, PeerError> {
             inspect_err("stat", e)
         }
     })?;
+    start_of(&stat)
+}
+
+/// The start time of the process whose `/proc/<pid>` directory is `dir` (pinned).
+pub(super) fn start_time_in(dir: &OwnedFd) -> Result<u64, PeerError> {
+    start_of(&String::from_utf8_lossy(&read_in(dir, "stat")?))
+}
+
+/// The parent pid (field 4 of `stat`, which the kernel formats faster than `status`)
+/// of the process whose `/proc/<pid>` directory is `dir`.
+pub(super) fn parent_in(dir: &OwnedFd) -> Result<i32, PeerError> {
+    let stat = String::from_utf8_lossy(&read_in(dir, "stat")?).into_owned();
+    stat.rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse().ok())
+        .ok_or_else(|| PeerError::Inspect("malformed /proc stat".into()))
+}
+
+/// Field 22 of a stat line.
+fn start_of(stat: &str) -> Result<u64, PeerError> {
     // The command name (field 2) may hold spaces and parentheses: skip past the last ')'.
     let rest = stat
         .rsplit_once(')')
@@ -162,14 +183,6 @@ pub(super) fn tracer_pid(status: &[u8]) -> Option<i32> {
         .and_then(|v| v.trim().parse().ok())
 }
 
-/// The `PPid:` line of a status file.
-pub(super) fn parent_pid(status: &[u8]) -> Option<i32> {
-    String::from_utf8_lossy(status)
-        .lines()
-        .find_map(|l| l.strip_prefix("PPid:"))
-        .and_then(|v| v.trim().parse().ok())
-}
-
 /// The real uid (first field of `Uid:`) of a status file.
 pub(super) fn real_uid(status: &[u8]) -> Option<u32> {
     String::from_utf8_lossy(status)
@@ -235,9 +248,17 @@ mod tests {
     #[test]
     fn status_fields_parse() {
         let st = b"Name:\tbash\nPPid:\t42\nUid:\t1000\t1000\t1000\t1000\n";
-        assert_eq!(parent_pid(st), Some(42));
         assert_eq!(real_uid(st), Some(1000));
-        assert_eq!(parent_pid(b"Name:\tx\n"), None);
+        assert_eq!(real_uid(b"Name:\tx\n"), None);
+    }
+
+    #[test]
+    fn the_parent_pid_is_read_through_the_pinned_directory() {
+        let dir = open_proc_dir(std::process::id() as i32).expect("dir");
+        assert_eq!(
+            parent_in(&dir).expect("ppid"),
+            nix::unistd::getppid().as_raw()
+        );
     }
 
     #[test]
