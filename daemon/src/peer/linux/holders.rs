@@ -305,14 +305,7 @@ mod tests {
     use std::os::fd::AsFd;
     use std::os::unix::net::UnixStream;
 
-    fn self_dir() -> OwnedFd {
-        nix::fcntl::open(
-            format!("/proc/{}", std::process::id()).as_str(),
-            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        )
-        .expect("open /proc/<pid>")
-    }
+    use crate::peer::linux::proc::self_dir;
 
     fn inode(fd: BorrowedFd<'_>) -> u64 {
         use std::os::unix::fs::MetadataExt;

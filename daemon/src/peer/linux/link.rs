@@ -206,14 +206,7 @@ pub(super) fn holds_master(dir: &OwnedFd, tty: &Tty) -> Result<bool, PeerError> 
 mod tests {
     use super::*;
 
-    fn self_dir() -> OwnedFd {
-        nix::fcntl::open(
-            format!("/proc/{}", std::process::id()).as_str(),
-            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        )
-        .expect("open /proc/<pid>")
-    }
+    use crate::peer::linux::proc::self_dir;
 
     #[test]
     fn stat_fields_survive_a_hostile_command_name() {

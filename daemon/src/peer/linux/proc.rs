@@ -202,6 +202,12 @@ pub(super) fn still_same(pidfd: Option<&OwnedFd>, pid: i32, start: u64) -> Resul
     }
 }
 
+/// This process's `/proc/<pid>` directory, for tests.
+#[cfg(test)]
+pub(super) fn self_dir() -> OwnedFd {
+    open_proc_dir(std::process::id() as i32).expect("open /proc/<pid>")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
