@@ -442,6 +442,23 @@ fn a_program_that_changes_or_exits_while_its_request_waits_is_refused() {
             .any(|l| l["decision"] == "deny"),
         "{got}"
     );
+    // It becomes git itself, a program that passes requests on: still not the program
+    // that was identified, so refused.
+    let got = approve_after(
+        &h,
+        "togit",
+        "os.execv('/usr/bin/git', ['git', '-c', 'alias.w=!sleep 8', 'w'])",
+    );
+    assert!(
+        !got.contains(PASSWORD),
+        "served after the exec into git: {got}"
+    );
+    assert!(
+        audit_with(&h, "replaced its executable")
+            .iter()
+            .any(|l| l["decision"] == "deny" && l.to_string().contains("togit.py")),
+        "{got}"
+    );
     // It exits: the helper is orphaned, and the origin's pid may go to anyone; the
     // origin is pinned by its pidfd, so nothing that took the pid is served.
     let got = approve_after(&h, "exits", "os._exit(0)");
