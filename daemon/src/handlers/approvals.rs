@@ -71,13 +71,6 @@ fn pinned_libraries(had: Option<&Tool>, seen: Option<&PendingEntry>) -> Vec<Pinn
 impl Daemon {
     /// `approve`: a pending hash (or an approved one, re-approved) with scopes and access.
     pub(super) async fn approve(&self, by: Actor<'_>, hash: String, grant: Grant) -> Response {
-        let Grant {
-            scopes,
-            access,
-            label,
-            unbound_get,
-            only_through,
-        } = grant;
         let hash = match Hash::parse(&hash) {
             Ok(h) => String::from(h),
             Err(e) => return error(ErrorCode::BadRequest, e),
@@ -107,14 +100,16 @@ impl Daemon {
         }
         // Re-approving keeps what the tool had unless told otherwise; a new
         // tool gets what its hello asked for, else the names it asked for.
-        let access = access
+        let access = grant
+            .access
             .or(existing.as_ref().map(|t| t.access))
             .or(entry.as_ref().and_then(|e| e.requested_access));
-        let label = label.or(existing.as_ref().map(|t| t.label.clone()));
-        let unbound_get = unbound_get
+        let label = grant.label.or(existing.as_ref().map(|t| t.label.clone()));
+        let unbound_get = grant
+            .unbound_get
             .or(existing.as_ref().map(|t| t.unbound_get))
             .unwrap_or(false);
-        let scopes = if scopes.is_empty() {
+        let scopes = if grant.scopes.is_empty() {
             existing
                 .as_ref()
                 .map(|t| t.scopes.clone())
@@ -122,7 +117,7 @@ impl Daemon {
                 .or_else(|| entry.as_ref().map(crate::pending::grants))
                 .unwrap_or_default()
         } else {
-            scopes
+            grant.scopes
         };
         self.pin(
             by,
@@ -142,7 +137,9 @@ impl Daemon {
                 libraries: pinned_libraries(existing.as_ref(), entry.as_ref()),
                 terminal_session: entry.as_ref().is_some_and(|e| e.terminal.is_some())
                     || existing.as_ref().is_some_and(|t| t.terminal_session),
-                only_through: only_through.or(existing.as_ref().and_then(|t| t.only_through)),
+                only_through: grant
+                    .only_through
+                    .or(existing.as_ref().and_then(|t| t.only_through)),
                 chain: entry
                     .as_ref()
                     .and_then(|e| e.chain.clone())
@@ -154,13 +151,6 @@ impl Daemon {
 
     /// `register`: a binary by path, hashed now.
     pub(super) async fn register(&self, by: Actor<'_>, path: &str, grant: Grant) -> Response {
-        let Grant {
-            scopes,
-            access,
-            label,
-            unbound_get,
-            only_through,
-        } = grant;
         let (canonical, hash) = match self.hash_path(path).await {
             Ok(x) => x,
             Err(r) => return r,
@@ -174,15 +164,15 @@ impl Daemon {
                 hash,
                 path: canonical,
                 script: None,
-                scopes,
-                access,
-                label,
+                scopes: grant.scopes,
+                access: grant.access,
+                label: grant.label,
                 event: Event::Register,
                 macos: None,
-                unbound_get: unbound_get.unwrap_or(false),
+                unbound_get: grant.unbound_get.unwrap_or(false),
                 libraries: Vec::new(),
                 terminal_session: false,
-                only_through,
+                only_through: grant.only_through,
                 chain: None,
             },
         )

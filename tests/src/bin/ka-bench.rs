@@ -130,27 +130,12 @@ fn git_chain() {
     let (_tmp, home) = bench_home(&ns);
     let ka = keychain_auth_e2e::bin("keychain-auth");
     let log = home.join("daemon-debug.log");
-    let child = Command::new(&ka)
-        .args(["start", "--foreground", "--store", "keyutils"])
-        .env("KEYCHAIN_AUTH_HOME", &home)
-        .env("RUST_LOG", "keychain_auth::handlers::chains=debug")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).expect("log"))
-        .spawn()
-        .expect("spawn daemon");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Client::connect_to(&home.join("agent.sock"), "ka-bench").is_err() {
-        assert!(Instant::now() < deadline, "daemon did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let mut daemon = Daemon {
-        child,
-        ka: ka.clone(),
-        home: home.clone(),
-        idle_rss: None,
-        stored: Vec::new(),
-    };
+    let mut daemon = Daemon::start_logging(
+        &ka,
+        &home,
+        "keyutils",
+        Some(("keychain_auth::handlers::chains=debug", &log)),
+    );
     let name = "git/https/bench.example/alice";
     daemon.set(name);
     daemon.set(NAME);
@@ -798,14 +783,22 @@ struct Daemon {
 
 impl Daemon {
     fn start(ka: &Path, home: &Path, store: &str) -> Daemon {
-        let child = Command::new(ka)
-            .args(["start", "--foreground", "--store", store])
+        Daemon::start_logging(ka, home, store, None)
+    }
+
+    /// [`Daemon::start`], with `RUST_LOG` set and its standard error into a file.
+    fn start_logging(ka: &Path, home: &Path, store: &str, log: Option<(&str, &Path)>) -> Daemon {
+        let mut c = Command::new(ka);
+        c.args(["start", "--foreground", "--store", store])
             .env("KEYCHAIN_AUTH_HOME", home)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn daemon");
+            .stderr(Stdio::null());
+        if let Some((filter, file)) = log {
+            c.env("RUST_LOG", filter)
+                .stderr(std::fs::File::create(file).expect("log file"));
+        }
+        let child = c.spawn().expect("spawn daemon");
         let deadline = Instant::now() + Duration::from_secs(30);
         while Client::connect_to(&home.join("agent.sock"), "ka-bench").is_err() {
             assert!(Instant::now() < deadline, "daemon did not start");
