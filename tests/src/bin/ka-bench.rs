@@ -7,13 +7,15 @@
 //! unknown binaries asked); when a Secret Service is on the session bus, the whole
 //! `keychain-auth get` process against `secret-tool lookup` and the Secret Service calls
 //! per `get` counted with `dbus-monitor` (with and without the value cache); and when a
-//! display is set, the tray app's total RSS. Prints a table; asserts nothing about
-//! timings.
+//! display is set, the tray app's total RSS; and a get through git and the git helper,
+//! with the daemon's walk of its caller chain, run as an ordinary user (the tests'
+//! second user, when started as root). Prints a table; asserts nothing about timings.
 //!
 //! Usage: `ka-bench [--quick] [REQUESTS] [CONNECTIONS]` (defaults 20000 and 2000), from
 //! `scripts/bench`, which builds the release binaries first. `--quick` runs only the
-//! socket scenarios (warm get, connect per request, 64 clients, and the cached pair),
-//! for comparing changes to the request path.
+//! socket scenarios (warm get, connect per request, 64 clients, and the cached pair) and
+//! the git one, for comparing changes to the request path; `--git-chain` only the git
+//! one.
 
 use keychain_auth_sdk::frame;
 use keychain_auth_sdk::protocol::{Request, Response, PROTOCOL_VERSION};
@@ -28,6 +30,10 @@ const NAME: &str = "bench/token";
 const VALUE: &str = "ghp_0123456789abcdefghijklmnopqrstuvwxyzAB";
 
 fn main() {
+    if std::env::args().any(|a| a == "--git-chain") {
+        git_chain_as_an_ordinary_user();
+        return;
+    }
     let args: Vec<usize> = std::env::args()
         .skip(1)
         .filter_map(|a| a.parse().ok())
@@ -91,7 +97,7 @@ fn main() {
         );
         throughput(&cached, &echo_sock, &format!(", value cache {CACHE_MS} ms"));
     }
-    git_chain();
+    git_chain_as_an_ordinary_user();
     if quick {
         return;
     }
@@ -116,6 +122,39 @@ fn main() {
     app_rss();
 }
 
+/// [`git_chain`] as an ordinary user: run as root, this benchmark runs it in a copy of
+/// itself as the tests' second user, since a daemon of root skips what it checks of an
+/// ordinary user's programs (the libraries they map), which every program of a chain
+/// is.
+fn git_chain_as_an_ordinary_user() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        git_chain();
+        return;
+    }
+    let Some((uid, gid)) = keychain_auth_e2e::other_user() else {
+        git_chain();
+        return;
+    };
+    let me = std::env::current_exe().expect("current exe");
+    let status = Command::new("setpriv")
+        .args([
+            &format!("--reuid={uid}"),
+            &format!("--regid={gid}"),
+            "--clear-groups",
+            "--",
+        ])
+        .arg(&me)
+        .arg("--git-chain")
+        .env("HOME", std::env::temp_dir())
+        .env_remove("XDG_RUNTIME_DIR")
+        .env_remove("DBUS_SESSION_BUS_ADDRESS")
+        .status();
+    if !matches!(status, Ok(s) if s.success()) {
+        println!("| git credential fill through the helper | SKIP: the run as uid {uid} failed ({status:?}) | | | | |");
+    }
+}
+
 /// A get through git and the git helper: the whole `git credential fill` next to the
 /// same git with a helper that answers at once (the process machinery), and the daemon's
 /// share of it (the caller-chain walk, from the daemon's own debug line) next to a
@@ -126,6 +165,13 @@ fn git_chain() {
         return;
     };
     let _ = git;
+    // SAFETY: geteuid has no preconditions.
+    let uid = unsafe { libc::geteuid() };
+    let who = if uid == 0 {
+        "uid 0, whose daemon skips the library checks".to_string()
+    } else {
+        format!("uid {uid}")
+    };
     let ns = format!("ka-bench-git-{}", std::process::id());
     let (_tmp, home) = bench_home(&ns);
     let ka = keychain_auth_e2e::bin("keychain-auth");
@@ -212,7 +258,7 @@ fn git_chain() {
     base.sort();
     let ms = |d: Duration| format!("{:.2} ms", d.as_secs_f64() * 1000.0);
     println!(
-        "| `git credential fill` through the helper, whole process ({n}) vs a helper that answers at once | {} | {} | {} | {} | {:.2}× |",
+        "| `git credential fill` through the helper, whole process ({n}, {who}) vs a helper that answers at once | {} | {} | {} | {} | {:.2}× |",
         ms(percentile(&ours, 0.5)),
         ms(percentile(&ours, 0.99)),
         ms(percentile(&base, 0.5)),
@@ -235,7 +281,7 @@ fn git_chain() {
         println!("| caller-chain walk in the daemon | SKIP: no timing lines in the daemon's log | | | | |");
     } else {
         println!(
-            "| caller-chain walk in the daemon ({} walks: this process → git → sh -c → git → helper) vs a direct connect + hello + get (500) | {} | {} | {} | {} | {:.2}× |",
+            "| caller-chain walk in the daemon ({} walks: this process → git → sh -c → git → helper, {who}) vs a direct connect + hello + get (500) | {} | {} | {} | {} | {:.2}× |",
             walks.len(),
             us(percentile(&walks, 0.5)),
             us(percentile(&walks, 0.99)),
