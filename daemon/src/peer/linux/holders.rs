@@ -5,13 +5,12 @@
 //! descriptor that survived an `exec` cannot be close-on-exec, and one closed by the
 //! `exec` is not held. Linux only; nothing here decides, it only reports.
 
-use nix::dir::Dir;
 use nix::fcntl::{openat, readlinkat, OFlag};
 use nix::sys::socket::{
     recv, sendto, socket, AddressFamily, MsgFlags, NetlinkAddr, SockFlag, SockProtocol, SockType,
 };
 use nix::sys::stat::Mode;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStringExt;
 
 /// `SOCK_DIAG_BY_FAMILY` from linux/sock_diag.h.
@@ -204,18 +203,29 @@ pub fn read_link_at(dir: BorrowedFd<'_>, name: &str, max: usize) -> std::io::Res
     Ok(target)
 }
 
-/// Reads a small file inside a directory handle.
+/// Reads an `fdinfo` file inside a directory handle (which the kernel shows whole).
 fn read_at(dir: BorrowedFd<'_>, name: &str) -> std::io::Result<Vec<u8>> {
-    use std::io::Read;
     let mut f = std::fs::File::from(openat(
         dir,
         name,
         OFlag::O_RDONLY | OFlag::O_CLOEXEC,
         Mode::empty(),
     )?);
-    let mut out = Vec::with_capacity(256);
-    f.read_to_end(&mut out)?;
-    Ok(out)
+    super::proc::read_whole(&mut f)
+}
+
+/// The descriptor numbers held by the process whose `/proc/<pid>` directory is
+/// `proc_dir`, listed through that directory (the pinned process's own).
+pub fn descriptors(proc_dir: BorrowedFd<'_>) -> std::io::Result<Vec<i32>> {
+    use std::os::fd::AsRawFd;
+    let mut fds = Vec::new();
+    for entry in std::fs::read_dir(format!("/proc/self/fd/{}/fd", proc_dir.as_raw_fd()))? {
+        let entry = entry?;
+        if let Some(fd) = entry.file_name().to_str().and_then(|n| n.parse().ok()) {
+            fds.push(fd);
+        }
+    }
+    Ok(fds)
 }
 
 /// What descriptor `fd` of the process whose `/proc/<pid>` directory is `proc_dir`
@@ -233,26 +243,10 @@ pub fn object_at(proc_dir: BorrowedFd<'_>, fd: i32) -> std::io::Result<Option<Ob
 /// `object`, with its flags. A process that exited gives `ENOENT`/`ESRCH`; one whose
 /// descriptors this process may not see (non-dumpable, another user) gives `EACCES`.
 pub fn holdings(proc_dir: BorrowedFd<'_>, object: Object) -> std::io::Result<Vec<Holding>> {
-    let mut dir = Dir::openat(
-        proc_dir,
-        "fd",
-        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )?;
     // The descriptor numbers first, then each one's link and flags.
-    let mut fds = Vec::new();
-    for entry in dir.iter() {
-        let entry = entry?;
-        let Ok(name) = entry.file_name().to_str() else {
-            continue;
-        };
-        if let Ok(fd) = name.parse::<i32>() {
-            fds.push(fd);
-        }
-    }
     let mut out = Vec::new();
-    for fd in fds {
-        let link = match read_link_at(dir.as_fd(), &fd.to_string(), 256) {
+    for fd in descriptors(proc_dir)? {
+        let link = match read_link_at(proc_dir, &format!("fd/{fd}"), 256) {
             Ok(l) => l,
             // Closed since the directory was read.
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => continue,

@@ -9,9 +9,7 @@
 use super::holders::{self, Object};
 use super::proc::{gone_or, read_in};
 use crate::peer::{PeerError, Tty};
-use nix::dir::Dir;
-use nix::fcntl::OFlag;
-use nix::sys::stat::{fstatat, Mode, SFlag};
+use nix::sys::stat::{fstatat, SFlag};
 use std::os::fd::{AsFd, OwnedFd};
 
 /// One of a child's standard streams, as a parent holding it would show it.
@@ -73,42 +71,27 @@ pub(super) fn streams(dir: &OwnedFd) -> Result<Vec<Stream>, PeerError> {
     Ok(out)
 }
 
-/// The descriptor numbers a process holds.
-fn descriptors(dir: &OwnedFd) -> Result<Vec<String>, PeerError> {
-    let mut fds = Dir::openat(
-        dir,
-        "fd",
-        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(|e| gone_or("its descriptors", e.into()))?;
-    let mut out = Vec::new();
-    for entry in fds.iter() {
-        let entry = entry.map_err(|e| gone_or("its descriptors", e.into()))?;
-        if let Ok(name) = entry.file_name().to_str() {
-            if name.bytes().all(|b| b.is_ascii_digit()) {
-                out.push(name.to_string());
-            }
-        }
-    }
-    Ok(out)
-}
-
-/// Whether the process whose `/proc` directory is `dir` holds any of `streams`.
+/// Whether the process whose `/proc` directory is `dir` holds any of `streams`: its own
+/// standard streams first (what a child started with its parent's streams shares),
+/// then every other descriptor.
 pub(super) fn holds_any(dir: &OwnedFd, streams: &[Stream]) -> Result<bool, PeerError> {
     if streams.is_empty() {
         return Ok(false);
     }
-    for fd in descriptors(dir)? {
-        let name = format!("fd/{fd}");
-        match stream_at(dir, &name)? {
-            Some(s) if streams.contains(&s) => return Ok(true),
-            Some(Stream::Object(Object::Socket(ino)))
-                if streams.contains(&Stream::SocketPeer(ino)) =>
-            {
-                return Ok(true)
-            }
-            _ => {}
+    let is_one = |s: Option<Stream>| match s {
+        Some(s) if streams.contains(&s) => true,
+        Some(Stream::Object(Object::Socket(ino))) => streams.contains(&Stream::SocketPeer(ino)),
+        _ => false,
+    };
+    for fd in 0..3 {
+        if is_one(stream_at(dir, &format!("fd/{fd}"))?) {
+            return Ok(true);
+        }
+    }
+    let fds = holders::descriptors(dir.as_fd()).map_err(|e| gone_or("its descriptors", e))?;
+    for fd in fds.into_iter().filter(|fd| *fd > 2) {
+        if is_one(stream_at(dir, &format!("fd/{fd}"))?) {
+            return Ok(true);
         }
     }
     Ok(false)
@@ -180,7 +163,8 @@ fn tty_index(fdinfo: &[u8]) -> Option<u32> {
 /// Whether the process holds the master side of `tty` (a descriptor on the ptmx whose
 /// fdinfo names the terminal's index).
 pub(super) fn holds_master(dir: &OwnedFd, tty: &Tty) -> Result<bool, PeerError> {
-    for fd in descriptors(dir)? {
+    let fds = holders::descriptors(dir.as_fd()).map_err(|e| gone_or("its descriptors", e))?;
+    for fd in fds {
         let Ok(link) = holders::read_link_at(dir.as_fd(), &format!("fd/{fd}"), 256) else {
             continue;
         };

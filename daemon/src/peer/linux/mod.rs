@@ -38,7 +38,7 @@ use crate::digest::HashCache;
 use holders::{Binding, Object};
 use proc::{
     exe_inode, exe_path, gone_or, open_in, open_proc_dir, parent_in, pidfd_alive, pidfd_open,
-    pidfd_pid, read_all, read_in, real_uid, start_time, still_same, tracer_pid,
+    pidfd_pid, read_all, read_in, real_uid, start_time, status_ppid, still_same, tracer_pid,
 };
 use socket::{client_end, peer_cred, peer_pidfd};
 pub(super) use socket::{peek_in_turn, prepare_listener, recv_with_sender};
@@ -55,6 +55,9 @@ pub struct Handle {
     /// For a process in the chain of `keychain-auth get`: the reading end of the CLI's
     /// output, which its parents are judged on as well.
     output: Option<Result<Object, String>>,
+    /// For a parent found through its child: its parent's pid as its `status` said
+    /// while it was identified, the first of the two reads that pin that parent.
+    ppid: Option<i32>,
 }
 
 pub(super) fn identify(
@@ -179,6 +182,7 @@ fn inspect(
     // close-on-exec descriptors), so the descriptor table read next is the current
     // program's, and the executable is looked at again after it.
     let environ = read_in(&dir, "environ");
+    let is_parent = !matches!(held, Held::Connection(_));
     let carried = match &held {
         Held::Output(obj) => Some(obj.clone()),
         _ => None,
@@ -255,6 +259,11 @@ fn inspect(
         start_time: start.unwrap_or(0),
         exe_inode: key.inode(),
         output: carried,
+        ppid: if is_parent {
+            status_ppid(&status)
+        } else {
+            None
+        },
     };
     Ok(Peer {
         output,
@@ -279,9 +288,10 @@ fn user_libraries(
     if uid == 0 {
         return Ok((Vec::new(), None));
     }
-    let maps = read_in(dir, "maps")?;
+    let maps = open_in(dir, "maps")?;
+    let mapped = mappings::executable_files_of(maps).map_err(|e| gone_or("maps", e))?;
     let mut out = Vec::new();
-    for m in mappings::executable_files(&maps) {
+    for m in mapped {
         if (m.dev, m.ino) == exe {
             continue;
         }
@@ -337,7 +347,12 @@ fn reading_end_of_stdout(dir: &OwnedFd) -> Result<Result<Object, String>, PeerEr
 
 pub(super) fn parent(peer: &Peer, with_output: bool) -> Result<ParentSeed, PeerError> {
     let h = &peer.handle;
-    let ppid = parent_in(&h.proc_dir)?;
+    // The first read of the parent's pid: the one taken while the process was
+    // identified (a moment ago, in a walk), else now.
+    let ppid = match h.ppid {
+        Some(p) => p,
+        None => parent_in(&h.proc_dir)?,
+    };
     if ppid <= 1 {
         return Err(PeerError::Unlinked(format!(
             "process {} has no parent to ask for: it was orphaned (its parent exited and init adopted it)",

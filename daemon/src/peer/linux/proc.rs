@@ -135,10 +135,20 @@ pub(super) fn read_all(mut f: File, name: &str) -> Result<Vec<u8>, PeerError> {
     read_proc(&mut f).map_err(|e| gone_or(name, e))
 }
 
+/// A whole open `/proc` file, as an I/O result.
+pub(super) fn read_whole(f: &mut File) -> std::io::Result<Vec<u8>> {
+    read_proc(f)
+}
+
 /// Reads a whole `/proc` file with plain `read`s into a page-sized buffer that doubles
-/// when full. `read_to_end` would first ask the file's size (which `/proc` reports as 0)
-/// and then probe with 32-byte reads: 8 system calls for a `status` file instead of 2,
-/// on every new connection.
+/// when full, up to the first read that returns less than it was asked for. The kernel
+/// writes `stat`, `status` and `fdinfo` (one record each) whole into its own buffer on
+/// the first read and copies out as much as fits; it copies `environ` and `cmdline` out
+/// of the process's memory until their end or until the buffer is full: either way a
+/// short read is all of it, and one `read` does for a `status` file. (Not for `maps`,
+/// whose records are copied a page at a time, nor for pipes.) `read_to_end` would first
+/// ask the file's size (which `/proc` reports as 0) and then probe with 32-byte reads:
+/// 8 system calls instead of 1, on every new connection.
 fn read_proc(f: &mut File) -> std::io::Result<Vec<u8>> {
     let mut buf = vec![0u8; 4096];
     let mut len = 0;
@@ -148,7 +158,12 @@ fn read_proc(f: &mut File) -> std::io::Result<Vec<u8>> {
         }
         match f.read(&mut buf[len..]) {
             Ok(0) => break,
-            Ok(n) => len += n,
+            Ok(n) => {
+                len += n;
+                if len < buf.len() {
+                    break;
+                }
+            }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
         }
@@ -183,6 +198,14 @@ pub(super) fn tracer_pid(status: &[u8]) -> Option<i32> {
         .and_then(|v| v.trim().parse().ok())
 }
 
+/// The `PPid:` line of a status file.
+pub(super) fn status_ppid(status: &[u8]) -> Option<i32> {
+    String::from_utf8_lossy(status)
+        .lines()
+        .find_map(|l| l.strip_prefix("PPid:"))
+        .and_then(|v| v.trim().parse().ok())
+}
+
 /// The real uid (first field of `Uid:`) of a status file.
 pub(super) fn real_uid(status: &[u8]) -> Option<u32> {
     String::from_utf8_lossy(status)
@@ -214,7 +237,12 @@ mod tests {
 
     #[test]
     fn proc_files_and_larger_files_are_read_whole() {
-        for path in ["/proc/self/status", "/proc/self/stat", "/proc/self/environ"] {
+        for path in [
+            "/proc/self/status",
+            "/proc/self/stat",
+            "/proc/self/environ",
+            "/proc/self/cmdline",
+        ] {
             let ours = read_proc(&mut File::open(path).expect("open")).expect("read");
             let std = std::fs::read(path).expect("std read");
             // status and stat change between two reads (times, memory): compare shape.
@@ -225,7 +253,8 @@ mod tests {
                 "{path}"
             );
         }
-        // Past the first 4 KiB buffer and several doublings, byte for byte.
+        // Past the first 4 KiB buffer and several doublings, byte for byte: a read that
+        // fills the buffer is never taken for the end.
         let dir = tempfile::tempdir().expect("tempdir");
         let big = dir.path().join("big");
         let bytes: Vec<u8> = (0..70_001u32).map(|i| (i % 253) as u8).collect();
@@ -259,12 +288,56 @@ mod tests {
     }
 
     #[test]
+    fn a_long_environment_and_command_line_are_read_whole() {
+        // Past the first buffer of each kind of file, and a page of the process's memory.
+        let long = "v".repeat(20_000);
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", "sleep 30; :", "a"])
+            .arg(&long)
+            .env("KA_LONG", &long)
+            .spawn()
+            .expect("sleep");
+        let pid = child.id() as i32;
+        let dir = open_proc_dir(pid).expect("dir");
+        // Until the exec is done, the files are still the test's own.
+        let mut tries = 0;
+        while !read_in(&dir, "cmdline")
+            .expect("cmdline")
+            .starts_with(b"sh\0")
+        {
+            tries += 1;
+            assert!(tries < 500, "sh did not start");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let environ = read_in(&dir, "environ").expect("environ");
+        let cmdline = read_in(&dir, "cmdline").expect("cmdline");
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(environ.len() > 20_000, "{}", environ.len());
+        assert!(environ
+            .split(|b| *b == 0)
+            .any(|v| v == format!("KA_LONG={long}").as_bytes()));
+        assert_eq!(
+            cmdline,
+            format!("sh\x00-c\x00sleep 30; :\x00a\x00{long}\x00").into_bytes()
+        );
+    }
+
+    #[test]
     fn the_parent_pid_is_read_through_the_pinned_directory() {
         let dir = open_proc_dir(std::process::id() as i32).expect("dir");
         assert_eq!(
             parent_in(&dir).expect("ppid"),
             nix::unistd::getppid().as_raw()
         );
+    }
+
+    #[test]
+    fn the_parent_pid_of_a_status_file_parses() {
+        let status = std::fs::read("/proc/self/status").expect("status");
+        assert_eq!(status_ppid(&status), Some(nix::unistd::getppid().as_raw()));
+        assert_eq!(status_ppid(b"Name:\tx\nPPid:\tnope\n"), None);
+        assert_eq!(status_ppid(b""), None);
     }
 
     #[test]
