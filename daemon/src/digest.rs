@@ -26,14 +26,18 @@ pub struct FileKey {
 impl FileKey {
     /// The key of an open file.
     pub fn of(file: &File) -> std::io::Result<FileKey> {
-        let m = file.metadata()?;
-        Ok(FileKey {
+        Ok(FileKey::of_meta(&file.metadata()?))
+    }
+
+    /// The key of a file from its `stat`.
+    pub fn of_meta(m: &std::fs::Metadata) -> FileKey {
+        FileKey {
             dev: m.dev(),
             ino: m.ino(),
             size: m.size(),
             mtime: (m.mtime(), m.mtime_nsec()),
             ctime: (m.ctime(), m.ctime_nsec()),
-        })
+        }
     }
 
     /// Device and inode.

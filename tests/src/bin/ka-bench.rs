@@ -217,19 +217,7 @@ fn git_chain() {
             "credential",
             "fill",
         ])
-        .env(
-            "PATH",
-            format!(
-                "{}:{}",
-                bin_dir.display(),
-                std::env::var("PATH").unwrap_or_default()
-            ),
-        )
-        .env("KEYCHAIN_AUTH_HOME", &home)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_TERMINAL_PROMPT", "0")
-        .env("GIT_ASKPASS", "/bin/false")
+        .envs(git_env(&bin_dir, &home))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -279,14 +267,10 @@ fn git_chain() {
     }
     ours.sort();
     base.sort();
-    let ms = |d: Duration| format!("{:.2} ms", d.as_secs_f64() * 1000.0);
-    println!(
-        "| `git credential fill` through the helper, whole process ({n}, {who}) vs a helper that answers at once | {} | {} | {} | {} | {:.2}× |",
-        ms(percentile(&ours, 0.5)),
-        ms(percentile(&ours, 0.99)),
-        ms(percentile(&base, 0.5)),
-        ms(percentile(&base, 0.99)),
-        percentile(&ours, 0.5).as_secs_f64() / percentile(&base, 0.5).as_secs_f64()
+    ms_row(
+        &format!("`git credential fill` through the helper, whole process ({n}, {who}) vs a helper that answers at once"),
+        &ours,
+        &base,
     );
     // The daemon's share: its walks of the caller chain, and a direct client's whole
     // connect + hello + get in the same run.
@@ -308,6 +292,40 @@ fn git_chain() {
     }
     terminal_chain(&ka, &home, &bin_dir, &log, instant, &direct, &who);
     daemon.stop();
+}
+
+/// The environment of the benchmark's `git`: the built binaries first on `PATH`, this
+/// home, no configuration of the machine's or the user's, and no prompts.
+fn git_env(bin_dir: &Path, home: &Path) -> Vec<(String, String)> {
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    [
+        ("PATH", path),
+        ("KEYCHAIN_AUTH_HOME", home.display().to_string()),
+        ("GIT_CONFIG_NOSYSTEM", "1".into()),
+        ("GIT_CONFIG_GLOBAL", "/dev/null".into()),
+        ("GIT_TERMINAL_PROMPT", "0".into()),
+        ("GIT_ASKPASS", "/bin/false".into()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
+}
+
+/// A row of whole-process times (sorted), in milliseconds, beside its baseline.
+fn ms_row(label: &str, ours: &[Duration], base: &[Duration]) {
+    let ms = |d: Duration| format!("{:.2} ms", d.as_secs_f64() * 1000.0);
+    println!(
+        "| {label} | {} | {} | {} | {} | {:.2}× |",
+        ms(percentile(ours, 0.5)),
+        ms(percentile(ours, 0.99)),
+        ms(percentile(base, 0.5)),
+        ms(percentile(base, 0.99)),
+        percentile(ours, 0.5).as_secs_f64() / percentile(base, 0.5).as_secs_f64()
+    );
 }
 
 /// The walks of the daemon's log after its first `skip` bytes.
@@ -350,19 +368,7 @@ fn terminal_chain(
     let tmux = || {
         let mut c = Command::new("tmux");
         c.args(["-L", &socket, "-f", "/dev/null"])
-            .env(
-                "PATH",
-                format!(
-                    "{}:{}",
-                    bin_dir.display(),
-                    std::env::var("PATH").unwrap_or_default()
-                ),
-            )
-            .env("KEYCHAIN_AUTH_HOME", home)
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .env("GIT_CONFIG_GLOBAL", "/dev/null")
-            .env("GIT_TERMINAL_PROMPT", "0")
-            .env("GIT_ASKPASS", "/bin/false");
+            .envs(git_env(bin_dir, home));
         c
     };
     let started = tmux()
@@ -484,14 +490,10 @@ fn terminal_chain(
             walks.len()
         ));
     }
-    let ms = |d: Duration| format!("{:.2} ms", d.as_secs_f64() * 1000.0);
-    println!(
-        "| `git credential fill` typed in a terminal session (tmux → bash → git → sh -c → git → helper; {n}, {who}) vs a helper that answers at once | {} | {} | {} | {} | {:.2}× |",
-        ms(percentile(&ours, 0.5)),
-        ms(percentile(&ours, 0.99)),
-        ms(percentile(&base, 0.5)),
-        ms(percentile(&base, 0.99)),
-        percentile(&ours, 0.5).as_secs_f64() / percentile(&base, 0.5).as_secs_f64()
+    ms_row(
+        &format!("`git credential fill` typed in a terminal session (tmux → bash → git → sh -c → git → helper; {n}, {who}) vs a helper that answers at once"),
+        &ours,
+        &base,
     );
     println!(
         "| caller-chain walk of that terminal session ({} walks) vs the direct connect + hello + get above | {} | {} | {} | {} | {:.2}× |",

@@ -253,23 +253,20 @@ fn judge_afresh(m: &Mapped, uid: u32) -> (Verdict, Option<std::fs::Metadata>) {
 /// on every `chmod`, `chown`, ACL change and write, and nobody but root can set it back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Stamp {
+    /// Device, inode, size and the two change times, as the hash cache keys a file.
+    key: crate::digest::FileKey,
     uid: u32,
     gid: u32,
     mode: u32,
-    size: u64,
-    mtime: (i64, i64),
-    ctime: (i64, i64),
 }
 
 impl Stamp {
     fn of(meta: &std::fs::Metadata) -> Stamp {
         Stamp {
+            key: crate::digest::FileKey::of_meta(meta),
             uid: meta.uid(),
             gid: meta.gid(),
             mode: meta.mode(),
-            size: meta.size(),
-            mtime: (meta.mtime(), meta.mtime_nsec()),
-            ctime: (meta.ctime(), meta.ctime_nsec()),
         }
     }
 }
