@@ -2,7 +2,9 @@
 //! it is, mapped code from a file the user can change, whatever variable brought it in:
 //! a trojan libc found through `LD_LIBRARY_PATH` (a real copy, so the tool works), and
 //! the same file deleted once mapped. A tool that really runs libraries from the user's
-//! home is approved with them, pinned by hash. Played by an ordinary user.
+//! home is approved with them, pinned by hash. A library the daemon found to be root's
+//! alone, and remembers so, is judged again once it changes or another file takes its
+//! path. Played by an ordinary user.
 
 #![allow(clippy::unwrap_used)]
 
@@ -135,4 +137,74 @@ fn a_tool_running_libraries_from_the_users_home_is_approved_with_them_pinned() {
         get_with(&h, &tool, &[("LD_LIBRARY_PATH", &libs)])["value"],
         VALUE
     );
+}
+
+#[test]
+fn a_remembered_system_library_is_judged_again_once_it_changes_or_is_replaced() {
+    let Some((uid, gid)) = keychain_auth_e2e::other_user() else {
+        eprintln!("skipped: making a library that is root's alone needs the tests to run as root");
+        return;
+    };
+    let (h, tool) = approved_home();
+    // Root's copy of libc, in a directory of root's inside the user's home: the daemon
+    // finds it root's alone and remembers it.
+    use std::os::unix::fs::PermissionsExt;
+    let dir = h.path("rootlib");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let lib = dir.join("libc.so.6");
+    std::fs::copy(system_libc(), &lib).unwrap();
+    std::fs::set_permissions(&lib, std::fs::Permissions::from_mode(0o644)).unwrap();
+    for _ in 0..3 {
+        assert_eq!(
+            get_with(&h, &tool, &[("LD_LIBRARY_PATH", &dir)])["value"],
+            VALUE
+        );
+    }
+    // Root lets the user write it (its change time moves), and the user does.
+    std::fs::set_permissions(&lib, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let appended = h
+        .command(Path::new("/bin/sh"))
+        .args(["-c", "printf x >> \"$1\"", "sh"])
+        .arg(&lib)
+        .output()
+        .unwrap();
+    assert!(appended.status.success(), "{}", stderr(&appended));
+    let r = get_with(&h, &tool, &[("LD_LIBRARY_PATH", &dir)]);
+    assert_eq!(r["code"], "not_approved", "{r}");
+    assert!(
+        r["message"].as_str().unwrap().contains("rootlib/libc.so.6"),
+        "{r}"
+    );
+    // Root's again, unchanged for a while: served, and remembered again.
+    std::fs::copy(system_libc(), &lib).unwrap();
+    std::fs::set_permissions(&lib, std::fs::Permissions::from_mode(0o644)).unwrap();
+    assert_eq!(
+        get_with(&h, &tool, &[("LD_LIBRARY_PATH", &dir)])["value"],
+        VALUE
+    );
+    // The user moves root's directory aside (the home is the user's) and puts a copy of
+    // their own at the same path: a new inode, judged afresh, the user's.
+    let swapped = h
+        .command(Path::new("/bin/sh"))
+        .args([
+            "-c",
+            "mv \"$1\" \"$1.old\" && mkdir \"$1\" && cp \"$2\" \"$1/libc.so.6\"",
+            "sh",
+        ])
+        .arg(&dir)
+        .arg(system_libc())
+        .output()
+        .unwrap();
+    assert!(swapped.status.success(), "{}", stderr(&swapped));
+    let meta = std::fs::metadata(&lib).unwrap();
+    assert_eq!(
+        (
+            std::os::unix::fs::MetadataExt::uid(&meta),
+            std::os::unix::fs::MetadataExt::gid(&meta)
+        ),
+        (uid, gid)
+    );
+    let r = get_with(&h, &tool, &[("LD_LIBRARY_PATH", &dir)]);
+    assert_eq!(r["code"], "not_approved", "{r}");
 }
