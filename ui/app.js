@@ -71,23 +71,33 @@ function copyButton(text) {
 }
 
 // A button that asks for a second click within 4 s before it acts (no modal dialog).
-function twoStep(cls, label, armedLabel, action) {
-  let armed = null;
+// The first click is remembered by `key`, so a re-render of the section in between (a
+// new audit line, the store's names) keeps the button armed.
+const armedUntil = new Map();
+function twoStep(cls, label, armedLabel, key, action) {
   const b = el("button", { type: "button", class: cls, text: label });
+  const arm = (until) => {
+    b.textContent = armedLabel;
+    b.classList.add("armed");
+    setTimeout(() => {
+      if ((armedUntil.get(key) || 0) <= Date.now()) {
+        armedUntil.delete(key);
+        b.textContent = label;
+        b.classList.remove("armed");
+      }
+    }, Math.max(0, until - Date.now()) + 10);
+  };
+  const until = armedUntil.get(key) || 0;
+  if (until > Date.now()) arm(until);
   b.addEventListener("click", () => {
-    if (armed) {
-      clearTimeout(armed);
-      armed = null;
+    if ((armedUntil.get(key) || 0) > Date.now()) {
+      armedUntil.delete(key);
       action();
       return;
     }
-    b.textContent = armedLabel;
-    b.classList.add("armed");
-    armed = setTimeout(() => {
-      armed = null;
-      b.textContent = label;
-      b.classList.remove("armed");
-    }, 4000);
+    const until = Date.now() + 4000;
+    armedUntil.set(key, until);
+    arm(until);
   });
   return b;
 }
@@ -137,6 +147,8 @@ function renderPending(pending, grantsByHash) {
           "td",
           { class: "actions" },
           canApprove ? el("button", { type: "button", class: "approve", text: "Approve", onclick: () => act("approve", { hash: p.hash }) }) : null,
+          canApprove ? el("button", { type: "button", class: "hour", text: "For 1 hour", onclick: () => act("approve", { hash: p.hash, lasts: "hour" }) }) : null,
+          canApprove ? el("button", { type: "button", class: "logout", text: "Until logout", onclick: () => act("approve", { hash: p.hash, lasts: "logout" }) }) : null,
           canApprove ? el("button", { type: "button", class: "once", text: "Allow once", onclick: () => act("allow_once", { hash: p.hash }) }) : null,
           el("button", { type: "button", class: "deny", text: "Deny", onclick: () => act("deny", { hash: p.hash }) }),
         ),
@@ -181,7 +193,7 @@ function renderTools(tools, names) {
         "article",
         { class: "tool", "data-hash": t.hash },
         el("h3", { text: t.label }),
-        el("p", {}, el("span", { text: t.script ? `${t.script.path} (run by ${t.script.interpreter})` : t.path }), " · ", el("span", { class: "access", text: t.access }), " · approved ", el("span", { text: `${t.approved_at} via ${t.approved_via}` })),
+        el("p", {}, el("span", { text: t.script ? `${t.script.path} (run by ${t.script.interpreter})` : t.path }), " · ", el("span", { class: "access", text: t.access }), " · approved ", el("span", { text: `${t.approved_at} via ${t.approved_via}` }), " · ", el("span", { class: "lasts", text: t.expires_at ? `until ${t.expires_at}` : t.until_logout ? "until logout" : "always" })),
         el("p", { class: "hash" }, el("code", { text: t.hash }), " ", copyButton(t.hash)),
         checks,
         el("p", {}, patternInput, " ", savePatterns),
@@ -189,7 +201,7 @@ function renderTools(tools, names) {
           "p",
           { class: "actions" },
           el("button", { type: "button", class: "upgrade", text: "Upgrade (re-pin to the file as it is now)", onclick: () => act("upgrade", { path: t.script ? t.script.path : t.path }) }),
-          twoStep("revoke", "Revoke", `Click again to revoke ${t.label}`, () => act("revoke", { hash: t.hash })),
+          twoStep("revoke", "Revoke", `Click again to revoke ${t.label}`, `revoke:${t.hash}`, () => act("revoke", { hash: t.hash })),
         ),
       ),
     );
@@ -244,6 +256,9 @@ async function refresh() {
     return;
   }
   $("status").textContent = `store: ${s.store} · socket: ${s.socket}` + (s.names_error ? ` · store error: ${s.names_error}` : "") + (s.ptrace_warning ? ` · Warning: ${s.ptrace_warning}` : "");
+  // Below the header, not in it: it is long, and the header stays on top of the page.
+  $("presence-warning").textContent = s.presence_warning ? `Proof of presence: ${s.presence_warning}` : "";
+  $("presence-warning").hidden = !s.presence_warning;
   // The whole of it (and what to do) on hover; `keychain-auth status` prints it too.
   $("status").title = s.ptrace;
   const pause = $("pause");

@@ -102,6 +102,7 @@ fn approved_get(c: &mut Criterion) {
             paths: Paths::in_dir(dir.path()),
             store: Arc::new(OneValue),
             approver: Arc::new(keychain_auth::desktop::approver::Headless),
+            presence: Arc::new(keychain_auth::presence::NoMechanism("benchmark".into())),
             clock: Arc::new(keychain_auth::clock::SystemClock),
             admin_hashes: Vec::new(),
             deputy_hashes: Vec::new(),

@@ -14,6 +14,28 @@ pub trait Clock: Send + Sync {
     }
 }
 
+/// A clock that stands still until moved (unit tests).
+#[cfg(test)]
+#[derive(Debug)]
+pub struct ManualClock(pub std::sync::Mutex<SystemTime>);
+
+#[cfg(test)]
+impl ManualClock {
+    /// Moves it on by `d`.
+    pub fn advance(&self, d: std::time::Duration) {
+        if let Ok(mut t) = self.0.lock() {
+            *t += d;
+        }
+    }
+}
+
+#[cfg(test)]
+impl Clock for ManualClock {
+    fn now(&self) -> SystemTime {
+        self.0.lock().map(|t| *t).unwrap_or(SystemTime::UNIX_EPOCH)
+    }
+}
+
 /// The system clock.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct SystemClock;

@@ -59,6 +59,9 @@ pub struct DenyRule {
     pub at: String,
 }
 
+/// Most names `protected` may hold.
+pub const MAX_PROTECTED: usize = 1024;
+
 /// The contents of config.json.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -96,6 +99,18 @@ pub struct Config {
         skip_serializing_if = "is_default_audit_keep"
     )]
     pub audit_keep: usize,
+    /// Proof of presence for widening decisions (`required` or `off`); absent: required
+    /// wherever the OS offers a mechanism (see [`crate::presence`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub presence: Option<crate::presence::Setting>,
+    /// How long a proof of presence may wait for the person, in seconds (5 to 600;
+    /// absent: [`crate::presence::DEFAULT_TIMEOUT_S`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub presence_timeout_s: Option<u64>,
+    /// Secret names marked `confirm: always` (`keychain-auth protect NAME`): each read,
+    /// by any approved program, needs a fresh proof of presence.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub protected: Vec<String>,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -138,6 +153,9 @@ impl Default for Config {
             value_cache_ms: 0,
             audit_max_bytes: crate::audit::DEFAULT_MAX_BYTES,
             audit_keep: crate::audit::DEFAULT_KEEP,
+            presence: None,
+            presence_timeout_s: None,
+            protected: Vec::new(),
         }
     }
 }
@@ -323,8 +341,31 @@ impl Config {
                 crate::audit::MAX_ROTATED
             ));
         }
+        if self.protected.len() > MAX_PROTECTED {
+            return Err(format!("at most {MAX_PROTECTED} protected names"));
+        }
+        for (i, n) in self.protected.iter().enumerate() {
+            keychain_auth_sdk::protocol::validate_name(n)
+                .map_err(|e| format!("protected[{i}]: {e}"))?;
+        }
+        if let Some(t) = self.presence_timeout_s {
+            if !(5..=600).contains(&t) {
+                return Err(format!("presence_timeout_s {t} must be between 5 and 600"));
+            }
+        }
         for (i, t) in self.tools.iter().enumerate() {
             validate_hash(&t.hash).map_err(|e| format!("tools[{i}]: {e}"))?;
+            if let Some(at) = &t.expires_at {
+                // Compared as strings with the clock's time: it must be written as the
+                // clock writes it (RFC 3339 UTC, whole seconds).
+                let canonical = humantime::parse_rfc3339(at)
+                    .map(|t| humantime::format_rfc3339_seconds(t).to_string());
+                if canonical.as_deref() != Ok(at.as_str()) {
+                    return Err(format!(
+                        "tools[{i}]: expires_at {at:?} is not a time like 2026-12-01T10:00:00Z"
+                    ));
+                }
+            }
             // Bounded so that any one tool fits in a protocol frame with room to spare.
             let scope_bytes: usize = t.scopes.iter().map(String::len).sum();
             if t.scopes.len() > MAX_SCOPES || scope_bytes > MAX_SCOPE_BYTES {
@@ -366,6 +407,11 @@ impl Config {
     /// Whether this hash has a deny rule.
     pub fn is_denied(&self, hash: &str) -> bool {
         self.denied.iter().any(|d| d.hash == hash)
+    }
+
+    /// Whether every read of `name` needs proof of presence.
+    pub fn is_protected(&self, name: &str) -> bool {
+        self.protected.iter().any(|n| n == name)
     }
 }
 
@@ -446,6 +492,36 @@ mod tests {
         );
         let tool = tool.replace(r"a\u0000", "a/*");
         assert!(Config::parse(format!(r#"{{"version":1,"tools":[{tool}]}}"#).as_bytes()).is_ok());
+        for bad in [
+            "tomorrow",
+            "2026-12-01T10:00:00.5Z",
+            "2026-12-01 10:00:00Z",
+            "",
+            "2026-13-01T10:00:00Z",
+        ] {
+            let timed = tool.replace(
+                r#""approved_via":"cli""#,
+                &format!(r#""approved_via":"cli","expires_at":"{bad}""#),
+            );
+            assert!(
+                Config::parse(format!(r#"{{"version":1,"tools":[{timed}]}}"#).as_bytes()).is_err(),
+                "expires_at {bad:?}"
+            );
+        }
+        let timed = tool.replace(
+            r#""approved_via":"cli""#,
+            r#""approved_via":"cli","expires_at":"2026-12-01T10:00:00Z","until_logout":true"#,
+        );
+        assert!(Config::parse(format!(r#"{{"version":1,"tools":[{timed}]}}"#).as_bytes()).is_ok());
+        for bad in [
+            r#""presence":"maybe""#,
+            r#""presence":true"#,
+            r#""presence_timeout_s":4"#,
+            r#""presence_timeout_s":601"#,
+        ] {
+            let c = format!("{{\"version\":1,{bad}}}");
+            assert!(Config::parse(c.as_bytes()).is_err(), "{c}");
+        }
         assert!(
             Config::parse(format!(r#"{{"version":1,"tools":[{tool},{tool}]}}"#).as_bytes())
                 .is_err()

@@ -15,6 +15,7 @@ pub(crate) fn tool(hash: &str, label: &str, path: &str, scopes: &[&str], access:
         approved_at: String::new(),
         approved_via: "cli".into(),
         expires_at: None,
+        until_logout: false,
         script: None,
         parent: None,
         macos: None,

@@ -29,6 +29,8 @@
 //! - [`desktop`]: asking a person: the `Approver` seam and its headless form, the prompt
 //!   limiter, the text of prompts, the freedesktop and macOS notifiers, the tray menu as
 //!   data, and the follower of notification answers.
+//! - [`presence`]: proof that the person at the machine made a widening decision
+//!   (polkit on Linux, LocalAuthentication on macOS).
 //! - [`cli`]: the `keychain-auth` command line, and [`daemon_check`]: what it checks
 //!   about the daemon; [`lifecycle`]: starting and stopping; [`service`]: starting at
 //!   login (systemd user unit, LaunchAgent).
@@ -59,6 +61,7 @@ pub mod naming;
 pub mod peer;
 pub mod pending;
 pub mod policy;
+pub mod presence;
 pub mod ptrace;
 pub mod scope;
 pub mod server;

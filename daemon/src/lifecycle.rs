@@ -160,10 +160,17 @@ pub async fn serve(
         paths: paths.clone(),
         store,
         approver,
+        presence: crate::presence::system(),
         clock: Arc::new(SystemClock),
         deputy_hashes: helper_hashes(),
         admin_hashes: opts.admin_hashes,
     })?);
+    if let Some(w) = Daemon::new(state.clone()).presence().warning() {
+        eprintln!("keychain-auth: WARNING: {w}");
+    }
+    // Approvals until logout end with the session that made them; expired ones go.
+    Daemon::new(state.clone()).end_of_session().await;
+    tokio::spawn(Daemon::new(state.clone()).sweep_expired());
     let deputies = Daemon::new(state.clone()).deputy_approvals();
     if !deputies.is_empty() {
         tracing::warn!(

@@ -88,6 +88,25 @@ pub fn is_literal(pattern: &str) -> bool {
     tokens(pattern).iter().all(|t| matches!(t, Token::Char(_)))
 }
 
+/// The one name a literal pattern matches (its escapes undone); `None` for a glob.
+pub fn literal_name(pattern: &str) -> Option<String> {
+    tokens(pattern)
+        .into_iter()
+        .map(|t| match t {
+            Token::Char(c) => Some(c),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Whether every name `pattern` matches is matched by one of `scopes`, as far as can be
+/// told cheaply: the pattern is one of them, or it names one name they match. A glob
+/// that is not among them counts as not covered (it may reach further).
+pub fn covered(scopes: &[String], pattern: &str) -> bool {
+    scopes.iter().any(|s| s == pattern)
+        || literal_name(pattern).is_some_and(|name| any_matches(scopes, &name))
+}
+
 /// Whether any of `scopes` matches `name`.
 pub fn any_matches(scopes: &[String], name: &str) -> bool {
     scopes.iter().any(|s| matches(s, name))
@@ -120,6 +139,26 @@ pub fn validate(pattern: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pattern_is_covered_only_when_it_reaches_no_further() {
+        let had = vec!["api/*".to_string(), "git/h?st".to_string()];
+        assert!(covered(&had, "api/*"));
+        assert!(covered(&had, "api/prod"));
+        assert!(covered(&had, "git/host"));
+        assert!(!covered(&had, "api"));
+        assert!(!covered(&had, "ap*"), "a wider glob");
+        assert!(
+            !covered(&had, "api/p*"),
+            "a narrower glob is not worked out: asked for"
+        );
+        assert!(!covered(&had, "*"));
+        // An escaped star names the one name `api/*`, which `api/*` matches.
+        assert!(covered(&["api/*".to_string()], "api/\\*"));
+        assert!(!covered(&["api/x".to_string()], "api/\\*"));
+        assert_eq!(literal_name("a\\*b"), Some("a*b".into()));
+        assert_eq!(literal_name("a*"), None);
+    }
 
     #[test]
     fn literal_and_wildcards() {

@@ -190,6 +190,20 @@ pub fn install(notify: bool, start: bool) -> Result<String> {
     crate::atomic::write_atomic(&path, text.as_bytes(), true)
         .with_context(|| format!("writing {}", path.display()))?;
     let mut msg = format!("wrote {}", path.display());
+    #[cfg(target_os = "linux")]
+    if let Some(hint) = crate::presence::polkit::setup_hint() {
+        msg.push('\n');
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } == 0 {
+            let who = std::env::var("SUDO_USER").unwrap_or_else(|_| "root".into());
+            match crate::presence::polkit::install(vec![who]) {
+                Ok(done) => msg.push_str(&done),
+                Err(e) => msg.push_str(&format!("{hint} ({e:#})")),
+            }
+        } else {
+            msg.push_str(&hint);
+        }
+    }
     if !start {
         msg.push_str(&format!(
             "\nnot started; start it with: {}",

@@ -108,6 +108,9 @@ pub enum Request {
         /// Serve it only through this deputy; absent keeps what an approved tool had.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         only_through: Option<Deputy>,
+        /// How long it lasts; absent keeps what an approved tool had, else always.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        lasts: Option<Lasts>,
     },
     /// Admin: approves a binary by path before it ever connects.
     Register {
@@ -127,6 +130,9 @@ pub enum Request {
         /// Serve it only through this deputy.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         only_through: Option<Deputy>,
+        /// How long it lasts; absent: always.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        lasts: Option<Lasts>,
     },
     /// Admin: records a deny rule for a hash (and drops any approval it had).
     Deny {
@@ -142,6 +148,20 @@ pub enum Request {
     Upgrade {
         /// Absolute path of the tool's executable.
         path: String,
+    },
+    /// Admin: sets whether widening decisions need proof of presence (`required` or
+    /// `off`). Turning it off is itself proven.
+    SetPresence {
+        /// `required` or `off`.
+        presence: String,
+    },
+    /// Admin: marks a secret `confirm: always` (each read needs proof of presence), or
+    /// takes the mark off (which is itself proven).
+    Protect {
+        /// The secret's name.
+        name: String,
+        /// `true` to protect, `false` to stop protecting.
+        protect: bool,
     },
     /// Admin: lists approved tools (one page).
     ListTools {
@@ -184,6 +204,8 @@ impl Request {
             Request::Deny { .. } => "deny",
             Request::Revoke { .. } => "revoke",
             Request::Upgrade { .. } => "upgrade",
+            Request::SetPresence { .. } => "set_presence",
+            Request::Protect { .. } => "protect",
             Request::ListTools { .. } => "list_tools",
             Request::ListPending { .. } => "list_pending",
             Request::Names { .. } => "names",
@@ -203,6 +225,8 @@ impl Request {
                 | Request::Deny { .. }
                 | Request::Revoke { .. }
                 | Request::Upgrade { .. }
+                | Request::SetPresence { .. }
+                | Request::Protect { .. }
                 | Request::ListTools { .. }
                 | Request::ListPending { .. }
                 | Request::Names { .. }
@@ -393,6 +417,18 @@ impl std::fmt::Display for Access {
     }
 }
 
+/// How long an approval lasts (`approve --for`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Lasts {
+    /// Until revoked.
+    Always,
+    /// Until the daemon's session ends (it stops, or the user logs out).
+    UntilLogout,
+    /// This many seconds from now.
+    Seconds(u64),
+}
+
 /// The deputy an approval may be restricted to (`approve --only-through`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -444,9 +480,12 @@ pub struct Tool {
     pub approved_at: String,
     /// `cli`, `notification` or `window`.
     pub approved_via: String,
-    /// RFC 3339 expiry, or none.
+    /// RFC 3339 expiry, or none: after it the daemon refuses the tool and removes it.
     #[serde(default)]
     pub expires_at: Option<String>,
+    /// Approved until the daemon's session ends: removed when the daemon starts again.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub until_logout: bool,
     /// For a script run by an interpreter: what its identity (`hash`) was made of.
     #[serde(default)]
     pub script: Option<ScriptIdentity>,
@@ -584,6 +623,10 @@ pub struct Status {
     /// hash): they no longer serve whoever runs the deputy.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub deputy_approvals: Vec<String>,
+    /// Proof of presence for widening decisions: `polkit`, `local-auth`,
+    /// `unavailable: <why>` (required, nothing can be approved) or `off: <why>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub presence: Option<String>,
 }
 
 /// Why a secret name was refused.

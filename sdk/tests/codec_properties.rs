@@ -46,7 +46,9 @@ fn request() -> impl Strategy<Value = Request> {
                 label,
                 unbound_get: rw.then_some(true),
                 only_through: rw.then_some(keychain_auth_sdk::protocol::Deputy::Git),
+                lasts: rw.then_some(keychain_auth_sdk::protocol::Lasts::Seconds(3600)),
             }),
+        text().prop_map(|presence| Request::SetPresence { presence }),
         text().prop_map(|tool| Request::Revoke { tool }),
         Just(Request::Status {}),
     ]

@@ -33,12 +33,24 @@ pub fn history(st: State<'_, Hosted>, query: Query) -> Result<Vec<Record>, Strin
     st.daemon.history(&query).map_err(|e| e.to_string())
 }
 
-/// Approves a pending binary with what it asked for.
+/// Approves a pending binary with what it asked for: always, or for `lasts` (`hour`,
+/// `logout`).
 #[tauri::command]
-pub async fn approve(st: State<'_, Hosted>, hash: String) -> Reply {
+pub async fn approve(st: State<'_, Hosted>, hash: String, lasts: Option<String>) -> Reply {
+    use keychain_auth_sdk::protocol::Lasts;
+    let lasts = match lasts.as_deref() {
+        None | Some("always") => Lasts::Always,
+        Some("hour") => Lasts::Seconds(3600),
+        Some("logout") => Lasts::UntilLogout,
+        Some(other) => {
+            return Err(format!(
+                "an approval lasts always, an hour or until logout, not {other:?}"
+            ))
+        }
+    };
     done(
         st.daemon
-            .answer(Actor::Window, &hash, Answer::Approve)
+            .answer(Actor::Window, &hash, Answer::Approve(lasts))
             .await,
     )
 }
@@ -87,7 +99,6 @@ pub async fn set_scopes(st: State<'_, Hosted>, hash: String, scopes: Vec<String>
 
 /// Pauses or resumes.
 #[tauri::command]
-pub fn set_paused(st: State<'_, Hosted>, paused: bool) -> Reply {
-    st.daemon.set_paused(Actor::Window, paused);
-    Ok(())
+pub async fn set_paused(st: State<'_, Hosted>, paused: bool) -> Reply {
+    done(st.daemon.set_paused(Actor::Window, paused).await)
 }

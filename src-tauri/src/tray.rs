@@ -59,6 +59,7 @@ async fn current_items(daemon: &Daemon) -> Vec<Item> {
         names: &s.names,
         recent: &s.recent,
         ptrace_warning: s.ptrace_warning.as_deref(),
+        presence_warning: s.presence_warning.as_deref(),
     })
 }
 
@@ -124,12 +125,18 @@ fn clicked(app: &AppHandle, daemon: &Daemon, id: &str) {
             }
         }
         Action::Quit => daemon.state().request_shutdown(),
-        Action::Pause(p) => daemon.set_paused(Actor::Tray, p),
-        Action::Approve(hash) => {
+        Action::Pause(p) => {
+            tauri::async_runtime::spawn(async move {
+                report("pause", daemon.set_paused(Actor::Tray, p).await)
+            });
+        }
+        Action::Approve(hash, lasts) => {
             tauri::async_runtime::spawn(async move {
                 report(
                     "approve",
-                    daemon.answer(Actor::Tray, &hash, Answer::Approve).await,
+                    daemon
+                        .answer(Actor::Tray, &hash, Answer::Approve(lasts))
+                        .await,
                 )
             });
         }

@@ -21,11 +21,56 @@ pub struct Desktop {
     dunst: Child,
     dir: PathBuf,
     display: String,
+    /// For a desktop of an ordinary user: who (uid, gid), and their session bus (a
+    /// bus daemon of theirs, stopped on drop, and its address).
+    user: Option<(u32, u32, Child, String)>,
 }
 
 impl Desktop {
     /// Starts Xvfb on a free display and dunst on the session bus.
     pub fn start(dir: &Path) -> Desktop {
+        Desktop::start_for(dir, None)
+    }
+
+    /// A desktop of the ordinary user of `h` (the tests' second user when they run as
+    /// root): a session bus of theirs, and dunst on it, run as them; Xvfb is shared.
+    /// Their daemon needs [`Desktop::bus`] in its environment.
+    pub fn of(h: &Home) -> Desktop {
+        let (uid, gid) = (h.uid(), h.gid());
+        std::fs::create_dir_all(h.path("desktop")).unwrap();
+        std::os::unix::fs::chown(h.path("desktop"), Some(uid), Some(gid)).unwrap();
+        let bus_path = h.path("desktop/bus");
+        let address = format!("unix:path={}", bus_path.display());
+        let bus = crate::as_user(uid, gid, "dbus-daemon")
+            .args(["--session", "--nofork", "--nopidfile"])
+            .arg(format!("--address={address}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("dbus-daemon is installed (scripts/deps)");
+        wait_until("the user's session bus", || bus_path.exists());
+        Desktop::start_for(&h.path("desktop"), Some((uid, gid, bus, address)))
+    }
+
+    /// The session bus's address, for a desktop of an ordinary user.
+    pub fn bus(&self) -> Option<&str> {
+        self.user.as_ref().map(|(_, _, _, a)| a.as_str())
+    }
+
+    /// A command run on this desktop's session bus, as its user.
+    fn command(&self, program: &str) -> Command {
+        match &self.user {
+            Some((uid, gid, _, address)) => {
+                let mut c = crate::as_user(*uid, *gid, program);
+                c.env("DBUS_SESSION_BUS_ADDRESS", address)
+                    .env("DISPLAY", &self.display);
+                c
+            }
+            None => Command::new(program),
+        }
+    }
+
+    fn start_for(dir: &Path, user: Option<(u32, u32, Child, String)>) -> Desktop {
         std::fs::create_dir_all(dir).unwrap();
         let n = (50..400)
             .map(|i| i + std::process::id() % 200)
@@ -33,7 +78,16 @@ impl Desktop {
             .expect("a free X display");
         let display = format!(":{n}");
         let xvfb = Command::new("Xvfb")
-            .args([&display, "-screen", "0", "1024x768x24", "-nolisten", "tcp"])
+            // -ac: the desktop of an ordinary user draws on it too.
+            .args([
+                &display,
+                "-screen",
+                "0",
+                "1024x768x24",
+                "-nolisten",
+                "tcp",
+                "-ac",
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -55,27 +109,33 @@ impl Desktop {
             .unwrap();
         let rc = dir.join("dunstrc");
         std::fs::write(&rc, format!("[global]\ndmenu = {}\n", pick.display())).unwrap();
-        let dunst = Command::new("dunst")
+        let mut d = Desktop {
+            xvfb,
+            // Replaced at once: dunst needs the display and bus of `d`.
+            dunst: Command::new("true").spawn().unwrap(),
+            dir: dir.to_path_buf(),
+            display,
+            user,
+        };
+        let dunst = d
+            .command("dunst")
             .arg("-config")
             .arg(&rc)
-            .env("DISPLAY", &display)
+            .env("DISPLAY", &d.display)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("dunst is installed (scripts/deps)");
-        let d = Desktop {
-            xvfb,
-            dunst,
-            dir: dir.to_path_buf(),
-            display,
-        };
+        let mut first = std::mem::replace(&mut d.dunst, dunst);
+        let _ = first.wait();
         wait_until("dunst on the session bus", || d.displayed().is_some());
         d
     }
 
     /// How many notifications are on screen (`None` while dunst is not answering).
     pub fn displayed(&self) -> Option<u32> {
-        let o = Command::new("dunstctl")
+        let o = self
+            .command("dunstctl")
             .args(["count", "displayed"])
             .output()
             .ok()?;
@@ -85,7 +145,7 @@ impl Desktop {
     /// Chooses an action of the newest notification through dunst's context menu.
     pub fn choose(&self, action: &str) {
         std::fs::write(self.dir.join("choice"), action).unwrap();
-        let o = Command::new("dunstctl").arg("context").output().unwrap();
+        let o = self.command("dunstctl").arg("context").output().unwrap();
         assert!(o.status.success(), "{}", stderr(&o));
     }
 
@@ -104,6 +164,10 @@ impl Drop for Desktop {
         for c in [&mut self.dunst, &mut self.xvfb] {
             let _ = c.kill();
             let _ = c.wait();
+        }
+        if let Some((_, _, bus, _)) = &mut self.user {
+            let _ = bus.kill();
+            let _ = bus.wait();
         }
     }
 }
@@ -252,6 +316,35 @@ pub fn decisions_scenario(h: &Home, desktop: &Desktop, screenshot: &str) {
         .any(|l| l["hash"] == once_hash.as_str()
             && l["reason"] == "served once (Allow once on the desktop)"));
 
+    // For 1 hour, Until logout: approved with that life, shown on the tool.
+    for (name, choice) in [("hour", "for 1 hour"), ("logout", "until logout")] {
+        let tool = h.client_copy(name, name.as_bytes());
+        let tool_hash = crate::sha256_file(&tool);
+        let waiting = asks_with_wait(h, &tool);
+        wait_until("the notification", || {
+            notification_id(h, &tool_hash).is_some()
+        });
+        desktop.choose(choice);
+        let r = waiting.join().unwrap();
+        assert_eq!(r["value"], "clicked-through", "{choice}: {r}");
+        let tools: Value = serde_json::from_slice(&h.ka(&["list", "--json"]).stdout).unwrap();
+        let t = tools
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["hash"] == tool_hash.as_str())
+            .unwrap()
+            .clone();
+        if name == "hour" {
+            let at = t["expires_at"].as_str().unwrap();
+            let left = humantime_secs(at);
+            assert!((3500..=3600).contains(&left), "{at}: {left} s left");
+        } else {
+            assert_eq!(t["until_logout"], true, "{t}");
+            assert!(t["expires_at"].is_null());
+        }
+    }
+
     // A refused tool's message says a notification is waiting, besides the CLI command.
     let third = h.client_copy("third", b"3");
     let r = h.client_at(&third, &["get", "n/secret"]);
@@ -261,4 +354,19 @@ pub fn decisions_scenario(h: &Home, desktop: &Desktop, screenshot: &str) {
         msg.contains("keychain-auth approve") && msg.contains("notification on your desktop"),
         "{msg}"
     );
+}
+
+/// Seconds from now until an RFC 3339 UTC time written as the daemon writes them
+/// (`2026-12-01T10:00:00Z`), by `date`.
+fn humantime_secs(at: &str) -> i64 {
+    let o = Command::new("date")
+        .args(["-u", "-d", at, "+%s"])
+        .output()
+        .unwrap();
+    let then: i64 = stdout(&o).trim().parse().unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    then - now
 }

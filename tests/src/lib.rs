@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used)]
 
 pub mod desktop;
+pub mod presence;
 pub mod webdriver;
 
 use serde_json::Value;
@@ -73,6 +74,18 @@ pub struct Home {
     user: Option<(u32, u32)>,
 }
 
+fn write_config(dir: &Path, namespace: &str, fields: &str) {
+    let mut members = format!("\"version\":1,\"namespace\":\"{namespace}\"");
+    if !fields.contains("\"presence\"") {
+        members.push_str(",\"presence\":\"off\"");
+    }
+    if !fields.is_empty() {
+        members.push(',');
+        members.push_str(fields);
+    }
+    std::fs::write(dir.join("config.json"), format!("{{{members}}}\n")).unwrap();
+}
+
 /// How long one test's home may live before the watchdog ends the test binary: a hung
 /// test fails loudly instead of using up the CI time limit.
 const WATCHDOG: Duration = Duration::from_secs(15 * 60);
@@ -134,11 +147,7 @@ impl Home {
         std::fs::create_dir(&dir).unwrap();
         std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))
             .unwrap();
-        std::fs::write(
-            dir.join("config.json"),
-            format!("{{\"version\":1,\"namespace\":\"{namespace}\"}}\n"),
-        )
-        .unwrap();
+        write_config(&dir, namespace, "");
         Home {
             _watchdog: watchdog(dir.display().to_string()),
             _tmp: tmp,
@@ -170,12 +179,28 @@ impl Home {
         h
     }
 
+    /// Rewrites config.json with the home's namespace and more `fields` (JSON members,
+    /// `"a":1,"b":2`). Presence is off unless `fields` sets it: most tests are not about
+    /// it, and polkit's action may be installed on the machine by those that are.
+    pub fn write_config(&self, fields: &str) {
+        write_config(&self.dir, &self.namespace, fields);
+    }
+
     /// The uid the daemon and commands of this home run as.
     pub fn uid(&self) -> u32 {
         match self.user {
             Some((uid, _)) => uid,
             // SAFETY: geteuid has no preconditions.
             None => unsafe { libc::geteuid() },
+        }
+    }
+
+    /// The gid the daemon and commands of this home run as.
+    pub fn gid(&self) -> u32 {
+        match self.user {
+            Some((_, gid)) => gid,
+            // SAFETY: getegid has no preconditions.
+            None => unsafe { libc::getegid() },
         }
     }
 
@@ -188,17 +213,10 @@ impl Home {
     pub fn command(&self, program: &Path) -> Command {
         let mut c = match self.user {
             Some((uid, gid)) => {
-                let mut c = Command::new("setpriv");
-                c.args([
-                    &format!("--reuid={uid}"),
-                    &format!("--regid={gid}"),
-                    "--clear-groups",
-                    "--",
-                ])
-                .arg(program)
-                .env("HOME", &self.dir)
-                .env_remove("XDG_RUNTIME_DIR")
-                .env_remove("DBUS_SESSION_BUS_ADDRESS");
+                let mut c = as_user(uid, gid, program);
+                c.env("HOME", &self.dir)
+                    .env_remove("XDG_RUNTIME_DIR")
+                    .env_remove("DBUS_SESSION_BUS_ADDRESS");
                 c
             }
             None => Command::new(program),
@@ -543,6 +561,19 @@ pub fn run_retrying(cmd: &mut Command) -> Output {
         }
     }
     panic!("exec kept failing with ETXTBSY");
+}
+
+/// `program` run as the user `uid` (group `gid`, no supplementary groups), by `setpriv`.
+pub fn as_user(uid: u32, gid: u32, program: impl AsRef<std::ffi::OsStr>) -> Command {
+    let mut c = Command::new("setpriv");
+    c.args([
+        &format!("--reuid={uid}"),
+        &format!("--regid={gid}"),
+        "--clear-groups",
+        "--",
+    ])
+    .arg(program);
+    c
 }
 
 /// A second, unprivileged user for tests that need another uid: created on first use.

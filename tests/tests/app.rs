@@ -128,6 +128,17 @@ fn the_window_filters_the_history_toggles_scopes_approves_and_pauses() {
             .then_some(())
     });
 
+    // This home turns proof of presence off: the window says what that allows.
+    s.wait_for("the presence warning", || {
+        let t =
+            s.eval("(e => [e.textContent, e.hidden])(document.getElementById('presence-warning'))");
+        (t[0]
+            .as_str()?
+            .contains("any program of yours can approve itself")
+            && t[1] == false)
+            .then_some(())
+    });
+
     // A tool approved for one name; it reads it, and is refused the other.
     assert!(h
         .ka_stdin(&["set", "w/one"], b"w1-secret-value")

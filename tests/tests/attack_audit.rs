@@ -11,11 +11,9 @@ use std::path::PathBuf;
 
 /// Writes config.json with small audit files, as the home's user.
 fn small_audit_files(h: &Home, max_bytes: u64, keep: usize) {
-    let cfg = format!(
-        "{{\"version\":1,\"namespace\":\"{}\",\"audit_max_bytes\":{max_bytes},\"audit_keep\":{keep}}}\n",
-        h.namespace
-    );
-    std::fs::write(h.path("config.json"), cfg).unwrap();
+    h.write_config(&format!(
+        "\"audit_max_bytes\":{max_bytes},\"audit_keep\":{keep}"
+    ));
 }
 
 fn rotated(h: &Home, k: usize) -> PathBuf {

@@ -364,3 +364,96 @@ fn secret_values_never_reach_logs_even_at_trace_level() {
         );
     }
 }
+
+/// `approve --for`: served until its time, then refused and removed by the daemon on
+/// its own, with an `expire` line; `--for logout` ends when the daemon stops; `list`
+/// shows how long each lasts; asking for status moves nothing.
+#[test]
+fn time_boxed_approvals_run_out_and_are_audited() {
+    let mut h = Home::new();
+    h.start(&["--store", "keyutils"]);
+    assert!(h.ka_stdin(&["set", "tb/a"], b"boxed").status.success());
+    let brief = h.client_copy("brief", b"brief");
+    let session = h.client_copy("session", b"session");
+    for t in [&brief, &session] {
+        assert_eq!(h.client_at(t, &["get", "tb/a"])["code"], "not_approved");
+    }
+    let o = h.ka(&[
+        "approve",
+        &sha256_file(&brief),
+        "--scope",
+        "tb/*",
+        "--for",
+        "3s",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("lasts:  until "), "{}", stdout(&o));
+    let o = h.ka(&[
+        "approve",
+        &sha256_file(&session),
+        "--scope",
+        "tb/*",
+        "--for",
+        "logout",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("lasts:  until logout"),
+        "{}",
+        stdout(&o)
+    );
+    let o = h.ka(&["approve", &sha256_file(&session), "--for", "soon"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("is not a duration"), "{}", stderr(&o));
+    assert_eq!(h.client_at(&brief, &["get", "tb/a"])["value"], "boxed");
+    let before: serde_json::Value =
+        serde_json::from_slice(&h.ka(&["list", "--json"]).stdout).unwrap();
+    let expires = before
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["label"] == "brief")
+        .unwrap()["expires_at"]
+        .clone();
+    assert!(expires.is_string());
+    assert!(h.ka(&["status"]).status.success());
+    // The daemon removes it when its time is up, nobody asking.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !h.audit_lines().iter().any(|l| l["event"] == "expire") {
+        assert!(std::time::Instant::now() < deadline, "no expire line");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let line = h
+        .audit_lines()
+        .into_iter()
+        .find(|l| l["event"] == "expire")
+        .unwrap();
+    assert_eq!(line["hash"], sha256_file(&brief).as_str());
+    assert!(line["reason"]
+        .as_str()
+        .unwrap()
+        .contains(&format!("expired at {}", expires.as_str().unwrap())));
+    assert_eq!(
+        h.client_at(&brief, &["get", "tb/a"])["code"],
+        "not_approved"
+    );
+    assert_eq!(h.client_at(&session, &["get", "tb/a"])["value"], "boxed");
+    // The session ends with the daemon.
+    assert!(h.ka(&["stop"]).status.success());
+    h.kill_daemon();
+    h.start(&["--store", "keyutils"]);
+    assert_eq!(
+        h.client_at(&session, &["get", "tb/a"])["code"],
+        "not_approved"
+    );
+    let list: serde_json::Value =
+        serde_json::from_slice(&h.ka(&["list", "--json"]).stdout).unwrap();
+    assert_eq!(list, serde_json::json!([]));
+    assert!(
+        h.audit_lines()
+            .iter()
+            .any(|l| l["event"] == "expire"
+                && l["reason"].as_str().unwrap().contains("session ended"))
+    );
+    assert!(h.ka(&["audit", "verify"]).status.success());
+}

@@ -477,6 +477,10 @@ impl OtherUserDaemon {
         std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
         std::os::unix::fs::chown(&home, Some(uid), Some(gid)).unwrap();
         std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o700)).unwrap();
+        // Presence off, as for every home that is not about it (tests/src/lib.rs).
+        let config = home.join("config.json");
+        std::fs::write(&config, "{\"version\":1,\"presence\":\"off\"}\n").unwrap();
+        std::os::unix::fs::chown(&config, Some(uid), Some(gid)).unwrap();
         let mut d = OtherUserDaemon {
             _tmp: tmp,
             home,

@@ -438,14 +438,7 @@ fn secret_tool(args: &[&str], stdin: &[u8]) {
 /// A home whose config.json turns the value cache on.
 fn home_with_value_cache(ms: u64) -> Home {
     let h = Home::new();
-    std::fs::write(
-        h.path("config.json"),
-        format!(
-            "{{\"version\":1,\"namespace\":\"{}\",\"value_cache_ms\":{ms}}}\n",
-            h.namespace
-        ),
-    )
-    .unwrap();
+    h.write_config(&format!("\"value_cache_ms\":{ms}"));
     h
 }
 

@@ -53,6 +53,10 @@ pub struct Entry {
     /// For `rotate` lines: what was rotated and what retention removed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rotation: Option<Rotation>,
+    /// For widening decisions: how the person's presence was proven (`polkit`,
+    /// `local-auth`), or `none` (presence off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub presence: Option<String>,
 }
 
 impl Entry {
@@ -139,6 +143,8 @@ pub(super) struct Line<'a> {
     via: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     rotation: Option<&'a Rotation>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    presence: Option<&'a str>,
     prev: &'a str,
 }
 
@@ -159,6 +165,7 @@ impl<'a> Line<'a> {
             scopes,
             via,
             rotation,
+            presence,
         } = entry;
         Line {
             seq,
@@ -176,6 +183,7 @@ impl<'a> Line<'a> {
             scopes,
             via: via.as_deref(),
             rotation: rotation.as_ref(),
+            presence: presence.as_deref(),
             prev,
         }
     }
@@ -267,6 +275,10 @@ audit_words! {
         Notification => "notification",
         /// An approved binary's scopes were edited.
         Scopes => "scopes",
+        /// A setting of the daemon changed (`presence`).
+        Settings => "settings",
+        /// An approval ran out (`approve --for`).
+        Expire => "expire",
     }
 }
 
@@ -336,6 +348,7 @@ mod tests {
                     last_hash: GENESIS.into(),
                 }],
             }),
+            presence: Some("polkit".into()),
         };
         for e in [Entry::default(), entry("approve", "n"), full] {
             let rec = Record {
@@ -388,6 +401,8 @@ mod tests {
             "rotate",
             "notification",
             "scopes",
+            "settings",
+            "expire",
         ] {
             assert_eq!(w.parse::<Event>().expect("event").as_str(), w);
         }
@@ -403,7 +418,7 @@ mod tests {
         ] {
             assert_eq!(w.parse::<Decision>().expect("decision").as_str(), w);
         }
-        assert_eq!(Event::ALL.len(), 10);
+        assert_eq!(Event::ALL.len(), 12);
         assert_eq!(Decision::ALL.len(), 8);
     }
 

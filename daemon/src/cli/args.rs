@@ -97,6 +97,24 @@ pub(super) enum Cmd {
         #[command(subcommand)]
         action: ServiceCmd,
     },
+    /// Mark a secret `confirm: always`: each read, by any approved program, then needs
+    /// your password (or fingerprint) naming the program and the secret. Without NAME:
+    /// list the protected names.
+    Protect {
+        /// Secret name.
+        name: Option<String>,
+    },
+    /// Take the `confirm: always` mark off a secret (asks for proof of presence).
+    Unprotect {
+        /// Secret name.
+        name: String,
+    },
+    /// Proof of presence for widening decisions: show it, require it, turn it off, or
+    /// install polkit's action (as root).
+    Presence {
+        #[command(subcommand)]
+        action: Option<PresenceCmd>,
+    },
     /// Show recent audit events, or verify the log's hash chain.
     Audit {
         #[command(subcommand)]
@@ -132,6 +150,21 @@ pub(super) enum ServiceCmd {
 }
 
 #[derive(Debug, Subcommand)]
+pub(super) enum PresenceCmd {
+    /// Every widening decision needs your password (or fingerprint).
+    Required,
+    /// No proof: any program of yours can approve itself. Asks for proof once.
+    Off,
+    /// Install polkit's action for keychain-auth (Linux, as root).
+    Install {
+        /// A user whose daemon may show the change in the password prompt (repeatable;
+        /// default: the user who ran sudo).
+        #[arg(long = "user")]
+        users: Vec<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub(super) enum AuditCmd {
     /// Check every line's hash chain; exits non-zero naming the first bad line.
     Verify,
@@ -159,4 +192,27 @@ pub(super) struct Grant {
     /// `get` (keychain-auth get); a direct request is then refused.
     #[arg(long)]
     pub(super) only_through: Option<keychain_auth_sdk::protocol::Deputy>,
+    /// How long the approval lasts: a duration (`1h`, `8h`, `2days`), `logout` (until the
+    /// daemon's session ends) or `always`; absent: what an approved tool had, else
+    /// always.
+    #[arg(long = "for", value_name = "DURATION|logout|always", value_parser = parse_lasts)]
+    pub(super) lasts: Option<keychain_auth_sdk::protocol::Lasts>,
+}
+
+/// `--for`'s value.
+fn parse_lasts(s: &str) -> Result<keychain_auth_sdk::protocol::Lasts, String> {
+    use keychain_auth_sdk::protocol::Lasts;
+    match s {
+        "always" => Ok(Lasts::Always),
+        "logout" => Ok(Lasts::UntilLogout),
+        d => {
+            let d = humantime::parse_duration(d).map_err(|e| {
+                format!("{d:?} is not a duration (1h, 8h, 2days), `logout` or `always`: {e}")
+            })?;
+            match d.as_secs() {
+                0 => Err("an approval lasts at least 1 s".into()),
+                s => Ok(Lasts::Seconds(s)),
+            }
+        }
+    }
 }

@@ -76,6 +76,72 @@ pub(super) fn admin(req: Request) -> Result<Response> {
     connect()?.request(&req).map_err(|e| anyhow!(e))
 }
 
+/// Sends a request that may widen what is approved: the daemon proves the person's
+/// presence before it applies it. In a terminal, with polkit, a text agent asks for the
+/// password here ([`super::tty_agent`]); the wait lasts as long as the daemon's.
+pub(super) fn widening(req: Request) -> Result<Response> {
+    let mut client = connect()?;
+    let presence = presence_of(&mut client)?;
+    #[cfg(target_os = "linux")]
+    let _agent = agent_if_polkit(&client, &presence)?;
+    if let Some(off) = presence.strip_prefix("off: ") {
+        eprintln!("keychain-auth: WARNING: {off}");
+    }
+    // The daemon gives up on the proof after at most 600 s.
+    client
+        .set_timeout(Some(std::time::Duration::from_secs(660)))
+        .map_err(|e| anyhow!(e))?;
+    client.request(&req).map_err(|e| anyhow!(e))
+}
+
+/// How the daemon proves presence (`Status::presence`).
+fn presence_of(client: &mut Client) -> Result<String> {
+    match client
+        .request(&Request::Status {})
+        .map_err(|e| anyhow!(e))?
+    {
+        Response::Status(s) => Ok(s.presence.unwrap_or_default()),
+        other => bail!("unexpected answer: {other:?}"),
+    }
+}
+
+/// A text agent for the daemon on this terminal, when the daemon proves presence with
+/// polkit and there is a terminal.
+#[cfg(target_os = "linux")]
+fn agent_if_polkit(client: &Client, presence: &str) -> Result<Option<super::tty_agent::TtyAgent>> {
+    if presence != "polkit" {
+        return Ok(None);
+    }
+    let pid = super::tty_agent::daemon_pid(client)?;
+    let agent = super::tty_agent::TtyAgent::start(pid)?;
+    if agent.is_some() {
+        eprintln!("keychain-auth: confirm with your password; the prompt names the change");
+    }
+    Ok(agent)
+}
+
+/// For `get` of a secret marked `confirm: always` (config.json's `protected`): a text
+/// agent on this terminal, and a wait as long as the daemon's for the person.
+#[cfg(target_os = "linux")]
+pub(super) fn agent_for_protected(
+    client: &mut Client,
+    name: &str,
+) -> Result<Option<super::tty_agent::TtyAgent>> {
+    let paths = Paths::from_env()?;
+    let protected = crate::config::Config::load(&paths.config)
+        .ok()
+        .flatten()
+        .is_some_and(|c| c.is_protected(name));
+    if !protected {
+        return Ok(None);
+    }
+    client
+        .set_timeout(Some(std::time::Duration::from_secs(660)))
+        .map_err(|e| anyhow!(e))?;
+    let presence = presence_of(client)?;
+    agent_if_polkit(client, &presence)
+}
+
 /// Collects every page of a paged admin listing.
 pub(super) fn all_pages<T>(
     mut fetch: impl FnMut(Option<u64>) -> Result<(Vec<T>, Option<u64>)>,
@@ -121,6 +187,17 @@ pub(super) fn status() -> Result<i32> {
                     "  ptrace:   {}",
                     crate::ptrace::Scope::from_wire(p).describe()
                 );
+            }
+            if let Some(p) = &s.presence {
+                match p.split_once(": ") {
+                    Some((state, why)) => {
+                        println!("  presence: {state}");
+                        eprintln!("keychain-auth: WARNING: {why}");
+                    }
+                    None => {
+                        println!("  presence: {p} (each widening decision needs your password)")
+                    }
+                }
             }
             if !s.deputy_approvals.is_empty() {
                 println!(
@@ -189,4 +266,16 @@ pub(super) fn read_value(name: &str) -> Result<Secret> {
         );
     }
     Ok(Secret::new(value))
+}
+
+/// `presence install`: polkit's action for keychain-auth (Linux, root only).
+#[cfg(target_os = "linux")]
+pub(super) fn presence_install(users: Vec<String>) -> Result<String> {
+    crate::presence::polkit::install(users)
+}
+
+/// `presence install` elsewhere: nothing to install.
+#[cfg(not(target_os = "linux"))]
+pub(super) fn presence_install(_users: Vec<String>) -> Result<String> {
+    Ok("nothing to install: LocalAuthentication is part of macOS".into())
 }

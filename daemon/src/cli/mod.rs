@@ -1,7 +1,8 @@
 //! The `keychain-auth` command line. Daemon control (`start`, `stop`, `status`), admin
 //! commands sent over the socket (`approve`, `deny`, `revoke`, `register`, `upgrade`,
-//! `list`, `list-pending`), secret management (`set`, `delete`, `names`) and the audit log
-//! (`audit`, `audit verify`), and starting at login (`service`). Errors print their whole
+//! `list`, `list-pending`), secret management (`set`, `delete`, `names`, `protect`), proof
+//! of presence (`presence`; `tty_agent` asks for the password in the terminal), the
+//! audit log (`audit`, `audit verify`), and starting at login (`service`). Errors print their whole
 //! chain; the exit code is non-zero.
 //!
 //! [`args`]: the arguments (clap); [`commands`]: what talks to the daemon and the files;
@@ -12,12 +13,14 @@
 mod args;
 mod commands;
 mod output;
+#[cfg(target_os = "linux")]
+mod tty_agent;
 
 pub use args::Cli;
 
 use crate::audit;
 use anyhow::{anyhow, bail, Context, Result};
-use args::{AuditCmd, Cmd, ServiceCmd};
+use args::{AuditCmd, Cmd, PresenceCmd, ServiceCmd};
 use clap::Parser;
 use keychain_auth_sdk::paths::Paths;
 use keychain_auth_sdk::protocol::{validate_name, Request, Response};
@@ -73,6 +76,57 @@ fn run(cli: Cli) -> Result<i32> {
             }
         },
         Cmd::Status => return commands::status(),
+        Cmd::Protect { name: None } => {
+            let paths = Paths::from_env()?;
+            let protected = crate::config::Config::load(&paths.config)?
+                .map(|c| c.protected)
+                .unwrap_or_default();
+            if protected.is_empty() {
+                println!("no secret is protected");
+            }
+            for n in protected {
+                println!("{n}  (confirm: always)");
+            }
+        }
+        Cmd::Protect { name: Some(name) } => {
+            commands::admin(Request::Protect {
+                name: name.clone(),
+                protect: true,
+            })?;
+            println!("protected {name}: each read now needs your password");
+        }
+        Cmd::Unprotect { name } => {
+            commands::widening(Request::Protect {
+                name: name.clone(),
+                protect: false,
+            })?;
+            println!("{name} is no longer protected");
+        }
+        Cmd::Presence { action } => match action {
+            None => match commands::admin(Request::Status {})? {
+                Response::Status(s) => {
+                    println!(
+                        "presence: {}",
+                        s.presence.unwrap_or_else(|| "unknown".into())
+                    )
+                }
+                other => bail!("unexpected answer: {other:?}"),
+            },
+            Some(PresenceCmd::Install { users }) => {
+                println!("{}", commands::presence_install(users)?)
+            }
+            Some(c) => {
+                let word = if matches!(c, PresenceCmd::Off) {
+                    "off"
+                } else {
+                    "required"
+                };
+                commands::widening(Request::SetPresence {
+                    presence: word.into(),
+                })?;
+                println!("presence: {word}");
+            }
+        },
         Cmd::ListPending { json } => {
             let pending = commands::all_pages(|offset| {
                 match commands::admin(Request::ListPending { offset })? {
@@ -89,25 +143,27 @@ fn run(cli: Cli) -> Result<i32> {
             }
         }
         Cmd::Approve { hash, grant } => {
-            let resp = commands::admin(Request::Approve {
+            let resp = commands::widening(Request::Approve {
                 hash,
                 scopes: grant.scopes,
                 access: grant.access,
                 label: grant.label,
                 unbound_get: grant.allow_unbound_get,
                 only_through: grant.only_through,
+                lasts: grant.lasts,
             })?;
             output::print_tool("approved", resp);
         }
         Cmd::Register { path, grant } => {
             let abs = std::path::absolute(&path).with_context(|| format!("resolving {path}"))?;
-            let resp = commands::admin(Request::Register {
+            let resp = commands::widening(Request::Register {
                 path: abs.display().to_string(),
                 scopes: grant.scopes,
                 access: grant.access,
                 label: grant.label,
                 unbound_get: grant.allow_unbound_get,
                 only_through: grant.only_through,
+                lasts: grant.lasts,
             })?;
             output::print_tool("registered", resp);
         }
@@ -121,7 +177,7 @@ fn run(cli: Cli) -> Result<i32> {
         }
         Cmd::Upgrade { path } => {
             let abs = std::path::absolute(&path).with_context(|| format!("resolving {path}"))?;
-            match commands::admin(Request::Upgrade {
+            match commands::widening(Request::Upgrade {
                 path: abs.display().to_string(),
             })? {
                 Response::Tool {
@@ -162,6 +218,9 @@ fn run(cli: Cli) -> Result<i32> {
         Cmd::Get { name, wait } => {
             validate_name(&name).with_context(|| format!("cannot read {name:?}"))?;
             let mut client = commands::connect()?;
+            // A protected secret is read once the person proved it: ask on this terminal.
+            #[cfg(target_os = "linux")]
+            let _agent = commands::agent_for_protected(&mut client, &name)?;
             let wait_ms = wait.map(|w| w.saturating_mul(1000));
             if let Some(ms) = wait_ms {
                 client

@@ -35,9 +35,28 @@ pub(super) fn print_tool(verb: &str, resp: Response) {
     }
 }
 
+/// " (in 3h 2m)", or " (expired)", for an RFC 3339 time.
+fn remaining(at: &str) -> String {
+    let Ok(when) = humantime::parse_rfc3339(at) else {
+        return String::new();
+    };
+    match when.duration_since(std::time::SystemTime::now()) {
+        Ok(d) => format!(
+            " (in {})",
+            humantime::format_duration(std::time::Duration::from_secs(d.as_secs().max(1)))
+        ),
+        Err(_) => " (expired)".into(),
+    }
+}
+
 pub(super) fn print_tool_lines(t: &Tool) {
     println!("{}  {}", t.label, t.hash);
     println!("    path:   {}", t.path);
+    match (&t.expires_at, t.until_logout) {
+        (Some(at), _) => println!("    lasts:  until {at}{}", remaining(at)),
+        (None, true) => println!("    lasts:  until logout (the daemon's session ends)"),
+        (None, false) => println!("    lasts:  always"),
+    }
     if let Some(chain) = &t.chain {
         println!("    asked via: {chain} (when approved)");
     }

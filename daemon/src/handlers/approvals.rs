@@ -6,12 +6,13 @@
 use super::{error, Actor, Daemon};
 use crate::audit::{Decision, Event};
 use crate::config::DenyRule;
-use crate::desktop::approver::{AdminAction, Answer};
+use crate::desktop::approver::Answer;
 use crate::naming::base_name;
 use crate::policy;
 use crate::state::Refusal;
 use keychain_auth_sdk::protocol::{
-    Access, Deputy, ErrorCode, Hash, PendingEntry, PinnedFile, Response, ScriptIdentity, Tool,
+    Access, Deputy, ErrorCode, Hash, Lasts, PendingEntry, PinnedFile, Response, ScriptIdentity,
+    Tool,
 };
 
 /// What an approval pins.
@@ -35,6 +36,10 @@ struct Pin {
     only_through: Option<Deputy>,
     /// See `Tool::chain`.
     chain: Option<String>,
+    /// See `Tool::expires_at`.
+    expires_at: Option<String>,
+    /// See `Tool::until_logout`.
+    until_logout: bool,
 }
 
 /// What an `approve` or `register` grants, as asked.
@@ -50,6 +55,8 @@ pub struct Grant {
     pub unbound_get: Option<bool>,
     /// See `Tool::only_through`; absent keeps what an approved tool had.
     pub only_through: Option<Deputy>,
+    /// How long it lasts; absent keeps what an approved tool had (approve), else always.
+    pub lasts: Option<Lasts>,
 }
 
 /// The libraries an approval pins: those it had, and those seen since (its pending
@@ -109,6 +116,16 @@ impl Daemon {
             .unbound_get
             .or(existing.as_ref().map(|t| t.unbound_get))
             .unwrap_or(false);
+        let (expires_at, until_logout) = match grant.lasts {
+            Some(l) => match super::expiry::lifetime(l, self.state.clock().now()) {
+                Ok(x) => x,
+                Err(r) => return r.into(),
+            },
+            None => existing
+                .as_ref()
+                .map(|t| (t.expires_at.clone(), t.until_logout))
+                .unwrap_or((None, false)),
+        };
         let scopes = if grant.scopes.is_empty() {
             existing
                 .as_ref()
@@ -144,6 +161,8 @@ impl Daemon {
                     .as_ref()
                     .and_then(|e| e.chain.clone())
                     .or_else(|| existing.as_ref().and_then(|t| t.chain.clone())),
+                expires_at,
+                until_logout,
             },
         )
         .await
@@ -158,6 +177,13 @@ impl Daemon {
         if let Err(why) = policy::approvable(&canonical, false, false) {
             return error(ErrorCode::Forbidden, why);
         }
+        let (expires_at, until_logout) = match super::expiry::lifetime(
+            grant.lasts.unwrap_or(Lasts::Always),
+            self.state.clock().now(),
+        ) {
+            Ok(x) => x,
+            Err(r) => return r.into(),
+        };
         self.pin(
             by,
             Pin {
@@ -174,6 +200,8 @@ impl Daemon {
                 terminal_session: false,
                 only_through: grant.only_through,
                 chain: None,
+                expires_at,
+                until_logout,
             },
         )
         .await
@@ -266,15 +294,20 @@ impl Daemon {
     /// approve a pending binary with what it asked for (the scopes of its hello, else
     /// the names it asked for), allow its waiting request once, or deny it.
     pub async fn decide_on_desktop(&self, by: Actor<'_>, hash: &str, answer: Answer) -> Response {
-        match answer {
+        let lasts = match answer {
             Answer::Deny => return self.deny_hash(by, hash.to_string()).await,
             Answer::AllowOnce => {
                 self.state.pending().allow_once(hash);
                 self.state.configs().wake();
                 return Response::Ok;
             }
-            Answer::Approve => {}
-        }
+            Answer::Approve(lasts) => lasts,
+        };
+        let (expires_at, until_logout) =
+            match super::expiry::lifetime(lasts, self.state.clock().now()) {
+                Ok(x) => x,
+                Err(r) => return r.into(),
+            };
         let Some(entry) = self.state.pending().get(hash) else {
             return error(ErrorCode::NotFound, format!("{hash} is no longer pending"));
         };
@@ -303,6 +336,8 @@ impl Daemon {
                 terminal_session: entry.terminal.is_some(),
                 only_through: config.tool(hash).and_then(|t| t.only_through),
                 chain: entry.chain.clone(),
+                expires_at,
+                until_logout,
             },
         )
         .await
@@ -316,6 +351,25 @@ impl Daemon {
                 return error(ErrorCode::BadRequest, e);
             }
         }
+        let presence = match self.state.config().tool(hash).cloned() {
+            Some(had) => {
+                let mut proposed = had.clone();
+                proposed.scopes = scopes.clone();
+                if super::proof::widens(Some(&had), &proposed) {
+                    let change = super::proof::describe("widen the scopes of", &proposed);
+                    match self
+                        .prove(by, Event::Scopes, (&had.hash, &had.path), &change)
+                        .await
+                    {
+                        Ok(p) => Some(p),
+                        Err(r) => return r,
+                    }
+                } else {
+                    None
+                }
+            }
+            None => None,
+        };
         let h = hash.to_string();
         let new = scopes.clone();
         let res = self
@@ -346,6 +400,7 @@ impl Daemon {
                         path: Some(tool.path.clone()),
                         scopes: tool.scopes.clone(),
                         via: Some(by.via().into()),
+                        presence: presence.map(str::to_string),
                         ..crate::audit::Entry::default()
                     },
                     true,
@@ -411,9 +466,6 @@ impl Daemon {
                 return error(ErrorCode::BadRequest, e);
             }
         }
-        if !self.state.approver().confirm(AdminAction::Approve(&p.hash)) {
-            return error(ErrorCode::Denied, "the approval was not confirmed");
-        }
         let label = p
             .label
             .clone()
@@ -427,7 +479,8 @@ impl Daemon {
             access: p.access.unwrap_or(Access::Read),
             approved_at: self.state.clock().rfc3339(),
             approved_via: by.via().into(),
-            expires_at: None,
+            expires_at: p.expires_at.clone(),
+            until_logout: p.until_logout,
             script: p.script.clone(),
             parent: None,
             macos: p.macos.clone(),
@@ -437,6 +490,27 @@ impl Daemon {
             only_through: p.only_through,
             chain: p.chain.clone(),
         };
+        let config = self.state.config();
+        let had = config.tool(&tool.hash);
+        let lifts_deny = config.is_denied(&tool.hash);
+        let presence = if super::proof::widens(had, &tool) || lifts_deny {
+            let verb = match (had, lifts_deny) {
+                (_, true) => "lift the deny of and approve",
+                (Some(_), _) => "widen the approval of",
+                (None, _) => "approve",
+            };
+            let change = super::proof::describe(verb, &tool);
+            match self
+                .prove(by, p.event, (&tool.hash, &tool.path), &change)
+                .await
+            {
+                Ok(proof) => Some(proof),
+                Err(r) => return r,
+            }
+        } else {
+            None
+        };
+        drop(config);
         let t = tool.clone();
         let res = self
             .change_config(move |c| {
@@ -460,6 +534,7 @@ impl Daemon {
         e.hash = Some(tool.hash.clone());
         e.path = Some(tool.path.clone());
         e.scopes = tool.scopes.clone();
+        e.presence = presence.map(str::to_string);
         self.state.audit().record(e, true);
         Response::Tool {
             tool,

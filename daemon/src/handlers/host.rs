@@ -39,6 +39,11 @@ pub struct Snapshot {
     /// When that policy lets a program write an approved tool's memory, a few words
     /// saying so ([`crate::ptrace::Scope::warning`]).
     pub ptrace_warning: Option<String>,
+    /// How widening decisions are proven (`polkit`, `off: …`: see
+    /// [`crate::presence::Presence::describe`]).
+    pub presence: String,
+    /// When they are not proven, why ([`crate::presence::Presence::warning`]).
+    pub presence_warning: Option<String>,
 }
 
 impl Daemon {
@@ -50,9 +55,21 @@ impl Daemon {
     /// Pauses (every secret request is refused, nothing is queued or shown) or resumes.
     /// Audited; waiting requests are woken and refused. Lasts until resumed or the
     /// daemon stops.
-    pub fn set_paused(&self, by: Actor<'_>, paused: bool) {
+    /// Resuming widens (every approved tool is served again), so it needs proof of
+    /// presence; pausing does not.
+    pub async fn set_paused(&self, by: Actor<'_>, paused: bool) -> Response {
+        let mut presence = None;
+        if !paused && self.state.is_paused() {
+            let change = crate::presence::Change::new(
+                "keychain-auth: resume answering the secret requests of approved programs",
+            );
+            match self.prove(by, Event::Daemon, ("", ""), &change).await {
+                Ok(p) => presence = Some(p.to_string()),
+                Err(r) => return r,
+            }
+        }
         if self.state.swap_paused(paused) == paused {
-            return;
+            return Response::Ok;
         }
         self.state.audit().write(
             Entry {
@@ -64,12 +81,14 @@ impl Daemon {
                     "resumed".into()
                 },
                 via: Some(by.via().into()),
+                presence,
                 ..Entry::default()
             },
             true,
         );
         // Wake waiting `get`s so they see the pause.
         self.state.configs().wake();
+        Response::Ok
     }
 
     /// Answers an admin request from the hosting app, as the CLI's would be answered
@@ -114,6 +133,8 @@ impl Daemon {
             store: st.store().kind().into(),
             ptrace: ptrace.describe(),
             ptrace_warning: ptrace.warning(),
+            presence: self.presence().describe(),
+            presence_warning: self.presence().warning(),
         }
     }
 
@@ -175,6 +196,7 @@ mod tests {
                 paths,
                 store: Arc::new(crate::store::memory::MemoryStore::default()),
                 approver: Arc::new(crate::desktop::approver::Headless),
+                presence: Arc::new(crate::presence::NoMechanism("unit test".into())),
                 clock: Arc::new(crate::clock::SystemClock),
                 admin_hashes: Vec::new(),
                 deputy_hashes: Vec::new(),
@@ -218,10 +240,10 @@ mod tests {
             );
 
             // Pause and resume: each change audited once, with where it was made.
-            st.set_paused(Actor::Tray, true);
-            st.set_paused(Actor::Tray, true);
+            st.set_paused(Actor::Tray, true).await;
+            st.set_paused(Actor::Tray, true).await;
             assert!(st.is_paused());
-            st.set_paused(Actor::Window, false);
+            st.set_paused(Actor::Window, false).await;
             assert!(!st.is_paused());
 
             // Admin requests in-process: deny drops the tool and leaves a deny rule;

@@ -100,6 +100,7 @@ impl Daemon {
             audit_head: head,
             ptrace_scope: Some(crate::ptrace::Scope::read().wire()),
             deputy_approvals: self.deputy_approvals(),
+            presence: Some(self.presence().describe()),
         })
     }
 }

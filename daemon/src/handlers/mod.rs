@@ -4,7 +4,8 @@
 //! and the admin gates are; from there one function per request, grouped by family:
 //! [`secrets`] (get, set, delete, list, get for the parent), [`approvals`] (approve,
 //! register, deny, revoke, scopes, desktop answers), [`upgrade`] and [`info`] (whoami,
-//! status, lists). They ask [`crate::policy`], then read or write the store, the
+//! status, lists), [`proof`] (the presence gate every widening change passes, the
+//! `presence` setting, protected secrets) and [`expiry`] (approvals that run out). They ask [`crate::policy`], then read or write the store, the
 //! pending queue and the config ([`crate::state`]) and write the audit line; refusals
 //! and their texts are [`refusals`].
 //!
@@ -14,8 +15,10 @@
 
 pub mod approvals;
 pub mod chains;
+pub mod expiry;
 pub mod host;
 pub mod info;
+pub mod proof;
 pub mod refusals;
 pub mod secrets;
 #[cfg(test)]
@@ -241,6 +244,7 @@ impl Daemon {
                 label,
                 unbound_get,
                 only_through,
+                lasts,
             } => {
                 let grant = Grant {
                     scopes,
@@ -248,6 +252,7 @@ impl Daemon {
                     label,
                     unbound_get,
                     only_through,
+                    lasts,
                 };
                 self.approve(by, hash, grant).await
             }
@@ -258,6 +263,7 @@ impl Daemon {
                 label,
                 unbound_get,
                 only_through,
+                lasts,
             } => {
                 let grant = Grant {
                     scopes,
@@ -265,12 +271,15 @@ impl Daemon {
                     label,
                     unbound_get,
                     only_through,
+                    lasts,
                 };
                 self.register(by, &path, grant).await
             }
             Request::Deny { hash } => self.deny_hash(by, hash).await,
             Request::Revoke { tool } => self.revoke(by, tool).await,
             Request::Upgrade { path } => self.upgrade(by, &path).await,
+            Request::SetPresence { presence } => self.set_presence(by, &presence).await,
+            Request::Protect { name, protect } => self.protect(by, &name, protect).await,
             Request::Stored { name } => self.stored(by, &name),
             Request::GetForParent { name, wait_ms } => match by.peer() {
                 Some(cli) => self.get_for_parent(cli, &name, wait_ms, gone).await,

@@ -132,6 +132,15 @@ impl Daemon {
             if d != Decision::Allow {
                 return self.refuse(peer, "get", &[name], d);
             }
+            // A secret marked confirm: always is read only once the person proved it.
+            let proven = if st.config().is_protected(name) {
+                match self.prove_read(peer, name).await {
+                    Ok(p) => Some(p),
+                    Err(r) => return r,
+                }
+            } else {
+                None
+            };
             return match st.store().get(name).await {
                 Ok(Some(value)) => {
                     // The program (and its caller chain) may have changed while the
@@ -146,12 +155,21 @@ impl Daemon {
                         );
                         return error(ErrorCode::Denied, e.to_string());
                     }
-                    let why = if once {
-                        "served once (Allow once on the desktop)"
-                    } else {
-                        "served"
+                    let why = match (once, proven) {
+                        (true, _) => "served once (Allow once on the desktop)",
+                        (false, Some(_)) => "served (protected: the person proved it)",
+                        (false, None) => "served",
                     };
-                    self.audit_access(peer, "get", &[name], audit::Decision::Allow, why);
+                    if let Some(p) = proven {
+                        let mut e = crate::handlers::access_entry(peer, Some("get"));
+                        e.decision = audit::Decision::Allow.into();
+                        e.reason = why.into();
+                        e.names = vec![name.to_string()];
+                        e.presence = Some(p.into());
+                        st.audit().write(e, true);
+                    } else {
+                        self.audit_access(peer, "get", &[name], audit::Decision::Allow, why);
+                    }
                     Response::Secret {
                         name: name.to_string(),
                         value,

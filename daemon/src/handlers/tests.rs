@@ -14,7 +14,7 @@ use crate::state::{Deps, State};
 use crate::store::memory::MemoryStore;
 use crate::store::SecretStore;
 use keychain_auth_sdk::paths::Paths;
-use keychain_auth_sdk::protocol::{Access, ErrorCode, Request, Response, Tool};
+use keychain_auth_sdk::protocol::{Access, ErrorCode, Lasts, Request, Response, Tool};
 use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;
@@ -37,6 +37,29 @@ fn tool(hash: &str, scopes: &[&str], access: Access) -> Tool {
 /// `admin`: this process is the daemon's CLI (may send admin requests); `tools`: what
 /// config.json approves, given this process's hash.
 fn harness(admin: bool, tools: impl FnOnce(&str) -> Vec<Tool>) -> Harness {
+    harness_proving(
+        admin,
+        tools,
+        Arc::new(crate::presence::NoMechanism("unit test".into())),
+    )
+}
+
+/// [`harness`] whose presence is proven (or not) by `presence`.
+fn harness_proving(
+    admin: bool,
+    tools: impl FnOnce(&str) -> Vec<Tool>,
+    presence: Arc<dyn crate::presence::Prover>,
+) -> Harness {
+    harness_with(admin, tools, presence, Arc::new(crate::clock::SystemClock))
+}
+
+/// [`harness_proving`] on `clock`.
+fn harness_with(
+    admin: bool,
+    tools: impl FnOnce(&str) -> Vec<Tool>,
+    presence: Arc<dyn crate::presence::Prover>,
+    clock: Arc<dyn crate::clock::Clock>,
+) -> Harness {
     let dir = tempfile::tempdir().expect("tempdir");
     let (a, b) = UnixStream::pair().expect("pair");
     let cache = crate::digest::HashCache::new();
@@ -54,7 +77,8 @@ fn harness(admin: bool, tools: impl FnOnce(&str) -> Vec<Tool>) -> Harness {
         paths,
         store: store.clone(),
         approver: Arc::new(crate::desktop::approver::Headless),
-        clock: Arc::new(crate::clock::SystemClock),
+        presence,
+        clock,
         admin_hashes: if admin {
             vec![hash.clone()]
         } else {
@@ -237,7 +261,7 @@ fn read_write_tools_set_and_delete_and_every_write_is_audited() {
 fn while_paused_every_secret_request_is_refused() {
     let h = harness(false, |me| vec![tool(me, &["demo/*"], Access::ReadWrite)]);
     h.store_value("demo/token", "v");
-    h.daemon.set_paused(Actor::Tray, true);
+    h.rt.block_on(h.daemon.set_paused(Actor::Tray, true));
     for req in [
         get("demo/token"),
         Request::Set {
@@ -252,7 +276,7 @@ fn while_paused_every_secret_request_is_refused() {
         let r = h.ask(req);
         assert_eq!(code(&r), Some(ErrorCode::Denied), "{r:?}");
     }
-    h.daemon.set_paused(Actor::Tray, false);
+    h.rt.block_on(h.daemon.set_paused(Actor::Tray, false));
     assert!(matches!(h.ask(get("demo/token")), Response::Secret { .. }));
 }
 
@@ -307,6 +331,7 @@ fn approving_a_pending_hash_saves_audits_and_unqueues_it() {
         label: None,
         unbound_get: None,
         only_through: None,
+        lasts: None,
     });
     match &r {
         Response::Tool { tool, .. } => {
@@ -336,6 +361,7 @@ fn approving_a_pending_hash_saves_audits_and_unqueues_it() {
             label: None,
             unbound_get: None,
             only_through: None,
+            lasts: None,
         });
         assert_eq!(code(&r), Some(want), "{r:?}");
     }
@@ -353,11 +379,13 @@ fn a_bare_interpreter_is_never_approved_whichever_way_is_asked() {
         label: None,
         unbound_get: None,
         only_through: None,
+        lasts: None,
     });
-    let desktop = h.rt.block_on(
-        h.daemon
-            .answer(Actor::Notification, &interp, Answer::Approve),
-    );
+    let desktop = h.rt.block_on(h.daemon.answer(
+        Actor::Notification,
+        &interp,
+        Answer::Approve(Lasts::Always),
+    ));
     let sh = std::fs::canonicalize("/bin/sh").expect("sh");
     let register = h.ask(Request::Register {
         path: sh.display().to_string(),
@@ -366,6 +394,7 @@ fn a_bare_interpreter_is_never_approved_whichever_way_is_asked() {
         label: None,
         unbound_get: None,
         only_through: None,
+        lasts: None,
     });
     for r in [approve, desktop, register] {
         match &r {
@@ -404,10 +433,11 @@ fn deny_revoke_and_desktop_answers_change_config_and_say_who_decided() {
     // Approve on a notification: approved_via says so.
     let approved = other_hash('f');
     h.pending(&approved, "/opt/f", false);
-    match h.rt.block_on(
-        h.daemon
-            .answer(Actor::Notification, &approved, Answer::Approve),
-    ) {
+    match h.rt.block_on(h.daemon.answer(
+        Actor::Notification,
+        &approved,
+        Answer::Approve(Lasts::Always),
+    )) {
         Response::Tool { tool, .. } => assert_eq!(tool.approved_via, "notification"),
         r => panic!("{r:?}"),
     }
@@ -528,4 +558,372 @@ fn pages_cover_everything_once_and_stay_under_budget() {
         rest.is_empty() && next.is_none(),
         "an offset past the end is an empty last page"
     );
+}
+
+// ---- presence ----
+
+fn approve(hash: &str, scopes: &[&str]) -> Request {
+    approve_for(hash, scopes, None)
+}
+
+fn approve_for(hash: &str, scopes: &[&str], lasts: Option<Lasts>) -> Request {
+    Request::Approve {
+        hash: hash.into(),
+        scopes: scopes.iter().map(|s| s.to_string()).collect(),
+        access: None,
+        label: None,
+        unbound_get: None,
+        only_through: None,
+        lasts,
+    }
+}
+
+#[test]
+fn an_approval_whose_presence_is_not_proven_changes_nothing_and_is_audited() {
+    use crate::presence::{Answering, NotProven};
+    let prover = Answering::new(Err(NotProven::Failed));
+    let h = harness_proving(true, |_| Vec::new(), prover.clone());
+    let stranger = other_hash('e');
+    h.pending(&stranger, "/usr/local/bin/stranger", false);
+    let mut answers = vec![h.ask(approve(&stranger, &["*"]))];
+    for by in [Actor::Notification, Actor::Tray, Actor::Window] {
+        answers.push(h.as_person(by, approve(&stranger, &["*"])));
+    }
+    for r in answers {
+        assert_eq!(code(&r), Some(ErrorCode::Denied), "{r:?}");
+        let Response::Error(e) = r else {
+            unreachable!()
+        };
+        assert!(e.message.contains("authentication failed"), "{}", e.message);
+    }
+    // A press of the notification's Approve is no proof either.
+    let r = h.rt.block_on(h.daemon.answer(
+        Actor::Notification,
+        &stranger,
+        Answer::Approve(Lasts::Always),
+    ));
+    assert_eq!(code(&r), Some(ErrorCode::Denied), "{r:?}");
+    assert!(h.saved().tools.is_empty());
+    assert!(
+        h.daemon.state().pending().contains(&stranger),
+        "still waiting"
+    );
+    let asked = prover.asked();
+    assert_eq!(asked.len(), 5);
+    assert!(
+        asked[0].contains("approve stranger (/usr/local/bin/stranger"),
+        "{}",
+        asked[0]
+    );
+    assert!(asked[0].contains("to read *, always"), "{}", asked[0]);
+    let refused: Vec<_> = h
+        .audit()
+        .into_iter()
+        .filter(|l| l.entry.event == "approve")
+        .collect();
+    assert_eq!(refused.len(), 5);
+    for l in refused {
+        assert_eq!(l.entry.decision, "deny");
+        assert_eq!(l.entry.presence.as_deref(), Some("polkit"));
+        assert_eq!(l.entry.hash.as_deref(), Some(stranger.as_str()));
+    }
+}
+
+#[test]
+fn a_proven_approval_is_applied_and_says_how_it_was_proven() {
+    use crate::presence::Answering;
+    let prover = Answering::new(Ok(()));
+    let h = harness_proving(true, |_| Vec::new(), prover.clone());
+    let stranger = other_hash('f');
+    h.pending(&stranger, "/usr/local/bin/stranger", false);
+    assert!(matches!(
+        h.ask(approve(&stranger, &["demo/*"])),
+        Response::Tool { .. }
+    ));
+    let line = h
+        .audit()
+        .into_iter()
+        .rfind(|l| l.entry.event == "approve")
+        .expect("approve line");
+    assert_eq!(line.entry.decision, "ok");
+    assert_eq!(line.entry.presence.as_deref(), Some("polkit"));
+    // The same again, or less, is not asked about; more is.
+    let n = prover.asked().len();
+    assert!(matches!(
+        h.ask(approve(&stranger, &["demo/token"])),
+        Response::Tool { .. }
+    ));
+    assert_eq!(prover.asked().len(), n, "narrowing asks nothing");
+    assert!(matches!(
+        h.ask(approve(&stranger, &["demo/*"])),
+        Response::Tool { .. }
+    ));
+    assert_eq!(prover.asked().len(), n + 1, "widening again is asked");
+    assert!(prover.asked()[n].contains("widen the approval of"));
+}
+
+#[test]
+fn lifting_a_deny_resuming_and_turning_presence_off_are_proven_their_opposites_not() {
+    use crate::presence::{Answering, NotProven};
+    let prover = Answering::new(Err(NotProven::NoAgent));
+    let h = harness_proving(
+        true,
+        |me| vec![tool(me, &["demo/*"], Access::Read)],
+        prover.clone(),
+    );
+    let stranger = other_hash('d');
+    assert_eq!(
+        h.ask(Request::Deny {
+            hash: stranger.clone()
+        }),
+        Response::Ok,
+        "a deny needs no proof"
+    );
+    let r = h.ask(Request::Register {
+        path: std::env::current_exe().expect("exe").display().to_string(),
+        scopes: vec!["*".into()],
+        access: None,
+        label: None,
+        unbound_get: None,
+        only_through: None,
+        lasts: None,
+    });
+    assert_eq!(code(&r), Some(ErrorCode::Denied), "{r:?}");
+    h.rt.block_on(h.daemon.set_paused(Actor::Tray, true));
+    assert!(h.daemon.is_paused(), "a pause needs no proof");
+    let r = h.rt.block_on(h.daemon.set_paused(Actor::Tray, false));
+    assert_eq!(code(&r), Some(ErrorCode::Denied), "{r:?}");
+    assert!(h.daemon.is_paused(), "still paused");
+    let off = Request::SetPresence {
+        presence: "off".into(),
+    };
+    assert_eq!(code(&h.ask(off)), Some(ErrorCode::Denied));
+    assert_eq!(h.saved().presence, None);
+    let on = Request::SetPresence {
+        presence: "required".into(),
+    };
+    assert_eq!(h.ask(on), Response::Ok, "turning it on needs no proof");
+    assert_eq!(h.saved().presence, Some(crate::presence::Setting::Required));
+    let bad = Request::SetPresence {
+        presence: "maybe".into(),
+    };
+    assert_eq!(code(&h.ask(bad)), Some(ErrorCode::BadRequest));
+    // Removing scopes needs none; adding does.
+    let me = h.hash.clone();
+    assert!(matches!(
+        h.rt.block_on(h.daemon.set_scopes(Actor::Window, &me, vec![])),
+        Response::Tool { .. }
+    ));
+    let r = h.rt.block_on(
+        h.daemon
+            .set_scopes(Actor::Window, &me, vec!["demo/*".into()]),
+    );
+    assert_eq!(code(&r), Some(ErrorCode::Denied), "{r:?}");
+    assert_eq!(prover.asked().len(), 4, "{:?}", prover.asked());
+}
+
+#[test]
+fn required_presence_with_no_mechanism_refuses_and_says_what_to_install() {
+    let h = harness_proving(
+        true,
+        |_| Vec::new(),
+        Arc::new(crate::presence::NoMechanism(
+            "polkit's action is not installed; install it with ...".into(),
+        )),
+    );
+    // Not set: off, with a warning; approvals go through.
+    let s = match h.ask(Request::Status {}) {
+        Response::Status(s) => s,
+        r => panic!("{r:?}"),
+    };
+    assert!(s.presence.unwrap_or_default().starts_with("off: "));
+    assert_eq!(
+        h.ask(Request::SetPresence {
+            presence: "required".into()
+        }),
+        Response::Ok
+    );
+    let stranger = other_hash('c');
+    h.pending(&stranger, "/usr/local/bin/stranger", false);
+    let r = h.ask(approve(&stranger, &["*"]));
+    assert_eq!(code(&r), Some(ErrorCode::Forbidden), "{r:?}");
+    let Response::Error(e) = r else {
+        unreachable!()
+    };
+    assert!(e.message.contains("not installed"), "{}", e.message);
+    assert!(h.saved().tools.is_empty());
+}
+
+// ---- approvals that run out ----
+
+#[test]
+fn a_time_boxed_approval_serves_until_its_time_then_is_removed_and_audited() {
+    let start = humantime::parse_rfc3339("2026-12-01T10:00:00Z").expect("time");
+    let clock = Arc::new(crate::clock::ManualClock(std::sync::Mutex::new(start)));
+    let h = harness_with(
+        false,
+        |_| Vec::new(),
+        Arc::new(crate::presence::NoMechanism("unit test".into())),
+        clock.clone(),
+    );
+    h.store_value("demo/token", "v");
+    let me = h.hash.clone();
+    h.pending(&me, "/test/me", false);
+    let r = h.as_person(
+        Actor::Window,
+        approve_for(&me, &["demo/*"], Some(Lasts::Seconds(3600))),
+    );
+    let Response::Tool { tool, .. } = r else {
+        panic!("{r:?}")
+    };
+    assert_eq!(tool.expires_at.as_deref(), Some("2026-12-01T11:00:00Z"));
+    assert!(matches!(h.ask(get("demo/token")), Response::Secret { .. }));
+    // Asking, and a status query, move nothing.
+    clock.advance(std::time::Duration::from_secs(3599));
+    let _ = h.ask(Request::Status {});
+    assert!(matches!(h.ask(get("demo/token")), Response::Secret { .. }));
+    assert_eq!(
+        h.saved().tools[0].expires_at.as_deref(),
+        Some("2026-12-01T11:00:00Z")
+    );
+    // At its time it is refused, even before the sweeper ran.
+    clock.advance(std::time::Duration::from_secs(1));
+    assert_eq!(
+        code(&h.ask(get("demo/token"))),
+        Some(ErrorCode::NotApproved)
+    );
+    h.rt.block_on(h.daemon.end_of_session());
+    assert!(h.saved().tools.is_empty());
+    let expired: Vec<_> = h
+        .audit()
+        .into_iter()
+        .filter(|l| l.entry.event == "expire")
+        .collect();
+    assert_eq!(expired.len(), 1);
+    assert!(expired[0]
+        .entry
+        .reason
+        .contains("expired at 2026-12-01T11:00:00Z"));
+    assert_eq!(expired[0].entry.hash.as_deref(), Some(me.as_str()));
+    // Out of range.
+    let r = h.as_person(
+        Actor::Window,
+        approve_for(&me, &["demo/*"], Some(Lasts::Seconds(0))),
+    );
+    assert_eq!(code(&r), Some(ErrorCode::BadRequest), "{r:?}");
+}
+
+#[test]
+fn an_approval_until_logout_ends_with_the_daemons_session() {
+    let h = harness(false, |_| Vec::new());
+    h.store_value("demo/token", "v");
+    let me = h.hash.clone();
+    h.pending(&me, "/test/me", false);
+    let r = h.as_person(
+        Actor::Window,
+        approve_for(&me, &["demo/*"], Some(Lasts::UntilLogout)),
+    );
+    assert!(
+        matches!(r, Response::Tool { ref tool, .. } if tool.until_logout),
+        "{r:?}"
+    );
+    assert!(matches!(h.ask(get("demo/token")), Response::Secret { .. }));
+    // Re-approving without --for keeps what it had.
+    let r = h.as_person(Actor::Window, approve(&me, &["demo/token"]));
+    assert!(
+        matches!(r, Response::Tool { ref tool, .. } if tool.until_logout),
+        "{r:?}"
+    );
+    h.rt.block_on(h.daemon.end_of_session());
+    assert!(h.saved().tools.is_empty());
+    let line = h
+        .audit()
+        .into_iter()
+        .rfind(|l| l.entry.event == "expire")
+        .expect("an expire line");
+    assert!(
+        line.entry.reason.contains("session ended"),
+        "{}",
+        line.entry.reason
+    );
+}
+
+// ---- protected secrets ----
+
+fn protect(name: &str, protect: bool) -> Request {
+    Request::Protect {
+        name: name.into(),
+        protect,
+    }
+}
+
+#[test]
+fn a_protected_secret_is_served_only_when_each_read_is_proven() {
+    use crate::presence::{Answering, NotProven};
+    for (answer, served) in [(Ok(()), true), (Err(NotProven::Failed), false)] {
+        let prover = Answering::new(answer);
+        let h = harness_proving(
+            false,
+            |me| vec![tool(me, &["demo/*"], Access::Read)],
+            prover.clone(),
+        );
+        h.store_value("demo/token", "guarded");
+        h.store_value("demo/other", "plain");
+        assert_eq!(
+            h.as_person(Actor::Window, protect("demo/token", true)),
+            Response::Ok
+        );
+        assert!(prover.asked().is_empty(), "protecting needs no proof");
+        let r = h.ask(get("demo/token"));
+        assert_eq!(matches!(r, Response::Secret { .. }), served, "{r:?}");
+        if !served {
+            assert_eq!(code(&r), Some(ErrorCode::Denied));
+        }
+        assert_eq!(prover.asked().len(), 1);
+        assert!(prover.asked()[0].contains("read demo/token, this once"));
+        // Another name is not asked about.
+        assert!(matches!(h.ask(get("demo/other")), Response::Secret { .. }));
+        assert_eq!(prover.asked().len(), 1);
+        let lines = h.audit();
+        let decision = if served { "allow" } else { "deny" };
+        assert!(lines.iter().any(|l| l.entry.event == "access"
+            && l.entry.names == vec!["demo/token"]
+            && l.entry.decision == decision));
+        assert!(lines.iter().any(|l| l.entry.event == "access"
+            && l.entry.presence.as_deref() == Some("polkit")
+            && l.entry.decision == decision));
+    }
+}
+
+#[test]
+fn a_protected_secret_is_never_read_while_presence_is_off_and_unprotecting_is_proven() {
+    let h = harness(false, |me| vec![tool(me, &["demo/*"], Access::Read)]);
+    h.store_value("demo/token", "guarded");
+    assert_eq!(
+        h.as_person(Actor::Tray, protect("demo/token", true)),
+        Response::Ok
+    );
+    let r = h.ask(get("demo/token"));
+    assert_eq!(code(&r), Some(ErrorCode::Denied), "{r:?}");
+    let Response::Error(e) = r else {
+        unreachable!()
+    };
+    assert!(e.message.contains("protected"), "{}", e.message);
+    assert_eq!(h.saved().protected, vec!["demo/token"]);
+    assert_eq!(
+        code(&h.as_person(Actor::Tray, protect("../x", true))),
+        Some(ErrorCode::BadRequest)
+    );
+    // Unprotecting is asked about (and refused by a prover that says no).
+    use crate::presence::{Answering, NotProven};
+    let prover = Answering::new(Err(NotProven::Cancelled));
+    let h = harness_proving(false, |_| Vec::new(), prover.clone());
+    assert_eq!(
+        h.as_person(Actor::Tray, protect("demo/token", true)),
+        Response::Ok
+    );
+    let r = h.as_person(Actor::Tray, protect("demo/token", false));
+    assert_eq!(code(&r), Some(ErrorCode::Denied), "{r:?}");
+    assert_eq!(prover.asked().len(), 1);
+    assert_eq!(h.saved().protected, vec!["demo/token"]);
 }

@@ -2,11 +2,12 @@
 //! (for a script tool, its script, its interpreter and its startup files as they are
 //! now), keeping its scopes and access. Saved durably, audited old -> new.
 
-use super::{error, Actor, Daemon};
+use super::{Actor, Daemon};
 use crate::audit::Event;
-use crate::desktop::approver::AdminAction;
+use crate::config::Config;
+use crate::naming::short_hash;
 use crate::state::Refusal;
-use keychain_auth_sdk::protocol::{ErrorCode, PinnedFile, Response};
+use keychain_auth_sdk::protocol::{ErrorCode, PinnedFile, Response, Tool};
 
 impl Daemon {
     /// `upgrade`: re-pins the tool at a path to what is there now.
@@ -16,9 +17,6 @@ impl Daemon {
             Ok(x) => x,
             Err(r) => return r,
         };
-        if !self.state.approver().confirm(AdminAction::Upgrade(&hash)) {
-            return error(ErrorCode::Denied, "the upgrade was not confirmed");
-        }
         // A script tool is re-pinned to its script's new contents and to its interpreter
         // as it is now (an updated python3 changes every script identity it runs).
         // Its pinned startup files are re-pinned to their contents as they are now.
@@ -49,52 +47,54 @@ impl Daemon {
                 Err(r) => return r,
             }
         }
-        let (given, canon, file_hash) = (path.to_string(), canonical.clone(), hash.clone());
+        let found = Found {
+            given: path.to_string(),
+            canonical,
+            file_hash: hash,
+            interpreter_hash,
+            startup: startup_now,
+            now,
+        };
+        // Decided against the config as it is, proven, then applied only if the config
+        // still gives the same re-pin.
+        let (proposed, old) = match repin(&self.state.config(), &found) {
+            Ok(x) => x,
+            Err(r) => return r.into(),
+        };
+        let presence = if old != proposed.hash {
+            let change = super::proof::describe(
+                &format!("re-pin to its file as it is now (was {})", short_hash(&old)),
+                &proposed,
+            );
+            match self
+                .prove(
+                    by,
+                    Event::Upgrade,
+                    (&proposed.hash, &proposed.path),
+                    &change,
+                )
+                .await
+            {
+                Ok(p) => Some(p),
+                Err(r) => return r,
+            }
+        } else {
+            None
+        };
         let res = self
             .change_config(move |c| {
-                let i = c
-                    .tools
-                    .iter()
-                    .position(|t| t.path == canon || t.path == given)
-                    .ok_or_else(|| {
-                        Refusal(
-                            ErrorCode::NotFound,
-                            format!("no approved tool has path {given}; approve it first with `keychain-auth register {given} --scope ...`"),
-                        )
-                    })?;
-                let old = c.tools[i].hash.clone();
-                let mut script = c.tools[i].script.clone();
-                let new_hash = match (&mut script, &interpreter_hash) {
-                    (Some(s), Some(ih)) => {
-                        s.hash = file_hash.clone();
-                        s.path = canon.clone();
-                        s.interpreter_hash = ih.clone();
-                        s.startup = startup_now.clone();
-                        crate::peer::script_identity_hash(s)
-                    }
-                    _ => file_hash.clone(),
-                };
-                // A terminal session's identity is derived from its program's.
-                let new_hash = if c.tools[i].terminal_session {
-                    crate::peer::chain::terminal_identity_hash(&new_hash)
-                } else {
-                    new_hash
-                };
-                if old == new_hash {
-                    return Ok((c.tools[i].clone(), old));
-                }
-                if c.tools.iter().any(|t| t.hash == new_hash) {
+                let (tool, old) = repin(c, &found)?;
+                if tool.hash != proposed.hash || tool.scopes != proposed.scopes {
                     return Err(Refusal(
-                        ErrorCode::BadRequest,
-                        format!("{new_hash} is already approved as another tool; revoke one of them first"),
+                        ErrorCode::Denied,
+                        "the tool's approval changed while its upgrade was being confirmed; nothing changed, run the upgrade again".into(),
                     ));
                 }
-                c.tools[i].hash = new_hash.clone();
-                c.tools[i].path = canon.clone();
-                c.tools[i].script = script;
-                c.tools[i].approved_at = now;
-                c.denied.retain(|d| d.hash != new_hash);
-                Ok((c.tools[i].clone(), old))
+                if let Some(slot) = c.tools.iter_mut().find(|t| t.hash == old) {
+                    *slot = tool.clone();
+                }
+                c.denied.retain(|d| d.hash != tool.hash);
+                Ok((tool, old))
             })
             .await;
         match res {
@@ -110,6 +110,7 @@ impl Daemon {
                     e.old_hash = Some(old.clone());
                     e.path = Some(tool.path.clone());
                     e.scopes = tool.scopes.clone();
+                    e.presence = presence.map(str::to_string);
                     self.state.audit().record(e, true);
                 }
                 Response::Tool {
@@ -120,4 +121,65 @@ impl Daemon {
             Err(r) => r,
         }
     }
+}
+
+/// What was found at an upgraded tool's path.
+struct Found {
+    given: String,
+    canonical: String,
+    file_hash: String,
+    interpreter_hash: Option<String>,
+    startup: Vec<PinnedFile>,
+    now: String,
+}
+
+/// The tool at the path, re-pinned to what was found there, and its old hash (equal to
+/// the new one when nothing changed).
+fn repin(c: &Config, f: &Found) -> Result<(Tool, String), Refusal> {
+    let t = c
+        .tools
+        .iter()
+        .find(|t| t.path == f.canonical || t.path == f.given)
+        .ok_or_else(|| {
+            Refusal(
+                ErrorCode::NotFound,
+                format!(
+                    "no approved tool has path {}; approve it first with `keychain-auth register {} --scope ...`",
+                    f.given, f.given
+                ),
+            )
+        })?;
+    let old = t.hash.clone();
+    let mut script = t.script.clone();
+    let new_hash = match (&mut script, &f.interpreter_hash) {
+        (Some(s), Some(ih)) => {
+            s.hash = f.file_hash.clone();
+            s.path = f.canonical.clone();
+            s.interpreter_hash = ih.clone();
+            s.startup = f.startup.clone();
+            crate::peer::script_identity_hash(s)
+        }
+        _ => f.file_hash.clone(),
+    };
+    // A terminal session's identity is derived from its program's.
+    let new_hash = if t.terminal_session {
+        crate::peer::chain::terminal_identity_hash(&new_hash)
+    } else {
+        new_hash
+    };
+    if old == new_hash {
+        return Ok((t.clone(), old));
+    }
+    if c.tools.iter().any(|x| x.hash == new_hash) {
+        return Err(Refusal(
+            ErrorCode::BadRequest,
+            format!("{new_hash} is already approved as another tool; revoke one of them first"),
+        ));
+    }
+    let mut tool = t.clone();
+    tool.hash = new_hash;
+    tool.path = f.canonical.clone();
+    tool.script = script;
+    tool.approved_at = f.now.clone();
+    Ok((tool, old))
 }

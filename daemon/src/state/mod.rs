@@ -42,6 +42,8 @@ pub struct Deps {
     pub clock: Arc<dyn Clock>,
     /// Hashes of the binaries allowed to send admin requests (the keychain-auth CLI).
     pub admin_hashes: Vec<String>,
+    /// Who proves that a person approves a widening change ([`crate::presence::system`]).
+    pub presence: Arc<dyn crate::presence::Prover>,
     /// Hashes of the other deputies (the git helper): their requests are decided for
     /// the origin of their caller chain.
     pub deputy_hashes: Vec<String>,
@@ -63,6 +65,10 @@ pub struct State {
     paths: Paths,
     store: Arc<dyn SecretStore>,
     approver: Arc<dyn Approver>,
+    presence: Arc<dyn crate::presence::Prover>,
+    /// Held while a proof of presence is asked for: one at a time, so that the prompt a
+    /// person answers is for the change it shows.
+    proving: Arc<tokio::sync::Mutex<()>>,
     clock: Arc<dyn Clock>,
     admin_hashes: Vec<String>,
     pass_throughs: crate::deputies::PassThroughs,
@@ -110,6 +116,8 @@ impl State {
             paths: deps.paths,
             store: deps.store,
             approver: deps.approver,
+            presence: deps.presence,
+            proving: Arc::new(tokio::sync::Mutex::new(())),
             clock: deps.clock,
             pass_throughs: crate::deputies::PassThroughs::new(
                 deps.deputy_hashes
@@ -169,6 +177,16 @@ impl State {
     /// Who asks a person about pending binaries.
     pub fn approver(&self) -> &Arc<dyn Approver> {
         &self.approver
+    }
+
+    /// Who proves presence.
+    pub fn presence(&self) -> &Arc<dyn crate::presence::Prover> {
+        &self.presence
+    }
+
+    /// Taken while a proof of presence is being asked for.
+    pub fn proving(&self) -> &Arc<tokio::sync::Mutex<()>> {
+        &self.proving
     }
 
     /// The time source.

@@ -993,7 +993,8 @@ fn bench_home(namespace: &str) -> (tempfile::TempDir, PathBuf) {
         .expect("chmod");
     std::fs::write(
         home.join("config.json"),
-        format!("{{\"version\":1,\"namespace\":\"{namespace}\"}}"),
+        // Presence off: the benchmark approves its own programs (no person to ask).
+        format!("{{\"version\":1,\"namespace\":\"{namespace}\",\"presence\":\"off\"}}"),
     )
     .expect("config");
     (tmp, home)

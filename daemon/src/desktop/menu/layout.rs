@@ -5,7 +5,7 @@
 use super::{label, Action, Item, MenuState, MAX_NAMES, MAX_PENDING, MAX_RECENT};
 use crate::audit::Record;
 use crate::desktop::prompt_text::{approvable, base_name, program_name, program_path, short_hash};
-use keychain_auth_sdk::protocol::Tool;
+use keychain_auth_sdk::protocol::{Lasts, Tool};
 
 /// "11-27 10:42" from an RFC 3339 time.
 fn short_time(t: &str) -> &str {
@@ -52,6 +52,9 @@ pub fn build(s: &MenuState<'_>) -> Vec<Item> {
         // What to do about it is in the window and `keychain-auth status`.
         items.push(Item::Text(label(&format!("Warning: {w}"))));
     }
+    if let Some(w) = s.presence_warning {
+        items.push(Item::Text(label(&format!("Warning: {w}"))));
+    }
     items.push(Item::Separator);
 
     // Newest first: the binary that just asked is on top.
@@ -94,8 +97,16 @@ pub fn build(s: &MenuState<'_>) -> Vec<Item> {
                     ));
                 }
                 sub.push(Item::Action {
-                    id: Action::Approve(p.hash.clone()).id(),
+                    id: Action::Approve(p.hash.clone(), Lasts::Always).id(),
                     label: label(&format!("Approve (grants {grants})")),
+                });
+                sub.push(Item::Action {
+                    id: Action::Approve(p.hash.clone(), Lasts::Seconds(3600)).id(),
+                    label: "For 1 hour".into(),
+                });
+                sub.push(Item::Action {
+                    id: Action::Approve(p.hash.clone(), Lasts::UntilLogout).id(),
+                    label: "Until logout".into(),
                 });
             }
             sub.push(Item::Action {
@@ -163,8 +174,13 @@ pub fn build(s: &MenuState<'_>) -> Vec<Item> {
 /// scope grants can be unchecked; one granted only by a pattern is shown checked and
 /// greyed out (patterns are edited in the window).
 fn tool_menu(t: &Tool, names: &[String]) -> Item {
+    let lasts = match (&t.expires_at, t.until_logout) {
+        (Some(at), _) => format!("until {at}"),
+        (None, true) => "until logout".into(),
+        (None, false) => "always".into(),
+    };
     let mut items = vec![Item::Text(label(&format!(
-        "{} {} · {}",
+        "{} {} · {} · {lasts}",
         t.path,
         short_hash(&t.hash),
         t.access
@@ -283,6 +299,7 @@ mod tests {
             names: &[],
             recent: &[],
             ptrace_warning: None,
+            presence_warning: None,
         }
     }
 
@@ -320,6 +337,11 @@ mod tests {
         assert!(!items
             .iter()
             .any(|i| matches!(i, Item::Text(t) if t.starts_with("Warning"))));
+        let items = build(&MenuState {
+            presence_warning: Some("presence is off in config.json"),
+            ..empty()
+        });
+        find(&items, "Warning: presence is off");
     }
 
     #[test]
@@ -348,9 +370,18 @@ mod tests {
         find(&items, "Waiting for approval (12)");
         let newest = sub(&items, "tool-l");
         assert!(newest.contains(&Item::Action {
-            id: Action::Approve(hash('l')).id(),
+            id: Action::Approve(hash('l'), Lasts::Always).id(),
             label: "Approve (grants git/*)".into()
         }));
+        for (lasts, label) in [
+            (Lasts::Seconds(3600), "For 1 hour"),
+            (Lasts::UntilLogout, "Until logout"),
+        ] {
+            assert!(newest.contains(&Item::Action {
+                id: Action::Approve(hash('l'), lasts).id(),
+                label: label.into()
+            }));
+        }
         assert!(newest.contains(&Item::Action {
             id: Action::Deny(hash('l')).id(),
             label: "Deny".into()
@@ -406,6 +437,22 @@ mod tests {
             ..empty()
         });
         let gh = sub(sub(&items, "Approved tools (1)"), "gh");
+        let says = |items: &[Item], what: &str| {
+            items
+                .iter()
+                .any(|i| matches!(i, Item::Text(t) if t.ends_with(what)))
+        };
+        assert!(says(gh, "· read · always"), "{gh:?}");
+        let mut timed = t.clone();
+        timed[0].expires_at = Some("2026-12-01T11:00:00Z".into());
+        let timed_items = build(&MenuState {
+            tools: &timed,
+            ..empty()
+        });
+        assert!(says(
+            sub(sub(&timed_items, "Approved tools (1)"), "gh"),
+            "· until 2026-12-01T11:00:00Z"
+        ));
         let check = |n: &str| {
             gh.iter()
                 .find_map(|i| match i {

@@ -6,7 +6,7 @@
 //! icon, so everything is here.
 
 use crate::audit::Record;
-use keychain_auth_sdk::protocol::{PendingEntry, Tool};
+use keychain_auth_sdk::protocol::{Lasts, PendingEntry, Tool};
 
 mod layout;
 pub use layout::build;
@@ -34,6 +34,9 @@ pub struct MenuState<'a> {
     /// What the machine's ptrace policy lets a program do to an approved tool, when it
     /// lets it write its memory ([`crate::ptrace::Scope::warning`]); `None` when safe.
     pub ptrace_warning: Option<&'a str>,
+    /// Why widening decisions are not proven, when they are not
+    /// ([`crate::presence::Presence::warning`]).
+    pub presence_warning: Option<&'a str>,
 }
 
 /// One menu entry.
@@ -73,8 +76,8 @@ pub enum Item {
 /// What a click asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
-    /// Approve a pending binary with what it asked for.
-    Approve(String),
+    /// Approve a pending binary with what it asked for, for this long.
+    Approve(String, Lasts),
     /// Deny a pending binary.
     Deny(String),
     /// Add or remove one exact secret name from a tool's scopes.
@@ -96,7 +99,9 @@ impl Action {
     /// The menu id carrying this action.
     pub fn id(&self) -> String {
         match self {
-            Action::Approve(h) => format!("approve:{h}"),
+            Action::Approve(h, Lasts::Seconds(3600)) => format!("approve-hour:{h}"),
+            Action::Approve(h, Lasts::UntilLogout) => format!("approve-logout:{h}"),
+            Action::Approve(h, _) => format!("approve:{h}"),
             Action::Deny(h) => format!("deny:{h}"),
             Action::ToggleScope { hash, name } => format!("scope:{hash}:{name}"),
             Action::Open => "open".into(),
@@ -116,8 +121,14 @@ impl Action {
             "quit" => return Some(Action::Quit),
             _ => {}
         }
-        if let Some(h) = id.strip_prefix("approve:") {
-            return hash_ok(h).then(|| Action::Approve(h.into()));
+        for (prefix, lasts) in [
+            ("approve:", Lasts::Always),
+            ("approve-hour:", Lasts::Seconds(3600)),
+            ("approve-logout:", Lasts::UntilLogout),
+        ] {
+            if let Some(h) = id.strip_prefix(prefix) {
+                return hash_ok(h).then(|| Action::Approve(h.into(), lasts));
+            }
         }
         if let Some(h) = id.strip_prefix("deny:") {
             return hash_ok(h).then(|| Action::Deny(h.into()));
@@ -175,7 +186,9 @@ mod tests {
     #[test]
     fn every_id_round_trips_and_foreign_ids_are_ignored() {
         for a in [
-            Action::Approve(hash('a')),
+            Action::Approve(hash('a'), Lasts::Always),
+            Action::Approve(hash('a'), Lasts::Seconds(3600)),
+            Action::Approve(hash('a'), Lasts::UntilLogout),
             Action::Deny(hash('b')),
             Action::ToggleScope {
                 hash: hash('c'),

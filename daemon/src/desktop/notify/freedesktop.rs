@@ -10,7 +10,6 @@
 //! prompt limiter before [`Approver::pending_added`](crate::desktop::approver::Approver::pending_added) is called.
 
 use super::{Event, Notifier};
-use crate::desktop::approver::Answer;
 use crate::desktop::prompt_text::{approvable, body, summary, Elsewhere};
 use futures_lite::StreamExt;
 use keychain_auth_sdk::protocol::PendingEntry;
@@ -80,11 +79,8 @@ async fn run(
                             continue;
                         }
                         let hash = crate::lock::lock(&shown).remove(&id);
-                        let choice = match action.as_str() {
-                            "approve" => Answer::Approve,
-                            "once" => Answer::AllowOnce,
-                            "deny" => Answer::Deny,
-                            _ => continue,
+                        let Some(choice) = super::answer_of(&action) else {
+                            continue;
                         };
                         if let Some(hash) = hash {
                             let _ = events.send(Event::Answer { hash, choice });
@@ -108,7 +104,10 @@ async fn run(
             continue;
         }
         let actions: Vec<&str> = if has_actions && approvable(&entry) {
-            vec!["approve", "Approve", "once", "Allow once", "deny", "Deny"]
+            super::APPROVE_ACTIONS
+                .iter()
+                .flat_map(|(key, label)| [*key, *label])
+                .collect()
         } else if has_actions {
             vec!["deny", "Deny"]
         } else {

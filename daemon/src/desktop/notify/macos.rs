@@ -11,7 +11,6 @@
 //! (`cargo check --target x86_64-apple-darwin`); not run here.
 
 use super::{Event, Notifier};
-use crate::desktop::approver::Answer;
 use crate::desktop::prompt_text::{approvable, body, summary, Elsewhere};
 use block2::RcBlock;
 use keychain_auth_sdk::protocol::PendingEntry;
@@ -57,12 +56,7 @@ define_class!(
             let action = response.actionIdentifier().to_string();
             let hash = response.notification().request().identifier().to_string();
             // A click on the notification itself or its dismissal answers nothing.
-            let choice = match action.as_str() {
-                "approve" => Some(Answer::Approve),
-                "once" => Some(Answer::AllowOnce),
-                "deny" => Some(Answer::Deny),
-                _ => None,
-            };
+            let choice = super::answer_of(&action);
             if let Some(choice) = choice {
                 let _ = self.ivars().events.send(Event::Answer { hash, choice });
             }
@@ -167,19 +161,20 @@ fn run(
         UNAuthorizationOptions::Alert | UNAuthorizationOptions::Sound,
         &answered,
     );
-    let approve = action(
-        "approve",
-        "Approve",
-        UNNotificationActionOptions::AuthenticationRequired,
-    );
-    let once = action(
-        "once",
-        "Allow once",
-        UNNotificationActionOptions::AuthenticationRequired,
-    );
+    let buttons: Vec<_> = super::APPROVE_ACTIONS
+        .iter()
+        .map(|(key, label)| {
+            let options = if *key == "deny" {
+                UNNotificationActionOptions::Destructive
+            } else {
+                UNNotificationActionOptions::AuthenticationRequired
+            };
+            action(key, label, options)
+        })
+        .collect();
     let deny = action("deny", "Deny", UNNotificationActionOptions::Destructive);
     let categories = [
-        category(CATEGORY, &[approve, once, deny.clone()]),
+        category(CATEGORY, &buttons),
         category(CATEGORY_DENY_ONLY, &[deny]),
     ];
     center.setNotificationCategories(&NSSet::from_retained_slice(&categories));

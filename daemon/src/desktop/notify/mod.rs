@@ -4,7 +4,7 @@
 //! The text they show is [`super::prompt_text`]; following their events is
 //! `super::follower`; how often they are asked is [`super::limiter`].
 
-use super::approver::{AdminAction, Answer, Approver};
+use super::approver::{Answer, Approver};
 use super::prompt_text::Elsewhere;
 use keychain_auth_sdk::protocol::PendingEntry;
 
@@ -16,6 +16,29 @@ pub use freedesktop::Desktop;
 pub mod macos;
 #[cfg(target_os = "macos")]
 pub use macos::Desktop;
+
+/// The buttons of a notification about a binary that can be approved, as (key, label):
+/// approve always, for an hour, until logout, once, or deny.
+pub const APPROVE_ACTIONS: [(&str, &str); 5] = [
+    ("approve", "Approve"),
+    ("hour", "For 1 hour"),
+    ("logout", "Until logout"),
+    ("once", "Allow once"),
+    ("deny", "Deny"),
+];
+
+/// What pressing the button with this key answers; `None` for any other key.
+pub fn answer_of(key: &str) -> Option<Answer> {
+    use keychain_auth_sdk::protocol::Lasts;
+    Some(match key {
+        "approve" => Answer::Approve(Lasts::Always),
+        "hour" => Answer::Approve(Lasts::Seconds(3600)),
+        "logout" => Answer::Approve(Lasts::UntilLogout),
+        "once" => Answer::AllowOnce,
+        "deny" => Answer::Deny,
+        _ => return None,
+    })
+}
 
 /// What the notifier reports to the daemon.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,7 +90,7 @@ impl Jobs for std::sync::mpsc::Sender<PendingEntry> {
 }
 
 /// A notifier as the daemon sees it: an [`Approver`] that hands each pending binary to
-/// its worker and asks nothing of admin changes. Cheap to call: the work happens on the
+/// its worker. Cheap to call: the work happens on the
 /// worker's own task or thread. Each OS's `Desktop` is one of these.
 #[derive(Debug)]
 pub struct Notifier<J: Jobs> {
@@ -78,10 +101,6 @@ pub struct Notifier<J: Jobs> {
 impl<J: Jobs> Approver for Notifier<J> {
     fn pending_added(&self, entry: &PendingEntry) {
         self.jobs.send(entry.clone());
-    }
-
-    fn confirm(&self, _action: AdminAction<'_>) -> bool {
-        true
     }
 
     fn where_asked(&self) -> Option<&'static str> {

@@ -45,6 +45,12 @@ pub(super) use socket::{peek_in_turn, prepare_listener, recv_with_sender};
 use std::os::fd::{BorrowedFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 
+/// This process's start time (clock ticks after boot, `stat` field 22), as polkit
+/// names a process subject.
+pub fn own_start_time() -> Result<u64, PeerError> {
+    start_time(std::process::id() as i32)
+}
+
 /// What is kept to re-check the peer later.
 #[derive(Debug)]
 pub struct Handle {
