@@ -41,6 +41,20 @@ fn bus_answers() -> bool {
     ask_bus("GetId", None).is_some()
 }
 
+/// `cmd`, made to start with nothing open but its standard streams: the system bus and
+/// polkitd outlive the test binary and must not keep what it inherited (a lock held by
+/// whoever ran the tests, say).
+fn without_inherited_descriptors(cmd: &mut Command) -> &mut Command {
+    // SAFETY: close_range is async-signal-safe.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(cmd, || {
+            libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32);
+            Ok(())
+        });
+    }
+    cmd
+}
+
 /// Makes sure polkit runs with the project's action installed, and returns the
 /// ordinary user (uid, gid) whose password is [`PASSWORD`]. Needs root (as CI runs).
 pub fn polkit() -> (u32, u32) {
@@ -51,10 +65,11 @@ pub fn polkit() -> (u32, u32) {
         if !bus_answers() {
             std::fs::create_dir_all("/run/dbus").unwrap();
             let _ = std::fs::remove_file(SYSTEM_BUS);
-            let o = Command::new("dbus-daemon")
-                .args(["--system", "--fork"])
-                .output()
-                .expect("dbus-daemon is installed (scripts/deps)");
+            let o = without_inherited_descriptors(
+                Command::new("dbus-daemon").args(["--system", "--fork"]),
+            )
+            .output()
+            .expect("dbus-daemon is installed (scripts/deps)");
             assert!(
                 o.status.success(),
                 "dbus-daemon --system: {}",
@@ -64,13 +79,12 @@ pub fn polkit() -> (u32, u32) {
         }
         if !polkit_answers() {
             // In the background, outliving this test binary (the next one reuses it).
-            let started = Command::new("sh")
-                .args([
-                    "-c",
-                    "/usr/lib/polkit-1/polkitd --no-debug </dev/null >/dev/null 2>&1 &",
-                ])
-                .status()
-                .unwrap();
+            let started = without_inherited_descriptors(Command::new("sh").args([
+                "-c",
+                "/usr/lib/polkit-1/polkitd --no-debug </dev/null >/dev/null 2>&1 &",
+            ]))
+            .status()
+            .unwrap();
             assert!(started.success(), "polkitd is installed (scripts/deps)");
             crate::desktop::wait_until("polkitd", polkit_answers);
         }

@@ -270,11 +270,47 @@ fn a_second_approval_while_one_is_asked_waits_and_is_asked_for_itself() {
     );
 }
 
+/// The person's flow from a notification: Approve, then one password in the agent that
+/// polkit asks for the daemon (a text agent registered for the daemon's process stands in
+/// for the desktop's), and the waiting tool is served.
 #[test]
-fn pressing_approve_on_a_notification_is_no_proof() {
-    let h = presence::home("");
-    let mut h = h;
+fn approve_on_a_notification_with_the_password_serves_the_waiting_tool() {
+    let mut h = presence::home("");
     let desktop = Desktop::of(&h);
+    start_notifying(&mut h, &desktop);
+    assert!(h
+        .ka_stdin(&["set", "n/secret"], b"clicked")
+        .status
+        .success());
+    let term = Terminal::open(&h, "desk");
+    term.type_line(&format!("pkttyagent --process {}", h.daemon_pid()));
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let tool = h.client_copy("tool", b"t");
+    let hash = sha256_file(&tool);
+    let waiting = asks_with_wait(&h, &tool);
+    wait_until("the notification", || notification_id(&h, &hash).is_some());
+    desktop.choose("Approve");
+    term.wait_for("Password:");
+    assert!(
+        term.screen().contains("approve tool ("),
+        "{}",
+        term.screen()
+    );
+    term.type_line(PASSWORD);
+    let answer = waiting.join().unwrap();
+    assert_eq!(answer["value"], "clicked", "{answer}");
+    let line = decisions(&h, &hash)
+        .into_iter()
+        .find(|l| l["event"] == "approve")
+        .unwrap();
+    assert_eq!(line["decision"], "ok", "{line}");
+    assert_eq!(line["via"], "notification");
+    assert_eq!(line["presence"], "polkit");
+    assert_eq!(term.screen().matches("Password:").count(), 1);
+}
+
+/// Starts the home's daemon with notifications on `desktop`'s session bus.
+fn start_notifying(h: &mut Home, desktop: &Desktop) {
     let daemon = h
         .command(&bin("keychain-auth"))
         .args(["start", "--foreground", "--store", "keyutils", "--notify"])
@@ -285,6 +321,13 @@ fn pressing_approve_on_a_notification_is_no_proof() {
         .spawn()
         .unwrap();
     h.adopt_daemon(daemon);
+}
+
+#[test]
+fn pressing_approve_on_a_notification_is_no_proof() {
+    let mut h = presence::home("");
+    let desktop = Desktop::of(&h);
+    start_notifying(&mut h, &desktop);
     assert!(h
         .ka_stdin(&["set", "n/secret"], b"clicked")
         .status
