@@ -38,6 +38,10 @@ fn still_refused(h: &Home, tool: &std::path::Path) {
     let r = h.client_at(tool, &["get", "api/prod"]);
     assert_eq!(r["code"], "not_approved", "{r}");
     assert!(!r.to_string().contains("prod-key-value"));
+    nothing_approved(h);
+}
+
+fn nothing_approved(h: &Home) {
     let list: Value = serde_json::from_slice(&h.ka(&["list", "--json"]).stdout).unwrap();
     assert_eq!(list, serde_json::json!([]), "nothing approved");
 }
@@ -357,8 +361,7 @@ fn pressing_approve_on_a_notification_is_no_proof() {
     let answer = waiting.join().unwrap();
     assert_ne!(answer["type"], "secret", "{answer}");
     assert!(!answer.to_string().contains("clicked"));
-    let list: Value = serde_json::from_slice(&h.ka(&["list", "--json"]).stdout).unwrap();
-    assert_eq!(list, serde_json::json!([]), "nothing approved");
+    nothing_approved(&h);
 }
 
 /// `protect NAME`: each read of it, by an approved program, needs the password, asked in

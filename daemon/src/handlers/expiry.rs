@@ -50,6 +50,12 @@ pub fn lasts_longer(old: &Tool, new: &Tool) -> bool {
     }
 }
 
+/// Whether `t` has run out at `now` (with `session_ended`, also if it lasted until
+/// logout).
+fn ran_out(t: &Tool, now: &str, session_ended: bool) -> bool {
+    (session_ended && t.until_logout) || t.expires_at.as_deref().is_some_and(|e| e <= now)
+}
+
 impl Daemon {
     /// Removes the approvals that lasted until the daemon's session ended (run once, as
     /// the daemon starts), and those whose time ran out while it was not running.
@@ -61,23 +67,23 @@ impl Daemon {
     /// lasted until logout), each audited as `expire`.
     async fn remove_expired(&self, session_ended: bool) {
         let now = self.state.clock().rfc3339();
-        let gone = |t: &Tool| {
-            (session_ended && t.until_logout)
-                || t.expires_at.as_deref().is_some_and(|e| e <= now.as_str())
-        };
-        if !self.state.config().tools.iter().any(gone) {
+        if !self
+            .state
+            .config()
+            .tools
+            .iter()
+            .any(|t| ran_out(t, &now, session_ended))
+        {
             return;
         }
-        let now2 = now.clone();
+        let at = now.clone();
         let removed = self
             .change_config(move |c| {
-                let gone = |t: &Tool| {
-                    (session_ended && t.until_logout)
-                        || t.expires_at.as_deref().is_some_and(|e| e <= now2.as_str())
-                };
-                let out: Vec<Tool> = c.tools.iter().filter(|t| gone(t)).cloned().collect();
-                c.tools.retain(|t| !gone(t));
-                Ok(out)
+                let (out, kept) = std::mem::take(&mut c.tools)
+                    .into_iter()
+                    .partition(|t| ran_out(t, &at, session_ended));
+                c.tools = kept;
+                Ok::<Vec<Tool>, _>(out)
             })
             .await;
         let Ok(removed) = removed else {
