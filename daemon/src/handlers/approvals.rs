@@ -297,6 +297,22 @@ impl Daemon {
         let lasts = match answer {
             Answer::Deny => return self.deny_hash(by, hash.to_string()).await,
             Answer::AllowOnce => {
+                // Serving an unapproved program even once widens: proven like an approval.
+                let Some(entry) = self.state.pending().get(hash) else {
+                    return error(ErrorCode::NotFound, format!("{hash} is no longer pending"));
+                };
+                let change = crate::presence::Change::new(format!(
+                    "keychain-auth: let {} ({}) read {} once, without approving it",
+                    entry.script.as_ref().map_or(&entry.path, |s| &s.path),
+                    crate::naming::short_hash(hash),
+                    entry.names.join(", ")
+                ));
+                if let Err(r) = self
+                    .prove(by, Event::Approve, (hash, &entry.path), &change)
+                    .await
+                {
+                    return r;
+                }
                 self.state.pending().allow_once(hash);
                 self.state.configs().wake();
                 return Response::Ok;

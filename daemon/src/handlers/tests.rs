@@ -603,13 +603,23 @@ fn an_approval_whose_presence_is_not_proven_changes_nothing_and_is_audited() {
         Answer::Approve(Lasts::Always),
     ));
     assert_eq!(code(&r), Some(ErrorCode::Denied), "{r:?}");
+    // Nor is Allow once: it would serve the program without approving it.
+    let r = h.rt.block_on(
+        h.daemon
+            .answer(Actor::Notification, &stranger, Answer::AllowOnce),
+    );
+    assert_eq!(code(&r), Some(ErrorCode::Denied), "{r:?}");
+    assert!(
+        !h.daemon.state().pending().take_once(&stranger),
+        "no read allowed"
+    );
     assert!(h.saved().tools.is_empty());
     assert!(
         h.daemon.state().pending().contains(&stranger),
         "still waiting"
     );
     let asked = prover.asked();
-    assert_eq!(asked.len(), 5);
+    assert_eq!(asked.len(), 6);
     assert!(
         asked[0].contains("approve stranger (/usr/local/bin/stranger"),
         "{}",
@@ -621,7 +631,7 @@ fn an_approval_whose_presence_is_not_proven_changes_nothing_and_is_audited() {
         .into_iter()
         .filter(|l| l.entry.event == "approve")
         .collect();
-    assert_eq!(refused.len(), 5);
+    assert_eq!(refused.len(), 6);
     for l in refused {
         assert_eq!(l.entry.decision, "deny");
         assert_eq!(l.entry.presence.as_deref(), Some("polkit"));
