@@ -65,9 +65,15 @@ pub fn polkit() -> (u32, u32) {
         if !bus_answers() {
             std::fs::create_dir_all("/run/dbus").unwrap();
             let _ = std::fs::remove_file(SYSTEM_BUS);
-            let o = without_inherited_descriptors(
-                Command::new("dbus-daemon").args(["--system", "--fork"]),
-            )
+            // No pid file: one left behind by a bus that is gone (a machine image,
+            // a container restarted) would stop this one from starting, and nothing
+            // here needs it.
+            let o = without_inherited_descriptors(Command::new("dbus-daemon").args([
+                "--system",
+                "--fork",
+                "--nopidfile",
+                &format!("--address=unix:path={SYSTEM_BUS}"),
+            ]))
             .output()
             .expect("dbus-daemon is installed (scripts/deps)");
             assert!(
