@@ -5,7 +5,7 @@
 //! - `identify.rs`: the OS-neutral steps (interpreters, injection variables, the script
 //!   steps, hashes); [`script`]: what an interpreter's command line and environment run.
 //! - [`linux`] (`SO_PEERPIDFD`, `/proc`, sock_diag), `macos/` (the audit token,
-//!   [`signing`], [`procargs`]) and, on other systems, `unsupported.rs` (every peer
+//!   [`audit_token`], [`signing`], [`procargs`]) and, on other systems, `unsupported.rs` (every peer
 //!   refused): what each OS reads about a process.
 //!
 //! Not here: what the daemon decides about a peer (`policy`) or tells it (`requests`).
@@ -15,6 +15,7 @@ pub use keychain_auth_sdk::protocol::ScriptIdentity;
 use nix::sys::socket::MsgFlags;
 use std::os::fd::BorrowedFd;
 
+pub mod audit_token;
 pub mod chain;
 mod identify;
 pub mod procargs;

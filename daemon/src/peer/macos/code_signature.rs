@@ -1,10 +1,13 @@
 //! The code signature of a running macOS process, read through its audit token:
-//! `SecCodeCopyGuestWithAttributes` with the audit attribute, then
-//! `SecCodeCopySigningInformation` (signing and dynamic information) for the cdhash,
-//! identifier, team id, flags and the entitlements that allow injection. Judging them
-//! is `peer/signing.rs`'s. Type-checked on Linux; not run here.
+//! `SecCodeCopyGuestWithAttributes` with the audit attribute; `SecCodeCheckValidity`,
+//! which alone compares the running code with the file its signing information is read
+//! from (judged by `peer/signing.rs::validity`); then `SecCodeCopySigningInformation`
+//! (signing, requirement and dynamic information) for the cdhash, identifier, team id,
+//! flags, the running status word and the entitlements that allow injection. Judging
+//! them is `peer/signing.rs`'s. Type-checked on Linux; not run here.
 
-use super::AuditToken;
+use crate::peer::audit_token::AuditToken;
+use crate::peer::signing::{validity, Validity};
 
 #[link(name = "Security", kind = "framework")]
 extern "C" {
@@ -19,15 +22,29 @@ extern "C" {
     static kSecCodeInfoTeamIdentifier: core_foundation::string::CFStringRef;
     static kSecCodeInfoFlags: core_foundation::string::CFStringRef;
     static kSecCodeInfoEntitlementsDict: core_foundation::string::CFStringRef;
+    static kSecCodeInfoStatus: core_foundation::string::CFStringRef;
+    /// Security.framework: validates running code against its signature and the file.
+    fn SecCodeCheckValidity(
+        code: *const std::ffi::c_void,
+        flags: u32,
+        requirement: *const std::ffi::c_void,
+    ) -> i32;
 }
+
+/// `kSecCSDefaultFlags`.
+const CS_DEFAULT_FLAGS: u32 = 0;
 
 /// `kSecCSSigningInformation`: ask for the signing facts.
 const CS_SIGNING_INFORMATION: u32 = 1 << 1;
+/// `kSecCSRequirementInformation`: requirements, and the entitlements on systems that
+/// give them only with it.
+const CS_REQUIREMENT_INFORMATION: u32 = 1 << 2;
 /// `kSecCSDynamicInformation`: of the running code, not only the file.
 const CS_DYNAMIC_INFORMATION: u32 = 1 << 3;
 
 /// What the code signature of the process the token names says. An unsigned process
-/// gives `signed: false`; a process that cannot be found gives an error.
+/// gives `signed: false`; a process that cannot be found, or whose running code does
+/// not validate (`SecCodeCheckValidity`), gives an error: the peer is then refused.
 pub(super) fn signing_facts(token: &AuditToken) -> Result<crate::peer::signing::Facts, String> {
     use core_foundation::base::{CFType, TCFType};
     use core_foundation::boolean::CFBoolean;
@@ -49,15 +66,24 @@ pub(super) fn signing_facts(token: &AuditToken) -> Result<crate::peer::signing::
     attrs.set_audit_token(data.as_concrete_TypeRef());
     let code = SecCode::copy_guest_with_attribues(None, &attrs, Flags::NONE)
         .map_err(|e| format!("finding its code: {e}"))?;
+    let code_ref = code
+        .as_concrete_TypeRef()
+        .cast::<std::ffi::c_void>()
+        .cast_const();
+    // SAFETY: a valid SecCodeRef; no requirement (NULL) is allowed.
+    let checked = unsafe { SecCodeCheckValidity(code_ref, CS_DEFAULT_FLAGS, std::ptr::null()) };
+    match validity(checked) {
+        Validity::Valid => {}
+        Validity::Unsigned => return Ok(crate::peer::signing::Facts::default()),
+        Validity::Refused(why) => return Err(why),
+    }
     let mut info = std::ptr::null();
     // SAFETY: a SecCodeRef may be passed where a SecStaticCodeRef is expected (Apple's
     // documentation); the dictionary is returned under the create rule.
     let status = unsafe {
         SecCodeCopySigningInformation(
-            code.as_concrete_TypeRef()
-                .cast::<std::ffi::c_void>()
-                .cast_const(),
-            CS_SIGNING_INFORMATION | CS_DYNAMIC_INFORMATION,
+            code_ref,
+            CS_SIGNING_INFORMATION | CS_REQUIREMENT_INFORMATION | CS_DYNAMIC_INFORMATION,
             &mut info,
         )
     };
@@ -75,24 +101,28 @@ pub(super) fn signing_facts(token: &AuditToken) -> Result<crate::peer::signing::
             .map(|s| s.to_string())
     };
     // SAFETY: reading exported constants.
-    let (unique, ident, team, flags_key, ents) = unsafe {
+    let (unique, ident, team, flags_key, ents, status_key) = unsafe {
         (
             kSecCodeInfoUnique,
             kSecCodeInfoIdentifier,
             kSecCodeInfoTeamIdentifier,
             kSecCodeInfoFlags,
             kSecCodeInfoEntitlementsDict,
+            kSecCodeInfoStatus,
         )
     };
     let cdhash = info
         .find(key(unique))
         .and_then(|v| v.downcast::<CFData>())
         .map(|d| hex::encode(d.bytes()));
-    let flags = info
-        .find(key(flags_key))
-        .and_then(|v| v.downcast::<CFNumber>())
-        .and_then(|n| n.to_i64())
-        .unwrap_or(0) as u32;
+    let number = |k| {
+        info.find(key(k))
+            .and_then(|v| v.downcast::<CFNumber>())
+            .and_then(|n| n.to_i64())
+            .map(|n| n as u32)
+    };
+    let flags = number(flags_key).unwrap_or(0);
+    let status = number(status_key);
     let entitlements: Option<CFDictionary<CFString, CFType>> = info
         .find(key(ents))
         .and_then(|v| v.downcast::<CFDictionary>())
@@ -114,5 +144,6 @@ pub(super) fn signing_facts(token: &AuditToken) -> Result<crate::peer::signing::
         get_task_allow: entitled("com.apple.security.get-task-allow"),
         allow_dyld_environment: entitled("com.apple.security.cs.allow-dyld-environment-variables"),
         disable_library_validation: entitled("com.apple.security.cs.disable-library-validation"),
+        status,
     })
 }

@@ -1,57 +1,43 @@
 //! Peer identification on macOS, from the kernel's audit token of the connection.
 //!
 //! Right after `accept()` the daemon reads `getpeereid` (the uid) and `LOCAL_PEERTOKEN`
-//! (the connecting process's audit token, which carries its pid *and pid version*) and
-//! keeps the token. Everything about the process is then asked through the token or
-//! confirmed against it: `proc_pidpath_audittoken` gives the executable's path and fails
-//! once the process has exited or exec'd (its pid version changes), so a reused pid is
-//! never judged. Never `LOCAL_PEERPID` + `proc_pidpath` alone.
+//! (the audit token of the connection's last sender, which until the client writes is
+//! the process that connected; it carries the pid *and pid version*) and keeps the token
+//! and a duplicate of the connection. Everything about the process is then asked through
+//! the token or confirmed against it: `proc_pidpath_audittoken` gives the executable's
+//! path and fails once the process has exited or exec'd (its pid version changes), so a
+//! reused pid is never judged. Never `LOCAL_PEERPID` + `proc_pidpath` alone.
 //!
 //! Pid-based reads (`proc_pidinfo` for the traced flag and the working directory, the
 //! `KERN_PROCARGS2` sysctl for arguments and environment) are bracketed by token checks:
 //! if the token still resolves after them, the pid still named the same process while
-//! they ran. Before every answer the token is checked again.
+//! they ran. Before every answer `LOCAL_PEERTOKEN` is read again and must equal the kept
+//! token (`peer/audit_token.rs`: another writer, an exec, or an exited writer is
+//! refused), and the kept token must still resolve to the same path.
 //!
-//! The code signature of the running process is read through the same token
-//! (`SecCodeCopyGuestWithAttributes` with the audit attribute, then
-//! `SecCodeCopySigningInformation`): cdhash, identifier, team id, flags and the
-//! entitlements that allow injection (`code_signature.rs`), judged in `peer/signing.rs`.
+//! The code signature of the running process is read through the same token and
+//! validated against the running code (`code_signature.rs`), judged in
+//! `peer/signing.rs`.
 //!
 //! Known limits, stated in docs/macos.md: the executable is hashed by path (macOS has no
-//! `/proc/<pid>/exe` to open the running file), so a file swapped between `exec` and the
-//! first hash is hashed as it is on disk (the cdhash, read from the running code, is
-//! recorded beside it). Messages carry no per-message sender credentials, so
-//! an inherited socket is told apart only through the token re-check (an `exec`) and not
-//! when the parent process stays alive. This file is type-checked on Linux with
-//! `cargo check --target x86_64-apple-darwin` but has not run on a Mac.
+//! `/proc/<pid>/exe` to open the running file); `SecCodeCheckValidity` refuses a file
+//! changed on disk since it was loaded, and the cdhash of the running code is recorded
+//! beside the hash. Messages carry no per-message sender credentials: a write by another
+//! process on the connection is seen only if it was the last one before the daemon reads
+//! the token again. This file is type-checked on Linux with
+//! `cargo clippy --target x86_64-apple-darwin` but has not run on a Mac.
 
 mod code_signature;
 
+use super::audit_token::{self, AuditToken};
 use super::identify::{self, hash_of, inspect_err, Named, ScriptFinder};
+use super::procargs::{Procargs, Unreadable};
 use super::{injected_env, Peer, PeerError};
 use crate::digest::HashCache;
 use code_signature::signing_facts;
 use std::ffi::CStr;
 use std::fs::File;
-use std::os::fd::{AsRawFd, BorrowedFd};
-
-/// `audit_token_t`: eight 32-bit words; `[1]` is the effective uid, `[5]` the pid and
-/// `[7]` the pid version (bumped at every `exec`).
-#[repr(C)]
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct AuditToken {
-    val: [u32; 8],
-}
-
-impl AuditToken {
-    fn euid(&self) -> u32 {
-        self.val[1]
-    }
-
-    fn pid(&self) -> i32 {
-        self.val[5] as i32
-    }
-}
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
 extern "C" {
     /// libproc (in libSystem): the executable path of the process an audit token names;
@@ -66,19 +52,29 @@ extern "C" {
 /// `PROC_FLAG_TRACED` of `<sys/proc_info.h>`: the process is being debugged.
 const PROC_FLAG_TRACED: u32 = 0x2;
 
-/// What is kept to re-check the peer: its audit token and the path it had.
+/// What is kept to re-check the peer: its audit token, the path it had, and the
+/// connection (a duplicate of the daemon's descriptor) to read the token again.
 #[derive(Debug)]
 pub struct Handle {
     token: AuditToken,
     path: String,
+    conn: OwnedFd,
 }
 
 /// The connection's peer uid and audit token.
 fn peer_token(sock: BorrowedFd<'_>) -> Result<(u32, AuditToken), PeerError> {
     let uid = nix::unistd::getpeereid(sock)
-        .map_err(|e| inspect_err("getpeereid", e.into()))?
+        .map_err(|e| match e {
+            nix::errno::Errno::ENOTCONN | nix::errno::Errno::EINVAL => PeerError::Gone,
+            e => inspect_err("getpeereid", e.into()),
+        })?
         .0
         .as_raw();
+    Ok((uid, read_token(sock).map_err(audit_token::read_error)?))
+}
+
+/// `LOCAL_PEERTOKEN`: the token of the connection's last sender, looked up now.
+fn read_token(sock: BorrowedFd<'_>) -> std::io::Result<AuditToken> {
     let mut token = AuditToken::default();
     // Not nix's `LocalPeerToken`: it panics on an answer of another size, which this
     // refuses with an error instead.
@@ -94,17 +90,12 @@ fn peer_token(sock: BorrowedFd<'_>) -> Result<(u32, AuditToken), PeerError> {
         )
     };
     if rc != 0 {
-        return Err(inspect_err(
-            "LOCAL_PEERTOKEN",
-            std::io::Error::last_os_error(),
-        ));
+        return Err(std::io::Error::last_os_error());
     }
     if len as usize != std::mem::size_of::<AuditToken>() {
-        return Err(PeerError::Inspect(format!(
-            "LOCAL_PEERTOKEN returned {len} bytes"
-        )));
+        return Err(std::io::Error::other(format!("it returned {len} bytes")));
     }
-    Ok((uid, token))
+    Ok(token)
 }
 
 /// The executable path of the process the token names; `Gone` once that process exited
@@ -173,8 +164,10 @@ fn cwd_of(pid: i32) -> Option<String> {
 }
 
 /// `KERN_PROCARGS2`: the process's arguments and environment, as the kernel keeps them
-/// (`argc`, the exec path, padding, `argc` arguments, then `NAME=value` strings).
-fn proc_args(pid: i32) -> Result<(Vec<String>, Vec<u8>), PeerError> {
+/// (`argc`, the exec path, padding, `argc` arguments, then `NAME=value` strings). The
+/// outer error is the process gone; the inner one a buffer [`procargs`](super::procargs)
+/// refuses, which leaves the peer with no script identity and refused.
+fn proc_args(pid: i32) -> Result<Result<Procargs, Unreadable>, PeerError> {
     let mut mib = [libc::CTL_KERN, libc::KERN_PROCARGS2, pid];
     let mut size: libc::size_t = 0;
     // SAFETY: a size query: no buffer is written.
@@ -250,11 +243,15 @@ pub(super) fn identify(
     if uid != ours || token.euid() != ours {
         return Err(PeerError::WrongUser { peer: uid, ours });
     }
-    inspect(token, uid, cache, may_hash)
+    let conn = sock
+        .try_clone_to_owned()
+        .map_err(|e| inspect_err("keep the connection", e))?;
+    inspect(token, conn, uid, cache, may_hash)
 }
 
 fn inspect(
     token: AuditToken,
+    conn: OwnedFd,
     uid: u32,
     cache: &HashCache,
     may_hash: bool,
@@ -262,7 +259,7 @@ fn inspect(
     let pid = token.pid();
     let path = token_path(&token)?;
     let info = bsd_info(pid)?;
-    let args = proc_args(pid);
+    let args = proc_args(pid)?;
     let cwd = cwd_of(pid);
     let signing = signing_facts(&token);
     // Still the same process (same pid version) after the pid-based reads above.
@@ -279,13 +276,15 @@ fn inspect(
             Some(f)
         }
         Err(why) => {
-            injection = injection.or(Some(format!("its code signature is unreadable ({why})")));
+            injection = injection.or(Some(format!(
+                "its code signature cannot be relied on: {why}"
+            )));
             None
         }
     };
     if injection.is_none() {
         injection = match &args {
-            Ok((_, env)) => injected_env(env),
+            Ok(a) => injected_env(&a.env),
             Err(e) => Some(format!(
                 "its arguments and environment are unreadable ({e})"
             )),
@@ -297,17 +296,19 @@ fn inspect(
     // since it was read: only an absolute path names it, and the working directory is
     // not used.
     let _ = cwd;
-    let id = identify::identity(&path, exe_hash, |exe_hash| {
-        let argv = args.as_ref().map(|(a, _)| a.clone()).unwrap_or_default();
-        let env = args
-            .as_ref()
-            .map(|(_, e)| super::script::Env::parse(e))
-            .unwrap_or_default();
-        identify::script_of(&ByPath, &path, exe_hash, &argv, &env, cache, may_hash)
+    let id = identify::identity(&path, exe_hash, |exe_hash| match &args {
+        Ok(a) => {
+            let env = super::script::Env::parse(&a.env);
+            identify::script_of(&ByPath, &path, exe_hash, &a.argv, &env, cache, may_hash)
+        }
+        Err(e) => Ok(Err(format!(
+            "no script identity applies: its arguments are unreadable ({e})"
+        ))),
     })?;
     let handle = Handle {
         token,
         path: path.clone(),
+        conn,
     };
     Ok(Peer {
         signing,
@@ -390,9 +391,11 @@ pub(super) fn identify_seed(
     Err(PeerError::Unsupported)
 }
 
-/// Before every answer: the token must still resolve (same pid version, so neither
-/// exited nor exec'd) to the same path.
+/// Before every answer: the connection's last sender must still be the peer (the token
+/// read again equals the kept one, see `peer/audit_token.rs`), and the token must still
+/// resolve (same pid version, so neither exited nor exec'd) to the same path.
 pub(super) fn recheck(peer: &Peer) -> Result<(), PeerError> {
+    audit_token::judge(&peer.handle.token, read_token(peer.handle.conn.as_fd()))?;
     recheck_handle(&peer.handle, peer.pid)
 }
 
