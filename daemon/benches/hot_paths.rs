@@ -89,9 +89,18 @@ impl SecretStore for OneValue {
     }
 }
 
+/// This benchmark's own executable, which the daemon hashes to identify it.
+fn own_executable() -> std::fs::File {
+    #[cfg(target_os = "linux")]
+    let path = std::path::PathBuf::from("/proc/self/exe");
+    #[cfg(not(target_os = "linux"))]
+    let path = std::env::current_exe().expect("own executable's path");
+    std::fs::File::open(path).expect("own executable")
+}
+
 fn approved_get(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let exe = std::fs::File::open("/proc/self/exe").expect("own executable");
+    let exe = own_executable();
     let (hash, _) = digest::HashCache::new().hash_file(&exe).expect("hash");
     let config = format!(
         r#"{{"version":1,"tools":[{{"hash":"{hash}","label":"bench","path":"/bench","scopes":["bench/*"],"access":"read","approved_at":"2026-01-01T00:00:00Z","approved_via":"cli"}}]}}"#

@@ -66,7 +66,7 @@ fn kernel_layout(path: &[u8], argv: &[Vec<u8>], env: &[Vec<u8>]) -> Vec<u8> {
     let mut buf = (argv.len() as i32).to_ne_bytes().to_vec();
     buf.extend_from_slice(&path);
     buf.push(0);
-    while (buf.len() - 4) % 8 != 0 {
+    while !(buf.len() - 4).is_multiple_of(8) {
         buf.push(0);
     }
     for s in argv.iter().chain(env) {

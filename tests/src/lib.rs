@@ -6,6 +6,8 @@
 #![allow(clippy::unwrap_used)]
 
 pub mod desktop;
+// polkit on a system bus, with keyutils: the presence tests are Linux's.
+#[cfg(target_os = "linux")]
 pub mod presence;
 pub mod webdriver;
 
@@ -130,8 +132,7 @@ pub fn raise_fd_limit() -> u64 {
 impl Home {
     /// A new home with a unique namespace written into config.json.
     pub fn new() -> Home {
-        static SWEEP: std::sync::Once = std::sync::Once::new();
-        SWEEP.call_once(|| forget_keyutils_keys(left_by_a_dead_run));
+        keyutils::sweep_dead_runs();
         Home::with_namespace(&format!(
             "ka-test-{}-{}",
             std::process::id(),
@@ -167,9 +168,7 @@ impl Home {
         let mut h = Home::new();
         if let Some((uid, gid)) = other_user() {
             use std::os::unix::fs::PermissionsExt;
-            // Keys left in that user's keyring by test runs that were killed.
-            static SWEEP_OTHER: std::sync::Once = std::sync::Once::new();
-            SWEEP_OTHER.call_once(|| forget_user_keys(uid, gid, ""));
+            keyutils::sweep_dead_runs_of(uid, gid);
             let tmp = h.dir.parent().unwrap();
             std::fs::set_permissions(tmp, std::fs::Permissions::from_mode(0o711)).unwrap();
             std::os::unix::fs::chown(&h.dir, Some(uid), Some(gid)).unwrap();
@@ -414,112 +413,7 @@ impl Drop for Home {
             // A daemon started in the background by `keychain-auth start`.
             let _ = self.command(&bin("keychain-auth")).arg("stop").output();
         }
-        let prefix = format!("{}:", self.namespace);
-        forget_keyutils_keys(|d| d.starts_with(&prefix));
-        if let Some((uid, gid)) = self.user {
-            forget_user_keys(uid, gid, &self.namespace);
-        }
-    }
-}
-
-/// Unlinks from the user keyring of another user the keys of a namespace, and those of
-/// test processes that no longer run: `keyctl` run as that user, since its keyring is
-/// not this process's.
-fn forget_user_keys(uid: u32, gid: u32, namespace: &str) {
-    let script = r#"
-for k in $(keyctl rlist @u 2>/dev/null); do
-  d=$(keyctl rdescribe "$k" 2>/dev/null) || continue
-  desc=${d#*;*;*;*;}
-  case "$d" in user\;*) ;; *) continue ;; esac
-  case "$desc" in
-    "$1":*) keyctl unlink "$k" @u >/dev/null 2>&1 ;;
-    ka-test-*) pid=${desc#ka-test-}; pid=${pid%%-*}
-      [ -d "/proc/$pid" ] || keyctl unlink "$k" @u >/dev/null 2>&1 ;;
-  esac
-done"#;
-    let _ = Command::new("setpriv")
-        .args([
-            &format!("--reuid={uid}"),
-            &format!("--regid={gid}"),
-            "--clear-groups",
-            "sh",
-            "-c",
-            script,
-            "sh",
-            namespace,
-        ])
-        .output();
-}
-
-/// Whether a key description is from a test home (`ka-test-<pid>-<n>:`) of a test
-/// process that no longer runs: one killed before its homes could clean up.
-fn left_by_a_dead_run(description: &str) -> bool {
-    description
-        .strip_prefix("ka-test-")
-        .and_then(|rest| rest.split('-').next())
-        .and_then(|pid| pid.parse::<u32>().ok())
-        .is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists())
-}
-
-/// Unlinks from the user keyring every `user` key whose description `doomed` picks: the
-/// keys a home's daemon stored with the keyutils store (described `<namespace>:<name>`),
-/// so test runs leave nothing behind there.
-fn forget_keyutils_keys(doomed: impl Fn(&str) -> bool) {
-    // The keyring's serials (KEYCTL_READ on @u), growing the buffer as the kernel asks.
-    let mut serials: Vec<i32> = Vec::with_capacity(1024);
-    loop {
-        let cap = serials.capacity() * std::mem::size_of::<i32>();
-        // SAFETY: the kernel writes at most `cap` bytes into the spare capacity.
-        let n = unsafe {
-            libc::syscall(
-                libc::SYS_keyctl,
-                libc::KEYCTL_READ,
-                libc::KEY_SPEC_USER_KEYRING,
-                serials.as_mut_ptr(),
-                cap,
-            )
-        };
-        if n < 0 {
-            return;
-        }
-        let n = n as usize;
-        if n <= cap {
-            // SAFETY: the kernel wrote n bytes of serials.
-            unsafe { serials.set_len(n / std::mem::size_of::<i32>()) };
-            break;
-        }
-        serials = Vec::with_capacity(n / std::mem::size_of::<i32>() + 64);
-    }
-    let mut buf = vec![0u8; 4096];
-    for id in serials {
-        // SAFETY: KEYCTL_DESCRIBE writes at most buf.len() bytes into buf.
-        let n = unsafe {
-            libc::syscall(
-                libc::SYS_keyctl,
-                libc::KEYCTL_DESCRIBE,
-                id,
-                buf.as_mut_ptr(),
-                buf.len(),
-            )
-        };
-        if n <= 0 || n as usize > buf.len() {
-            continue;
-        }
-        // "type;uid;gid;perm;description\0"
-        let text = String::from_utf8_lossy(&buf[..n as usize - 1]);
-        let mut parts = text.splitn(5, ';');
-        let (kind, desc) = (parts.next(), parts.nth(3));
-        if kind == Some("user") && desc.is_some_and(&doomed) {
-            // SAFETY: unlinking a key from the user keyring passes no memory.
-            unsafe {
-                libc::syscall(
-                    libc::SYS_keyctl,
-                    libc::KEYCTL_UNLINK,
-                    id,
-                    libc::KEY_SPEC_USER_KEYRING,
-                )
-            };
-        }
+        keyutils::forget_home(&self.namespace, self.user);
     }
 }
 
@@ -615,22 +509,163 @@ pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::left_by_a_dead_run;
+/// The kernel keyutils store (Linux): the keys test homes' daemons stored there are
+/// unlinked when the home is dropped, and those of test runs that were killed on first use.
+#[cfg(target_os = "linux")]
+mod keyutils {
+    use std::path::Path;
+    use std::process::Command;
 
-    #[test]
-    fn only_keys_of_test_processes_that_ended_are_swept() {
-        let mut child = std::process::Command::new("true").spawn().unwrap();
-        child.wait().unwrap();
-        let dead = child.id();
-        let alive = std::process::id();
-        assert!(left_by_a_dead_run(&format!("ka-test-{dead}-3:storm/1")));
-        assert!(!left_by_a_dead_run(&format!("ka-test-{alive}-3:storm/1")));
-        assert!(!left_by_a_dead_run(&format!(
-            "ka-bench-{dead}-0:bench/token"
-        )));
-        assert!(!left_by_a_dead_run("work:github/token"));
-        assert!(!left_by_a_dead_run("ka-test-notapid-0:x"));
+    /// Sweeps, once per test process, this user's keys left by test runs that were killed.
+    pub(crate) fn sweep_dead_runs() {
+        static SWEEP: std::sync::Once = std::sync::Once::new();
+        SWEEP.call_once(|| forget_keyutils_keys(left_by_a_dead_run));
     }
+
+    /// Sweeps, once per test process, the keys left in the keyring of the ordinary user
+    /// `uid` by test runs that were killed.
+    pub(crate) fn sweep_dead_runs_of(uid: u32, gid: u32) {
+        static SWEEP_OTHER: std::sync::Once = std::sync::Once::new();
+        SWEEP_OTHER.call_once(|| forget_user_keys(uid, gid, ""));
+    }
+
+    /// Unlinks the keys of a home's namespace: from this user's keyring, and from that of
+    /// the home's ordinary user when it has one.
+    pub(crate) fn forget_home(namespace: &str, user: Option<(u32, u32)>) {
+        let prefix = format!("{namespace}:");
+        forget_keyutils_keys(|d| d.starts_with(&prefix));
+        if let Some((uid, gid)) = user {
+            forget_user_keys(uid, gid, namespace);
+        }
+    }
+
+    /// Unlinks from the user keyring of another user the keys of a namespace, and those of
+    /// test processes that no longer run: `keyctl` run as that user, since its keyring is
+    /// not this process's.
+    fn forget_user_keys(uid: u32, gid: u32, namespace: &str) {
+        let script = r#"
+for k in $(keyctl rlist @u 2>/dev/null); do
+  d=$(keyctl rdescribe "$k" 2>/dev/null) || continue
+  desc=${d#*;*;*;*;}
+  case "$d" in user\;*) ;; *) continue ;; esac
+  case "$desc" in
+    "$1":*) keyctl unlink "$k" @u >/dev/null 2>&1 ;;
+    ka-test-*) pid=${desc#ka-test-}; pid=${pid%%-*}
+      [ -d "/proc/$pid" ] || keyctl unlink "$k" @u >/dev/null 2>&1 ;;
+  esac
+done"#;
+        let _ = Command::new("setpriv")
+            .args([
+                &format!("--reuid={uid}"),
+                &format!("--regid={gid}"),
+                "--clear-groups",
+                "sh",
+                "-c",
+                script,
+                "sh",
+                namespace,
+            ])
+            .output();
+    }
+
+    /// Whether a key description is from a test home (`ka-test-<pid>-<n>:`) of a test
+    /// process that no longer runs: one killed before its homes could clean up.
+    fn left_by_a_dead_run(description: &str) -> bool {
+        description
+            .strip_prefix("ka-test-")
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse::<u32>().ok())
+            .is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists())
+    }
+
+    /// Unlinks from the user keyring every `user` key whose description `doomed` picks: the
+    /// keys a home's daemon stored with the keyutils store (described `<namespace>:<name>`),
+    /// so test runs leave nothing behind there.
+    fn forget_keyutils_keys(doomed: impl Fn(&str) -> bool) {
+        // The keyring's serials (KEYCTL_READ on @u), growing the buffer as the kernel asks.
+        let mut serials: Vec<i32> = Vec::with_capacity(1024);
+        loop {
+            let cap = serials.capacity() * std::mem::size_of::<i32>();
+            // SAFETY: the kernel writes at most `cap` bytes into the spare capacity.
+            let n = unsafe {
+                libc::syscall(
+                    libc::SYS_keyctl,
+                    libc::KEYCTL_READ,
+                    libc::KEY_SPEC_USER_KEYRING,
+                    serials.as_mut_ptr(),
+                    cap,
+                )
+            };
+            if n < 0 {
+                return;
+            }
+            let n = n as usize;
+            if n <= cap {
+                // SAFETY: the kernel wrote n bytes of serials.
+                unsafe { serials.set_len(n / std::mem::size_of::<i32>()) };
+                break;
+            }
+            serials = Vec::with_capacity(n / std::mem::size_of::<i32>() + 64);
+        }
+        let mut buf = vec![0u8; 4096];
+        for id in serials {
+            // SAFETY: KEYCTL_DESCRIBE writes at most buf.len() bytes into buf.
+            let n = unsafe {
+                libc::syscall(
+                    libc::SYS_keyctl,
+                    libc::KEYCTL_DESCRIBE,
+                    id,
+                    buf.as_mut_ptr(),
+                    buf.len(),
+                )
+            };
+            if n <= 0 || n as usize > buf.len() {
+                continue;
+            }
+            // "type;uid;gid;perm;description\0"
+            let text = String::from_utf8_lossy(&buf[..n as usize - 1]);
+            let mut parts = text.splitn(5, ';');
+            let (kind, desc) = (parts.next(), parts.nth(3));
+            if kind == Some("user") && desc.is_some_and(&doomed) {
+                // SAFETY: unlinking a key from the user keyring passes no memory.
+                unsafe {
+                    libc::syscall(
+                        libc::SYS_keyctl,
+                        libc::KEYCTL_UNLINK,
+                        id,
+                        libc::KEY_SPEC_USER_KEYRING,
+                    )
+                };
+            }
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::left_by_a_dead_run;
+
+        #[test]
+        fn only_keys_of_test_processes_that_ended_are_swept() {
+            let mut child = std::process::Command::new("true").spawn().unwrap();
+            child.wait().unwrap();
+            let dead = child.id();
+            let alive = std::process::id();
+            assert!(left_by_a_dead_run(&format!("ka-test-{dead}-3:storm/1")));
+            assert!(!left_by_a_dead_run(&format!("ka-test-{alive}-3:storm/1")));
+            assert!(!left_by_a_dead_run(&format!(
+                "ka-bench-{dead}-0:bench/token"
+            )));
+            assert!(!left_by_a_dead_run("work:github/token"));
+            assert!(!left_by_a_dead_run("ka-test-notapid-0:x"));
+        }
+    }
+}
+
+/// Other systems have no kernel keyutils store (the daemon has none there either), so no
+/// test home leaves keys in one: there is nothing to sweep.
+#[cfg(not(target_os = "linux"))]
+mod keyutils {
+    pub(crate) fn sweep_dead_runs() {}
+    pub(crate) fn sweep_dead_runs_of(_uid: u32, _gid: u32) {}
+    pub(crate) fn forget_home(_namespace: &str, _user: Option<(u32, u32)>) {}
 }

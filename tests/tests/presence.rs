@@ -4,6 +4,7 @@
 //! a known password) against the real daemon, the real polkitd on a real system bus,
 //! pkttyagent in a real terminal (tmux) and keyutils.
 
+#![cfg(target_os = "linux")]
 #![allow(clippy::unwrap_used)]
 
 use keychain_auth_e2e::desktop::{asks_with_wait, notification_id, wait_until, Desktop};

@@ -114,10 +114,18 @@ fn main() {
     );
 }
 
+#[cfg(target_os = "linux")]
 fn undumpable() {
     // SAFETY: PR_SET_DUMPABLE takes an integer argument and touches no memory.
     let rc = unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
     assert_eq!(rc, 0, "PR_SET_DUMPABLE failed");
+}
+
+/// Non-dumpable is Linux's `PR_SET_DUMPABLE`; elsewhere this client refuses to pretend.
+#[cfg(not(target_os = "linux"))]
+fn undumpable() {
+    eprintln!("undumpable: PR_SET_DUMPABLE is Linux-only; not supported on this system");
+    std::process::exit(2);
 }
 
 fn exec_after_hello(program: &str, name: &str, replace_self: bool) -> ! {
