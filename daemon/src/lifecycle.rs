@@ -44,6 +44,13 @@ pub fn prepare_dirs(paths: &Paths) -> Result<()> {
     Ok(())
 }
 
+/// Another daemon serves this home already (its instance lock is held, or its socket
+/// answers). `start --foreground` started by a service manager exits successfully on it
+/// ([`crate::service::already_running_is_success`]).
+#[derive(Debug, thiserror::Error)]
+#[error("keychain-auth is already running ({0}); `keychain-auth stop` stops it")]
+pub struct AlreadyRunning(String);
+
 /// Holds the instance lock (`agent.lock` beside the socket) for as long as it lives.
 #[derive(Debug)]
 pub struct InstanceLock {
@@ -64,10 +71,7 @@ pub fn lock_instance(paths: &Paths) -> Result<InstanceLock> {
         .with_context(|| format!("opening {}", lock_path.display()))?;
     match nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusiveNonblock) {
         Ok(locked) => Ok(InstanceLock { _file: locked }),
-        Err(_) => bail!(
-            "keychain-auth is already running (socket {}); `keychain-auth stop` stops it",
-            paths.socket.display()
-        ),
+        Err(_) => Err(AlreadyRunning(format!("socket {}", paths.socket.display())).into()),
     }
 }
 
@@ -86,7 +90,7 @@ fn clear_stale_socket(socket: &Path) -> Result<()> {
         );
     }
     if std::os::unix::net::UnixStream::connect(socket).is_ok() {
-        bail!("keychain-auth is already running at {}", socket.display());
+        return Err(AlreadyRunning(format!("at {}", socket.display())).into());
     }
     std::fs::remove_file(socket).with_context(|| format!("removing stale {}", socket.display()))
 }
@@ -245,12 +249,26 @@ pub fn run_foreground(store_override: Option<StoreChoice>, notify: bool) -> Resu
         hosted_in_tray: false,
         admin_hashes: vec![self_hash()?],
     };
-    runtime()?.block_on(async move {
+    let served = runtime()?.block_on(async move {
         serve(paths, opts, shutdown_signal())
             .await?
             .finished()
             .await
-    })
+    });
+    match served {
+        Err(e)
+            if e.downcast_ref::<AlreadyRunning>().is_some()
+                && crate::service::already_running_is_success(
+                    std::env::var_os(crate::service::SUPERVISOR_ENV).as_deref(),
+                ) =>
+        {
+            // launchd (KeepAlive on failure) or systemd (Restart=on-failure) would start
+            // this again and again while the app or another daemon serves.
+            eprintln!("keychain-auth: {e}; exiting successfully, so that the service manager does not start it again");
+            Ok(())
+        }
+        other => other,
+    }
 }
 
 /// Completes on SIGINT or SIGTERM.

@@ -1,17 +1,43 @@
 //! Starting the headless daemon at login: `keychain-auth service install` writes a systemd
 //! user unit (Linux) or a LaunchAgent (macOS) that runs `keychain-auth start
 //! --foreground`, then asks systemd or launchd to start it; `service uninstall` undoes
-//! both; `service print` shows the file without writing it. The file texts are pure
-//! functions, tested on every platform; only activation calls the service manager.
+//! both; `service print` shows the file without writing it. The file texts, what a
+//! supervised daemon does when one already runs, and when `launchctl bootstrap` is tried
+//! again are pure functions, tested on every platform; only activation calls the
+//! service manager.
 
 use anyhow::{bail, Context, Result};
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
 /// The systemd unit's file name.
 pub const UNIT: &str = "keychain-auth.service";
 /// The LaunchAgent's label (and file name, with `.plist`).
 pub const LABEL: &str = "dev.keychain-auth.daemon";
+/// Set by the service file to the service manager that starts the daemon (`launchd`,
+/// `systemd`).
+pub const SUPERVISOR_ENV: &str = "KEYCHAIN_AUTH_SUPERVISOR";
+
+/// Whether `start --foreground` that finds a daemon already running (the tray app, or one
+/// started by hand) exits successfully: yes when a service manager started it, which
+/// would otherwise start it again and again (launchd's `KeepAlive { SuccessfulExit =
+/// false }` every 10 s, for ever); by hand it stays a failure.
+pub fn already_running_is_success(supervisor: Option<&OsStr>) -> bool {
+    supervisor.is_some_and(|s| s == "launchd" || s == "systemd")
+}
+
+/// How many times `service install` runs `launchctl bootstrap`.
+const BOOTSTRAP_TRIES: u32 = 10;
+
+/// Whether to run `launchctl bootstrap` again after try number `attempt` (from 1) failed
+/// with `stderr`, and after how long. launchd answers "5: Input/output error" while the
+/// job that `bootout` just removed is still going away; any other failure is final.
+pub fn bootstrap_retry_after(stderr: &str, attempt: u32) -> Option<Duration> {
+    (attempt < BOOTSTRAP_TRIES && stderr.contains("5: Input/output error"))
+        .then(|| Duration::from_millis(250 * u64::from(attempt.min(4))))
+}
 
 /// What the service runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,6 +103,10 @@ pub fn systemd_unit(spec: &Spec) -> String {
             systemd_word(&format!("KEYCHAIN_AUTH_HOME={}", h.display()))
         ));
     }
+    unit.push_str(&format!(
+        "Environment={}\n",
+        systemd_word(&format!("{SUPERVISOR_ENV}=systemd"))
+    ));
     unit.push_str(
         "Restart=on-failure\n\
          RestartSec=2\n\
@@ -108,12 +138,16 @@ pub fn launch_agent(spec: &Spec) -> String {
         p.push_str(&format!("    <string>{}</string>\n", xml(&a)));
     }
     p.push_str("  </array>\n");
+    p.push_str("  <key>EnvironmentVariables</key>\n  <dict>\n");
     if let Some(h) = &spec.home {
         p.push_str(&format!(
-            "  <key>EnvironmentVariables</key>\n  <dict>\n    <key>KEYCHAIN_AUTH_HOME</key>\n    <string>{}</string>\n  </dict>\n",
+            "    <key>KEYCHAIN_AUTH_HOME</key>\n    <string>{}</string>\n",
             xml(&h.display().to_string())
         ));
     }
+    p.push_str(&format!(
+        "    <key>{SUPERVISOR_ENV}</key>\n    <string>launchd</string>\n  </dict>\n"
+    ));
     p.push_str(
         "  <key>RunAtLoad</key>\n  <true/>\n  <key>KeepAlive</key>\n  <dict>\n    <key>SuccessfulExit</key>\n    <false/>\n  </dict>\n  <key>ProcessType</key>\n  <string>Interactive</string>\n",
     );
@@ -185,6 +219,12 @@ fn uid() -> u32 {
 pub fn install(notify: bool, start: bool) -> Result<String> {
     let spec = spec(notify)?;
     let (path, text) = file_for(&spec)?;
+    // launchd opens StandardErrorPath before the daemon runs, so its directory must
+    // exist by then (the daemon itself would create it only once running).
+    if let Some(logs) = spec.log.parent() {
+        crate::dirs::ensure_private_dir(logs)
+            .with_context(|| format!("creating {}", logs.display()))?;
+    }
     let dir = path.parent().context("service file has no directory")?;
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     crate::atomic::write_atomic(&path, text.as_bytes(), true)
@@ -225,15 +265,7 @@ pub fn install(notify: bool, start: bool) -> Result<String> {
     // The service will take the socket: a daemon started by hand must stop first.
     let _ = crate::lifecycle::stop();
     let started = if cfg!(target_os = "macos") {
-        let target = format!("gui/{}", uid());
-        let _ =
-            run_quiet(Command::new("launchctl").args(["bootout", &format!("{target}/{LABEL}")]));
-        run_quiet(
-            Command::new("launchctl")
-                .arg("bootstrap")
-                .arg(&target)
-                .arg(&path),
-        )
+        bootstrap(&path)
     } else {
         run_quiet(Command::new("systemctl").args(["--user", "daemon-reload"])).and_then(|()| {
             run_quiet(Command::new("systemctl").args(["--user", "enable", "--now", UNIT]))
@@ -247,6 +279,34 @@ pub fn install(notify: bool, start: bool) -> Result<String> {
         )),
     }
     Ok(msg)
+}
+
+/// Replaces a loaded job with the one in `path`: `bootout` (best effort), `enable` (a job
+/// switched off in Login Items or by `launchctl disable` is not bootstrapped), then
+/// `bootstrap`, tried again while launchd is still removing the old job.
+fn bootstrap(path: &Path) -> Result<(), String> {
+    let target = format!("gui/{}", uid());
+    let job = format!("{target}/{LABEL}");
+    let _ = run_quiet(Command::new("launchctl").args(["bootout", &job]));
+    let _ = run_quiet(Command::new("launchctl").args(["enable", &job]));
+    let mut attempt = 1;
+    loop {
+        match run_quiet(
+            Command::new("launchctl")
+                .arg("bootstrap")
+                .arg(&target)
+                .arg(path),
+        ) {
+            Ok(()) => return Ok(()),
+            Err(e) => match bootstrap_retry_after(&e, attempt) {
+                Some(wait) => {
+                    std::thread::sleep(wait);
+                    attempt += 1;
+                }
+                None => return Err(e),
+            },
+        }
+    }
 }
 
 fn start_hint(path: &Path) -> String {
@@ -311,8 +371,90 @@ mod tests {
             notify: false,
             ..spec("/usr/bin/keychain-auth", None)
         });
-        assert!(!plain.contains("Environment="));
+        assert!(!plain.contains("KEYCHAIN_AUTH_HOME"));
         assert!(!plain.contains("--notify"));
+    }
+
+    #[test]
+    fn both_service_files_tell_the_daemon_who_started_it() {
+        for home in [None, Some("/h")] {
+            let u = systemd_unit(&spec("/usr/bin/keychain-auth", home));
+            assert!(
+                u.contains("Environment=\"KEYCHAIN_AUTH_SUPERVISOR=systemd\"\n"),
+                "{u}"
+            );
+            // KEYCHAIN_AUTH_HOME stays the first Environment= line (the end-to-end test
+            // reads that one).
+            if home.is_some() {
+                let first = u
+                    .lines()
+                    .find(|l| l.starts_with("Environment="))
+                    .expect("an Environment= line");
+                assert!(first.contains("KEYCHAIN_AUTH_HOME=/h"), "{u}");
+            }
+            let p = launch_agent(&spec("/usr/local/bin/keychain-auth", home));
+            assert!(
+                p.contains("<key>EnvironmentVariables</key>\n  <dict>\n"),
+                "{p}"
+            );
+            assert!(
+                p.contains(
+                    "    <key>KEYCHAIN_AUTH_SUPERVISOR</key>\n    <string>launchd</string>\n  </dict>\n"
+                ),
+                "{p}"
+            );
+            assert_eq!(
+                p.matches("<dict>").count(),
+                3,
+                "plist, environment, KeepAlive"
+            );
+            assert_eq!(p.matches("</dict>").count(), 3);
+        }
+    }
+
+    #[test]
+    fn the_launch_agent_restarts_only_a_failed_daemon() {
+        let p = launch_agent(&spec("/usr/local/bin/keychain-auth", None));
+        assert!(p.contains(
+            "<key>KeepAlive</key>\n  <dict>\n    <key>SuccessfulExit</key>\n    <false/>\n  </dict>"
+        ));
+        assert!(p.contains(
+            "<key>StandardErrorPath</key>\n  <string>/Users/a/Library/Logs/keychain-auth/daemon.log</string>"
+        ));
+    }
+
+    #[test]
+    fn an_already_running_daemon_is_a_success_only_under_a_service_manager() {
+        assert!(already_running_is_success(Some(OsStr::new("launchd"))));
+        assert!(already_running_is_success(Some(OsStr::new("systemd"))));
+        assert!(!already_running_is_success(None));
+        assert!(!already_running_is_success(Some(OsStr::new(""))));
+        assert!(!already_running_is_success(Some(OsStr::new("cron"))));
+    }
+
+    #[test]
+    fn bootstrap_is_tried_again_only_while_launchd_answers_input_output_error() {
+        let busy = "Bootstrap failed: 5: Input/output error\nTry re-running the command as root for richer errors.";
+        assert_eq!(
+            bootstrap_retry_after(busy, 1),
+            Some(Duration::from_millis(250))
+        );
+        assert_eq!(
+            bootstrap_retry_after(busy, 9),
+            Some(Duration::from_millis(1000))
+        );
+        assert_eq!(bootstrap_retry_after(busy, BOOTSTRAP_TRIES), None);
+        let total: Duration = (1..BOOTSTRAP_TRIES)
+            .map(|a| bootstrap_retry_after(busy, a).expect("retried"))
+            .sum();
+        assert!(total <= Duration::from_secs(10), "{total:?}");
+        for other in [
+            "Bootstrap failed: 37: Operation already in progress",
+            "Bootstrap failed: 125: Domain does not support specified action",
+            "",
+        ] {
+            assert_eq!(bootstrap_retry_after(other, 1), None, "{other:?}");
+        }
     }
 
     #[test]

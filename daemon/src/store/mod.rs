@@ -1,6 +1,7 @@
 //! Secret stores: the OS keychain behind one small trait. On Linux: Secret Service over
 //! D-Bus (`secret_service.rs`) or kernel keyutils (`keyutils.rs`, lost at reboot); on
-//! macOS: the Apple Keychain (`keychain.rs`). An
+//! macOS: the Apple Keychain (`keychain.rs`; who owns its items and what its status codes
+//! mean are the platform-independent `keychain_owners.rs` and `keychain_status.rs`). An
 //! in-memory store (`memory.rs`) exists for unit tests only. `cache.rs` is an optional,
 //! short-lived value cache in front of any of them. Stores see names and values
 //! and nothing else; every decision is made before a store is called.
@@ -14,6 +15,8 @@ use std::sync::Arc;
 pub mod cache;
 #[cfg(target_os = "macos")]
 pub mod keychain;
+pub mod keychain_owners;
+pub mod keychain_status;
 #[cfg(target_os = "linux")]
 pub mod keyutils;
 #[cfg(test)]
