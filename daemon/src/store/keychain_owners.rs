@@ -144,6 +144,10 @@ mod tests {
 
     const BUNDLED: &str = "/Applications/keychain-auth.app/Contents/MacOS/keychain-auth-app";
 
+    fn paths(all: &[&str]) -> Vec<PathBuf> {
+        all.iter().map(PathBuf::from).collect()
+    }
+
     #[test]
     fn the_app_is_known_by_its_bundle_or_its_name() {
         assert_eq!(host_of(Path::new(BUNDLED)), Host::App);
@@ -180,17 +184,14 @@ mod tests {
         let path =
             std::env::join_paths(["/usr/bin", "relative/bin", "/opt/homebrew/bin"]).expect("join");
         let got = co_host_candidates(Path::new(BUNDLED), Some(Path::new("/Users/a")), Some(&path));
-        let want: Vec<PathBuf> = [
+        let want = paths(&[
             "/Applications/keychain-auth.app/Contents/MacOS/keychain-auth",
             "/usr/bin/keychain-auth",
             "/opt/homebrew/bin/keychain-auth",
             "/usr/local/bin/keychain-auth",
             "/Users/a/.local/bin/keychain-auth",
             "/Users/a/.cargo/bin/keychain-auth",
-        ]
-        .iter()
-        .map(PathBuf::from)
-        .collect();
+        ]);
         assert_eq!(
             got, want,
             "relative PATH entries are skipped, duplicates once"
@@ -204,14 +205,11 @@ mod tests {
             Some(Path::new("/Users/a")),
             Some(OsStr::new("/Users/a/.local/bin")),
         );
-        let want: Vec<PathBuf> = [
+        let want = paths(&[
             "/Users/a/.local/bin/keychain-auth-app",
             "/Applications/keychain-auth.app",
             "/Users/a/Applications/keychain-auth.app",
-        ]
-        .iter()
-        .map(PathBuf::from)
-        .collect();
+        ]);
         assert_eq!(got, want);
         // An app beside the CLI on PATH never lists the app's own executable.
         let own = co_host_candidates(
@@ -230,13 +228,10 @@ mod tests {
             Some(Path::new("/Users/a")),
             None,
         );
-        let want: Vec<PathBuf> = [
+        let want = paths(&[
             "/Applications/keychain-auth.app",
             "/Users/a/Applications/keychain-auth.app",
-        ]
-        .iter()
-        .map(PathBuf::from)
-        .collect();
+        ]);
         assert_eq!(got, want);
         // and the bundled app names the CLI beside it, never its own bundle
         let app = co_host_candidates(Path::new(BUNDLED), None, None);
