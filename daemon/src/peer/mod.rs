@@ -34,7 +34,7 @@ use linux as sockets;
 use plain_sockets as sockets;
 
 #[cfg(target_os = "macos")]
-mod macos;
+pub(crate) mod macos;
 #[cfg(target_os = "macos")]
 use macos as os;
 

@@ -10,6 +10,9 @@
 use super::keychain_owners;
 use super::keychain_status::{self, DUPLICATE_ITEM, ITEM_NOT_FOUND};
 use super::{secret_from_bytes, BoxFuture, SecretStore, StoreError};
+use crate::peer::macos::code_signature::{
+    key, signing_information, team_of, CS_SIGNING_INFORMATION,
+};
 use core_foundation::array::{CFArray, CFArrayRef};
 use core_foundation::base::{CFType, CFTypeRef, TCFType};
 use core_foundation::data::CFData;
@@ -39,23 +42,13 @@ extern "C" {
     ) -> i32;
     fn SecItemAdd(attributes: CFDictionaryRef, result: *mut CFTypeRef) -> i32;
     fn SecItemUpdate(query: CFDictionaryRef, changes: CFDictionaryRef) -> i32;
-    /// Same declaration as `peer/macos/code_signature.rs`.
-    fn SecCodeCopySigningInformation(
-        code: *const c_void,
-        flags: u32,
-        information: *mut CFDictionaryRef,
-    ) -> i32;
     static kSecClass: CFStringRef;
     static kSecClassGenericPassword: CFStringRef;
     static kSecAttrService: CFStringRef;
     static kSecAttrAccount: CFStringRef;
     static kSecValueData: CFStringRef;
     static kSecAttrAccess: CFStringRef;
-    static kSecCodeInfoTeamIdentifier: CFStringRef;
 }
-
-/// `kSecCSSigningInformation`.
-const CS_SIGNING_INFORMATION: u32 = 1 << 1;
 
 /// The Apple Keychain store.
 #[derive(Debug)]
@@ -83,37 +76,11 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| StoreError::Unavailable(format!("keychain task failed: {e}")))?
 }
 
-/// A Security framework key constant as a `CFString`.
-fn key(k: CFStringRef) -> CFString {
-    // SAFETY: the keys are constant strings exported by Security.framework, retained by
-    // the get rule.
-    unsafe { CFString::wrap_under_get_rule(k) }
-}
-
 /// The team identifier this program is signed by, if any.
 fn own_team() -> Option<String> {
     let code = SecCode::for_self(Flags::NONE).ok()?;
-    let mut info = std::ptr::null();
-    // SAFETY: a SecCodeRef may be passed where a SecStaticCodeRef is expected (Apple's
-    // documentation); the dictionary is returned under the create rule.
-    let status = unsafe {
-        SecCodeCopySigningInformation(
-            code.as_concrete_TypeRef().cast::<c_void>().cast_const(),
-            CS_SIGNING_INFORMATION,
-            &mut info,
-        )
-    };
-    if status != 0 || info.is_null() {
-        return None;
-    }
-    // SAFETY: a valid dictionary returned under the create rule.
-    let info: CFDictionary<CFString, CFType> =
-        unsafe { CFDictionary::wrap_under_create_rule(info) };
-    // SAFETY: reading an exported constant.
-    let team = key(unsafe { kSecCodeInfoTeamIdentifier });
-    info.find(team)
-        .and_then(|v| v.downcast::<CFString>())
-        .map(|s| s.to_string())
+    let info = signing_information(&code, CS_SIGNING_INFORMATION).ok()?;
+    team_of(&info)
 }
 
 /// Whether the code at `path` is intact and satisfies `requirement`.

@@ -8,6 +8,11 @@
 
 use crate::peer::audit_token::AuditToken;
 use crate::peer::signing::{validity, Validity};
+use core_foundation::base::{CFType, TCFType};
+use core_foundation::dictionary::CFDictionary;
+use core_foundation::string::{CFString, CFStringRef};
+use security_framework::os::macos::code_signing::SecCode;
+use std::ffi::c_void;
 
 #[link(name = "Security", kind = "framework")]
 extern "C" {
@@ -35,24 +40,63 @@ extern "C" {
 const CS_DEFAULT_FLAGS: u32 = 0;
 
 /// `kSecCSSigningInformation`: ask for the signing facts.
-const CS_SIGNING_INFORMATION: u32 = 1 << 1;
+pub(crate) const CS_SIGNING_INFORMATION: u32 = 1 << 1;
 /// `kSecCSRequirementInformation`: requirements, and the entitlements on systems that
 /// give them only with it.
 const CS_REQUIREMENT_INFORMATION: u32 = 1 << 2;
 /// `kSecCSDynamicInformation`: of the running code, not only the file.
 const CS_DYNAMIC_INFORMATION: u32 = 1 << 3;
 
+/// A Security framework key constant as a `CFString`.
+pub(crate) fn key(k: CFStringRef) -> CFString {
+    // SAFETY: the keys are constant strings exported by Security.framework, retained by
+    // the get rule.
+    unsafe { CFString::wrap_under_get_rule(k) }
+}
+
+/// `SecCodeCopySigningInformation` of `code` with `flags`, or its `OSStatus`.
+pub(crate) fn signing_information(
+    code: &SecCode,
+    flags: u32,
+) -> Result<CFDictionary<CFString, CFType>, i32> {
+    let mut info = std::ptr::null();
+    // SAFETY: a SecCodeRef may be passed where a SecStaticCodeRef is expected (Apple's
+    // documentation); the dictionary is returned under the create rule.
+    let status = unsafe {
+        SecCodeCopySigningInformation(
+            code.as_concrete_TypeRef().cast::<c_void>().cast_const(),
+            flags,
+            &mut info,
+        )
+    };
+    if status != 0 || info.is_null() {
+        return Err(status);
+    }
+    // SAFETY: a valid dictionary returned under the create rule.
+    Ok(unsafe { CFDictionary::wrap_under_create_rule(info) })
+}
+
+/// A string of a signing-information dictionary.
+fn info_string(info: &CFDictionary<CFString, CFType>, k: CFStringRef) -> Option<String> {
+    info.find(key(k))
+        .and_then(|v| v.downcast::<CFString>())
+        .map(|s| s.to_string())
+}
+
+/// The team identifier of a signing-information dictionary, when a team signed it.
+pub(crate) fn team_of(info: &CFDictionary<CFString, CFType>) -> Option<String> {
+    // SAFETY: reading an exported constant.
+    info_string(info, unsafe { kSecCodeInfoTeamIdentifier })
+}
+
 /// What the code signature of the process the token names says. An unsigned process
 /// gives `signed: false`; a process that cannot be found, or whose running code does
 /// not validate (`SecCodeCheckValidity`), gives an error: the peer is then refused.
 pub(super) fn signing_facts(token: &AuditToken) -> Result<crate::peer::signing::Facts, String> {
-    use core_foundation::base::{CFType, TCFType};
     use core_foundation::boolean::CFBoolean;
     use core_foundation::data::CFData;
-    use core_foundation::dictionary::CFDictionary;
     use core_foundation::number::CFNumber;
-    use core_foundation::string::CFString;
-    use security_framework::os::macos::code_signing::{Flags, GuestAttributes, SecCode};
+    use security_framework::os::macos::code_signing::{Flags, GuestAttributes};
 
     // SAFETY: the token is plain data of exactly this size.
     let bytes = unsafe {
@@ -66,10 +110,7 @@ pub(super) fn signing_facts(token: &AuditToken) -> Result<crate::peer::signing::
     attrs.set_audit_token(data.as_concrete_TypeRef());
     let code = SecCode::copy_guest_with_attribues(None, &attrs, Flags::NONE)
         .map_err(|e| format!("finding its code: {e}"))?;
-    let code_ref = code
-        .as_concrete_TypeRef()
-        .cast::<std::ffi::c_void>()
-        .cast_const();
+    let code_ref = code.as_concrete_TypeRef().cast::<c_void>().cast_const();
     // SAFETY: a valid SecCodeRef; no requirement (NULL) is allowed.
     let checked = unsafe { SecCodeCheckValidity(code_ref, CS_DEFAULT_FLAGS, std::ptr::null()) };
     match validity(checked) {
@@ -77,29 +118,12 @@ pub(super) fn signing_facts(token: &AuditToken) -> Result<crate::peer::signing::
         Validity::Unsigned => return Ok(crate::peer::signing::Facts::default()),
         Validity::Refused(why) => return Err(why),
     }
-    let mut info = std::ptr::null();
-    // SAFETY: a SecCodeRef may be passed where a SecStaticCodeRef is expected (Apple's
-    // documentation); the dictionary is returned under the create rule.
-    let status = unsafe {
-        SecCodeCopySigningInformation(
-            code_ref,
-            CS_SIGNING_INFORMATION | CS_REQUIREMENT_INFORMATION | CS_DYNAMIC_INFORMATION,
-            &mut info,
-        )
-    };
-    if status != 0 || info.is_null() {
-        return Err(format!("reading its signature: OSStatus {status}"));
-    }
-    // SAFETY: a valid dictionary returned under the create rule.
-    let info: CFDictionary<CFString, CFType> =
-        unsafe { CFDictionary::wrap_under_create_rule(info) };
-    // SAFETY: the keys are constant strings exported by Security.framework.
-    let key = |k: core_foundation::string::CFStringRef| unsafe { CFString::wrap_under_get_rule(k) };
-    let string = |k| {
-        info.find(key(k))
-            .and_then(|v| v.downcast::<CFString>())
-            .map(|s| s.to_string())
-    };
+    let info = signing_information(
+        &code,
+        CS_SIGNING_INFORMATION | CS_REQUIREMENT_INFORMATION | CS_DYNAMIC_INFORMATION,
+    )
+    .map_err(|status| format!("reading its signature: OSStatus {status}"))?;
+    let string = |k| info_string(&info, k);
     // SAFETY: reading exported constants.
     let (unique, ident, team, flags_key, ents, status_key) = unsafe {
         (

@@ -27,7 +27,7 @@
 //! the token again. This file is type-checked on Linux with
 //! `cargo clippy --target x86_64-apple-darwin` but has not run on a Mac.
 
-mod code_signature;
+pub(crate) mod code_signature;
 
 use super::audit_token::{self, AuditToken};
 use super::identify::{self, hash_of, inspect_err, Named, ScriptFinder};
