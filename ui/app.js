@@ -35,7 +35,7 @@ async function act(command, args) {
   } catch (e) {
     showError(String(e));
     // Controls may show a change that did not happen: draw them again from the daemon.
-    shown.pending = shown.tools = null;
+    shown.pending = shown.tools = shown.denied = null;
   }
   await refresh();
 }
@@ -126,7 +126,10 @@ function renderPending(pending, grantsByHash) {
     // Exactly the patterns approving grants, as the daemon computes them (a name such as
     // demo/* is shown as the literal pattern demo/\* it would grant).
     const grants = (grantsByHash[p.hash] || []).join(", ");
-    const canApprove = !(p.interpreter && !p.script);
+    // An update of an approved tool is offered as Keep access (re-pin that tool to this
+    // exact binary), not as a second approval.
+    const update = p.update_of;
+    const canApprove = !(p.interpreter && !p.script) && !update;
     rows.append(
       el(
         "tr",
@@ -135,6 +138,7 @@ function renderPending(pending, grantsByHash) {
           "td",
           { class: "path" },
           el("div", { text: who }),
+          update ? el("div", { class: "update", text: `Update of ${update.label}: ${shortHash(update.hash)} → ${shortHash(p.hash)}. Keep access re-pins it with the scopes and access it had.` }) : null,
           p.chain ? el("div", { class: "chain", text: `asked via ${p.chain}` }) : null,
           p.terminal ? el("div", { class: "warn", text: `A terminal session (${p.terminal}): approving it approves every shell in a terminal of this program, and every program started from one.` }) : null,
           warn ? el("div", { class: "warn", text: warn }) : null,
@@ -146,10 +150,11 @@ function renderPending(pending, grantsByHash) {
         el(
           "td",
           { class: "actions" },
+          update ? el("button", { type: "button", class: "keep", text: "Keep access", onclick: () => act("keep_access", { hash: p.hash }) }) : null,
           canApprove ? el("button", { type: "button", class: "approve", text: "Approve", onclick: () => act("approve", { hash: p.hash }) }) : null,
           canApprove ? el("button", { type: "button", class: "hour", text: "For 1 hour", onclick: () => act("approve", { hash: p.hash, lasts: "hour" }) }) : null,
           canApprove ? el("button", { type: "button", class: "logout", text: "Until logout", onclick: () => act("approve", { hash: p.hash, lasts: "logout" }) }) : null,
-          canApprove ? el("button", { type: "button", class: "once", text: "Allow once", onclick: () => act("allow_once", { hash: p.hash }) }) : null,
+          canApprove || update ? el("button", { type: "button", class: "once", text: "Allow once", onclick: () => act("allow_once", { hash: p.hash }) }) : null,
           el("button", { type: "button", class: "deny", text: "Deny", onclick: () => act("deny", { hash: p.hash }) }),
         ),
       ),
@@ -202,6 +207,34 @@ function renderTools(tools, names) {
           { class: "actions" },
           el("button", { type: "button", class: "upgrade", text: "Upgrade (re-pin to the file as it is now)", onclick: () => act("upgrade", { path: t.script ? t.script.path : t.path }) }),
           twoStep("revoke", "Revoke", `Click again to revoke ${t.label}`, `revoke:${t.hash}`, () => act("revoke", { hash: t.hash })),
+        ),
+      ),
+    );
+  }
+}
+
+// Denied programs, a script as the script, each with a two-step Undeny.
+function renderDenied(denied) {
+  const rows = $("denied-rows");
+  rows.replaceChildren();
+  $("denied-count").textContent = `(${denied.length})`;
+  if (denied.length === 0) {
+    rows.append(el("tr", {}, el("td", { colSpan: 4, class: "muted", text: "Nothing is denied." })));
+    return;
+  }
+  for (const d of denied) {
+    const who = d.script ? `${d.script.path} (script run by ${d.script.interpreter})` : d.path || "(denied by hash)";
+    rows.append(
+      el(
+        "tr",
+        { "data-hash": d.hash, class: "denied" },
+        el("td", { class: "path", text: who }),
+        hashCell(d.hash),
+        el("td", { class: "time", text: d.at.replace("T", " ").replace("Z", "") }),
+        el(
+          "td",
+          { class: "actions" },
+          twoStep("undeny", "Undeny", `Click again to undeny ${baseName(d.script ? d.script.path : d.path) || shortHash(d.hash)}`, `undeny:${d.hash}`, () => act("undeny", { hash: d.hash })),
         ),
       ),
     );
@@ -277,10 +310,15 @@ async function refresh() {
     shown.tools = toolsKey;
     renderTools(s.tools, s.names);
   }
+  const deniedKey = JSON.stringify(s.denied || []);
+  if (deniedKey !== shown.denied) {
+    shown.denied = deniedKey;
+    renderDenied(s.denied || []);
+  }
   await renderHistory();
 }
 
-const shown = { pending: null, tools: null };
+const shown = { pending: null, tools: null, denied: null };
 
 let timer = null;
 function refreshSoon() {

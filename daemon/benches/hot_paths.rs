@@ -139,6 +139,39 @@ fn approved_get(c: &mut Criterion) {
     c.bench_function("peer re-check (has it exec'd?)", |b| {
         b.iter(|| peer.recheck().expect("same peer"))
     });
+    // What the update check adds to each request, beside the whole in-process get above:
+    // for an approved program, one lookup of its hash; for one that is not approved, a
+    // walk over the tools for one at its path (64 tools, none following).
+    let many: keychain_auth::config::Config = serde_json::from_str(&format!(
+        r#"{{"version":1,"tools":[{}]}}"#,
+        (0..64)
+            .map(|i| format!(
+                r#"{{"hash":"sha256:{i:064x}","label":"t{i}","path":"/t/{i}","scopes":["t/*"],"access":"read","approved_at":"2026-01-01T00:00:00Z","approved_via":"cli"}}"#
+            ))
+            .collect::<Vec<_>>()
+            .join(",")
+    ))
+    .expect("config of 64 tools");
+    let approved = format!("sha256:{:064x}", 63);
+    let unknown = format!("sha256:{}", "f".repeat(64));
+    c.bench_function("update check, approved program (64 tools)", |b| {
+        b.iter(|| {
+            keychain_auth::handlers::updates::follow_candidate(
+                black_box(&many),
+                black_box(&approved),
+                "/t/63",
+            )
+        })
+    });
+    c.bench_function("update check, program not approved (64 tools)", |b| {
+        b.iter(|| {
+            keychain_auth::handlers::updates::follow_candidate(
+                black_box(&many),
+                black_box(&unknown),
+                "/t/63",
+            )
+        })
+    });
 }
 
 criterion_group!(benches, codec, scopes, hashing, approved_get);

@@ -47,17 +47,9 @@ impl std::str::FromStr for StoreChoice {
     }
 }
 
-/// A recorded deny rule.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DenyRule {
-    /// `sha256:<hex>` of the denied binary.
-    pub hash: String,
-    /// Its path when denied.
-    pub path: String,
-    /// RFC 3339 time of the decision.
-    pub at: String,
-}
+/// A recorded deny rule (a wire type: a file's unknown fields are refused by
+/// [`parse_strict`] all the same).
+pub use keychain_auth_sdk::protocol::DenyRule;
 
 /// Most names `protected` may hold.
 pub const MAX_PROTECTED: usize = 1024;
@@ -402,6 +394,11 @@ impl Config {
     /// The approved tool with this hash.
     pub fn tool(&self, hash: &str) -> Option<&Tool> {
         self.tools.iter().find(|t| t.hash == hash)
+    }
+
+    /// The deny rule of this hash.
+    pub fn deny_rule(&self, hash: &str) -> Option<&DenyRule> {
+        self.denied.iter().find(|d| d.hash == hash)
     }
 
     /// Whether this hash has a deny rule.

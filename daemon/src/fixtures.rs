@@ -24,5 +24,6 @@ pub(crate) fn tool(hash: &str, label: &str, path: &str, scopes: &[&str], access:
         terminal_session: false,
         only_through: None,
         chain: None,
+        follow: None,
     }
 }

@@ -62,6 +62,7 @@ pub mod peer;
 pub mod pending;
 pub mod policy;
 pub mod presence;
+pub mod provenance;
 pub mod ptrace;
 pub mod scope;
 pub mod server;

@@ -153,7 +153,7 @@ pub async fn serve(
         .await
         .map_err(|e| anyhow!("cannot open the secret store ({choice:?}): {e}"))?;
     if let Some(w) = warning {
-        eprintln!("keychain-auth: WARNING: {w}");
+        log_line(&format!("keychain-auth: WARNING: {w}"));
     }
     let store: Arc<dyn crate::store::SecretStore> = match config.value_cache_ms {
         0 => store,
@@ -169,8 +169,11 @@ pub async fn serve(
         deputy_hashes: helper_hashes(),
         admin_hashes: opts.admin_hashes,
     })?);
+    if opts.hosted_in_tray {
+        state.set_in_app();
+    }
     if let Some(w) = Daemon::new(state.clone()).presence().warning() {
-        eprintln!("keychain-auth: WARNING: {w}");
+        log_line(&format!("keychain-auth: WARNING: {w}"));
     }
     // Approvals until logout end with the session that made them; expired ones go.
     Daemon::new(state.clone()).end_of_session().await;
@@ -264,10 +267,27 @@ pub fn run_foreground(store_override: Option<StoreChoice>, notify: bool) -> Resu
         {
             // launchd (KeepAlive on failure) or systemd (Restart=on-failure) would start
             // this again and again while the app or another daemon serves.
-            eprintln!("keychain-auth: {e}; exiting successfully, so that the service manager does not start it again");
+            log_line(&format!("keychain-auth: {e}; exiting successfully, so that the service manager does not start it again"));
             Ok(())
         }
         other => other,
+    }
+}
+
+/// Writes a line of the daemon's own to stderr (daemon.log for a background daemon or a
+/// service), starting with the time as the `tracing` lines do.
+fn log_line(msg: &str) {
+    eprintln!(
+        "{} {msg}",
+        humantime::format_rfc3339_micros(std::time::SystemTime::now())
+    );
+}
+
+/// A daemon.log line without the time it starts with, for `start` to show a person.
+fn without_time(line: &str) -> &str {
+    match line.split_once(' ') {
+        Some((t, rest)) if humantime::parse_rfc3339(t).is_ok() => rest.trim_start(),
+        _ => line,
     }
 }
 
@@ -310,12 +330,20 @@ fn rotate_log(log: &Path) {
 pub fn start_background(store: Option<StoreChoice>, notify: bool) -> Result<String> {
     let paths = Paths::from_env()?;
     match crate::daemon_check::connect(&paths.socket) {
-        Ok(c) => {
-            return Ok(format!(
+        Ok(mut c) => {
+            let mut msg = format!(
                 "keychain-auth is already running ({}, socket {})",
                 c.server(),
                 paths.socket.display()
-            ));
+            );
+            let quiet = matches!(
+                c.request(&Request::Status {}),
+                Ok(Response::Status(s)) if s.notifications == Some(false)
+            );
+            if notify && quiet {
+                msg.push_str("\nit runs without notifications, and --notify changes nothing about a daemon already running: `keychain-auth stop`, then `keychain-auth start --notify`");
+            }
+            return Ok(msg);
         }
         Err(e @ keychain_auth_sdk::ClientError::Untrusted(_)) => bail!(e),
         Err(_) => {}
@@ -358,6 +386,10 @@ pub fn start_background(store: Option<StoreChoice>, notify: bool) -> Result<Stri
             };
             let out = std::fs::read(&paths.daemon_log).unwrap_or_default();
             let warnings = String::from_utf8_lossy(out.get(log_start as usize..).unwrap_or(&[]))
+                .lines()
+                .map(without_time)
+                .collect::<Vec<_>>()
+                .join("\n")
                 .trim_end()
                 .to_string();
             let mut msg = String::new();

@@ -48,6 +48,8 @@ pub struct Sighting<'a> {
     pub chain: Option<&'a str>,
     /// For a terminal session, its terminal.
     pub terminal: Option<String>,
+    /// The approved tool at its path, when it is an update of one.
+    pub update_of: Option<keychain_auth_sdk::protocol::UpdateOf>,
     /// RFC 3339 now.
     pub now: &'a str,
 }
@@ -100,6 +102,7 @@ impl Queue {
                 e.requested_access = w.access;
             }
             e.libraries = s.libraries.to_vec();
+            e.update_of = s.update_of.clone();
             if s.chain.is_some() {
                 e.chain = s.chain.map(str::to_string);
                 e.terminal = s.terminal.clone();
@@ -130,6 +133,7 @@ impl Queue {
             libraries: s.libraries.to_vec(),
             chain: s.chain.map(str::to_string),
             terminal: s.terminal.clone(),
+            update_of: s.update_of.clone(),
         });
         Recorded::New
     }
@@ -168,6 +172,7 @@ mod tests {
             libraries: &[],
             chain: None,
             terminal: None,
+            update_of: None,
             now,
         }
     }

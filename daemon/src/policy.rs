@@ -298,6 +298,7 @@ mod tests {
             hash: H.into(),
             path: "/x".into(),
             at: NOW.into(),
+            script: None,
         });
         assert!(matches!(
             decide(peer(H), Op::Get("git/a"), &c, NOW),

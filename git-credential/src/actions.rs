@@ -60,14 +60,17 @@ fn connect() -> Result<Client, Failure> {
 fn get(c: &Credential, opts: Options, out: &mut dyn Write) -> Result<(), Failure> {
     let prefix = naming::prefix(c)?;
     let mut client = connect()?;
-    let (user, secret) = if c.username.is_some() {
+    let (user, name, secret) = if c.username.is_some() {
         let name = naming::name(c)?;
-        let found = match opts.wait {
-            Some(w) => client.get_wait(&name, w),
-            None => client.get(&name),
-        };
+        let mut found = client.get(&name);
+        if let (Some(w), Err(e)) = (opts.wait, &found) {
+            if e.code() == Some(ErrorCode::NotApproved) {
+                announce_wait(w, e);
+                found = client.get_wait(&name, w);
+            }
+        }
         match found {
-            Ok(s) => (c.username.clone().unwrap_or_default(), s),
+            Ok(s) => (c.username.clone().unwrap_or_default(), name, s),
             Err(e) if e.code() == Some(ErrorCode::NotFound) => return Ok(()),
             Err(e) => return Err(explain(e)),
         }
@@ -76,6 +79,9 @@ fn get(c: &Credential, opts: Options, out: &mut dyn Write) -> Result<(), Failure
         if let (Some(w), Some(ErrorCode::NotApproved)) =
             (opts.wait, listed.as_ref().err().and_then(ClientError::code))
         {
+            if let Err(e) = &listed {
+                announce_wait(w, e);
+            }
             // Hold one request for the user's decision, then look again.
             match client.get_wait(prefix.trim_end_matches('/'), w) {
                 Ok(_) => {}
@@ -96,13 +102,17 @@ fn get(c: &Credential, opts: Options, out: &mut dyn Write) -> Result<(), Failure
             return Ok(());
         };
         match client.get(&name) {
-            Ok(s) => (user, s),
+            Ok(s) => (user, name, s),
             Err(e) if e.code() == Some(ErrorCode::NotFound) => return Ok(()),
             Err(e) => return Err(explain(e)),
         }
     };
     let stored = Stored::decode(&secret)?;
-    let answer = Credential::answer(&user, &stored)?;
+    let answer = Credential::answer(&user, &stored).map_err(|e| {
+        Failure(format!(
+            "{e} ({name}). If it was stored with `echo`, store it again without the newline: printf '%s' 'PASSWORD' | keychain-auth set {name}"
+        ))
+    })?;
     out.write_all(answer.expose().as_bytes())?;
     Ok(())
 }
@@ -151,6 +161,22 @@ fn erase(c: &Credential) -> Result<(), Failure> {
         }
     }
     Ok(())
+}
+
+/// Says on standard error, before a `get` waits, that it waits, for how long, and how
+/// to decide (the daemon's refusal names the approve command and any notification).
+fn announce_wait(w: Duration, refused: &ClientError) {
+    if w.is_zero() {
+        return;
+    }
+    let how = match refused {
+        ClientError::Daemon(body) => body.message.clone(),
+        other => other.to_string(),
+    };
+    eprintln!(
+        "{NAME}: waiting up to {} s for your decision about the program that ran git (`keychain-auth list-pending` shows what is waiting): {how}",
+        w.as_secs()
+    );
 }
 
 /// Turns a client error into what a person needs to read next.

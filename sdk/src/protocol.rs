@@ -111,6 +111,22 @@ pub enum Request {
         /// How long it lasts; absent keeps what an approved tool had, else always.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         lasts: Option<Lasts>,
+        /// Re-pin it without asking on updates proven by this provenance.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        follow: Option<FollowKind>,
+        /// Approve an update of an approved tool as a second tool instead of refusing
+        /// (and advising `upgrade`, which keeps the tool's access).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        as_new: bool,
+        /// Patterns to add to an approved tool's scopes, keeping the others (`--add-scope`);
+        /// not with `scopes`. Adding widens (proof of presence).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        add_scopes: Vec<String>,
+        /// Patterns to take off an approved tool's scopes (`--remove-scope`); each must be
+        /// one of them, and at least one scope must be left (else: revoke). Not with
+        /// `scopes`.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        remove_scopes: Vec<String>,
     },
     /// Admin: approves a binary by path before it ever connects.
     Register {
@@ -133,11 +149,26 @@ pub enum Request {
         /// How long it lasts; absent: always.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         lasts: Option<Lasts>,
+        /// Re-pin it without asking on updates proven by this provenance.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        follow: Option<FollowKind>,
     },
     /// Admin: records a deny rule for a hash (and drops any approval it had).
     Deny {
         /// `sha256:<64 hex>` of the binary.
         hash: String,
+    },
+    /// Admin: lifts the deny rule of a hash: the binary is then unknown again (queued and
+    /// asked about when it next asks). Lifting a deny widens (proof of presence).
+    Undeny {
+        /// `sha256:<64 hex>` of the denied binary.
+        hash: String,
+    },
+    /// Admin: lists the deny rules (one page).
+    ListDenied {
+        /// Index of the first item wanted (from a previous answer's `next`); default 0.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        offset: Option<u64>,
     },
     /// Admin: removes an approved tool, named by hash or label.
     Revoke {
@@ -148,6 +179,10 @@ pub enum Request {
     Upgrade {
         /// Absolute path of the tool's executable.
         path: String,
+        /// Re-pin only if the file's identity is now this hash (Keep access on a pending
+        /// update: exactly what the person saw); absent: whatever it is now.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        expect: Option<String>,
     },
     /// Admin: sets whether widening decisions need proof of presence (`required` or
     /// `off`). Turning it off is itself proven.
@@ -183,6 +218,12 @@ pub enum Request {
     },
     /// Admin: daemon status.
     Status {},
+    /// Admin: pauses (every secret request is refused) or resumes (what is approved is
+    /// served again; resuming is proven, as widening is).
+    SetPaused {
+        /// `true` to pause, `false` to resume.
+        paused: bool,
+    },
     /// Admin: stops the daemon.
     Shutdown {},
 }
@@ -202,6 +243,8 @@ impl Request {
             Request::Approve { .. } => "approve",
             Request::Register { .. } => "register",
             Request::Deny { .. } => "deny",
+            Request::Undeny { .. } => "undeny",
+            Request::ListDenied { .. } => "list_denied",
             Request::Revoke { .. } => "revoke",
             Request::Upgrade { .. } => "upgrade",
             Request::SetPresence { .. } => "set_presence",
@@ -210,6 +253,7 @@ impl Request {
             Request::ListPending { .. } => "list_pending",
             Request::Names { .. } => "names",
             Request::Status {} => "status",
+            Request::SetPaused { .. } => "set_paused",
             Request::Shutdown {} => "shutdown",
         }
     }
@@ -223,6 +267,8 @@ impl Request {
                 | Request::GetForParent { .. }
                 | Request::Register { .. }
                 | Request::Deny { .. }
+                | Request::Undeny { .. }
+                | Request::ListDenied { .. }
                 | Request::Revoke { .. }
                 | Request::Upgrade { .. }
                 | Request::SetPresence { .. }
@@ -231,6 +277,7 @@ impl Request {
                 | Request::ListPending { .. }
                 | Request::Names { .. }
                 | Request::Status {}
+                | Request::SetPaused { .. }
                 | Request::Shutdown {}
         )
     }
@@ -276,11 +323,24 @@ pub enum Response {
     },
     /// One tool, after approve/register/upgrade.
     Tool {
-        /// The tool as now approved.
-        tool: Tool,
+        /// The tool as now approved (boxed: it is by far the largest answer).
+        tool: Box<Tool>,
         /// For upgrade: the hash it had before.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         previous_hash: Option<String>,
+        /// For an approve of a tool that was approved (or denied) already: what changed,
+        /// one line each for a person (`scopes: git/* → git/*, api/*`,
+        /// `access: read → read-write`, `deny lifted`), or `unchanged: …`.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        changes: Vec<String>,
+    },
+    /// Deny rules (one page).
+    DenyRules {
+        /// In the order they were made.
+        denied: Vec<DenyRule>,
+        /// Offset of the next page when more remain; absent on the last page.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        next: Option<u64>,
     },
     /// Pending binaries (one page).
     Pending {
@@ -461,6 +521,60 @@ impl std::fmt::Display for Deputy {
     }
 }
 
+/// What an approval may follow by itself when the tool is updated (`approve --follow`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FollowKind {
+    /// The system's package manager installed the new file (Linux: dpkg).
+    Package,
+    /// The new binary is signed by the same team with the same identifier (macOS).
+    Signer,
+}
+
+impl std::str::FromStr for FollowKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "package" => Ok(FollowKind::Package),
+            "signer" => Ok(FollowKind::Signer),
+            other => Err(format!(
+                "unknown --follow {other:?}: use package (Linux: files dpkg installed) or signer (macOS: the same Developer ID team and identifier)"
+            )),
+        }
+    }
+}
+
+/// The provenance an approved tool follows: an update proven by it re-pins the tool
+/// without asking (audited and announced). Recorded when it was approved.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "by", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Follow {
+    /// The package (of the system's package manager) that installed the tool's file.
+    Package {
+        /// The package's name (`git`, `gh`).
+        package: String,
+    },
+    /// The Developer ID team and signing identifier the tool is signed with.
+    Signer {
+        /// The Apple team id.
+        team_id: String,
+        /// The signing identifier.
+        identifier: String,
+    },
+}
+
+/// The approved tool a pending binary is an update of: it runs from (or is the script
+/// at) the same path, with other contents.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpdateOf {
+    /// The approved tool's hash.
+    pub hash: String,
+    /// Its label.
+    pub label: String,
+    /// Its path (what `keychain-auth upgrade` takes).
+    pub path: String,
+}
+
 /// An approved tool, as stored in config.json and sent to admin clients. Fields it does
 /// not know are ignored here (a newer daemon's reply still parses); config.json itself is
 /// read strictly by the daemon.
@@ -518,6 +632,9 @@ pub struct Tool {
     /// The caller chain it asked through when it was approved, origin first.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chain: Option<String>,
+    /// Updates proven by this provenance re-pin it without asking (`approve --follow`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub follow: Option<Follow>,
 }
 
 /// A file its user can change that a program runs code from (a library under the
@@ -550,6 +667,24 @@ pub struct ScriptIdentity {
     /// pinned by hash; when any, the identity covers them too.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub startup: Vec<PinnedFile>,
+}
+
+/// A deny rule, as stored in config.json's `denied` and sent to admin clients: the hash
+/// is refused (`denied`) and never queued, until the rule is lifted (`undeny`, or an
+/// approve of the hash).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DenyRule {
+    /// `sha256:<hex>` of the denied binary (for a script, its script identity).
+    pub hash: String,
+    /// Its path when denied (for a script, the script's path).
+    pub path: String,
+    /// RFC 3339 time of the decision.
+    pub at: String,
+    /// For a script run by an interpreter: what its identity (`hash`) was made of, so
+    /// that the deny names the script (not the interpreter) and an approve of the hash
+    /// approves the script.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub script: Option<ScriptIdentity>,
 }
 
 /// A binary that asked and is not approved, as in pending.json.
@@ -594,6 +729,10 @@ pub struct PendingEntry {
     /// For a terminal session: the terminal it was last seen on (`/dev/pts/3, session 42`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub terminal: Option<String>,
+    /// It is at the path of an approved tool with other contents: an update of it, which
+    /// `keychain-auth upgrade` (Keep access) re-pins.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub update_of: Option<UpdateOf>,
 }
 
 /// Daemon status, for `keychain-auth status`.
@@ -627,6 +766,18 @@ pub struct Status {
     /// `unavailable: <why>` (required, nothing can be approved) or `off: <why>`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub presence: Option<String>,
+    /// Whether every secret request is being refused (`keychain-auth pause`, the tray's
+    /// Pause). Absent from daemons older than this field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paused: Option<bool>,
+    /// Whether a new binary is announced by a desktop notification. Absent from daemons
+    /// older than this field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notifications: Option<bool>,
+    /// Who runs the daemon: `app` (the tray app hosts it) or `cli` (`keychain-auth
+    /// start`, or a service running it). Absent from daemons older than this field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
 }
 
 /// Why a secret name was refused.
@@ -768,6 +919,32 @@ mod tests {
                 wait_ms: Some(5)
             }
         );
+    }
+
+    #[test]
+    fn the_fields_of_scope_edits_and_deny_rules_are_optional() {
+        // An older client's approve, an older daemon's tool reply, an older deny rule.
+        let r: Request = serde_json::from_str(r#"{"type":"approve","hash":"h"}"#).expect("approve");
+        assert!(matches!(
+            r,
+            Request::Approve { ref add_scopes, ref remove_scopes, .. }
+                if add_scopes.is_empty() && remove_scopes.is_empty()
+        ));
+        let json = serde_json::to_string(&r).expect("json");
+        assert!(
+            !json.contains("add_scopes") && !json.contains("remove_scopes"),
+            "{json}"
+        );
+        let d: DenyRule =
+            serde_json::from_str(r#"{"hash":"h","path":"/p","at":"t"}"#).expect("deny rule");
+        assert_eq!(d.script, None);
+        assert_eq!(
+            serde_json::to_string(&d).expect("json"),
+            r#"{"hash":"h","path":"/p","at":"t"}"#
+        );
+        let r: Request = serde_json::from_str(r#"{"type":"undeny","hash":"h"}"#).expect("undeny");
+        assert_eq!(r.kind(), "undeny");
+        assert!(r.is_admin());
     }
 
     #[test]

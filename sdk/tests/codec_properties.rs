@@ -47,11 +47,22 @@ fn request() -> impl Strategy<Value = Request> {
                 unbound_get: rw.then_some(true),
                 only_through: rw.then_some(keychain_auth_sdk::protocol::Deputy::Git),
                 lasts: rw.then_some(keychain_auth_sdk::protocol::Lasts::Seconds(3600)),
+                follow: None,
+                as_new: false,
+                add_scopes: if rw { scopes_added() } else { Vec::new() },
+                remove_scopes: if rw { Vec::new() } else { vec!["git/*".into()] },
             }),
+        text().prop_map(|hash| Request::Undeny { hash }),
+        Just(Request::ListDenied { offset: Some(3) }),
         text().prop_map(|presence| Request::SetPresence { presence }),
         text().prop_map(|tool| Request::Revoke { tool }),
         Just(Request::Status {}),
     ]
+}
+
+/// Scopes an approve adds, with a glob and a name that needs escaping.
+fn scopes_added() -> Vec<String> {
+    vec!["api/*".into(), "a \\* b".into()]
 }
 
 fn response() -> impl Strategy<Value = Response> {

@@ -71,6 +71,17 @@ pub async fn deny(st: State<'_, Hosted>, hash: String) -> Reply {
     done(st.daemon.answer(Actor::Window, &hash, Answer::Deny).await)
 }
 
+/// Lifts a deny: the binary is asked about again when it next asks (proven, like an
+/// approval).
+#[tauri::command]
+pub async fn undeny(st: State<'_, Hosted>, hash: String) -> Reply {
+    done(
+        st.daemon
+            .admin_local(Actor::Window, Request::Undeny { hash })
+            .await,
+    )
+}
+
 /// Removes an approved tool.
 #[tauri::command]
 pub async fn revoke(st: State<'_, Hosted>, hash: String) -> Reply {
@@ -86,7 +97,18 @@ pub async fn revoke(st: State<'_, Hosted>, hash: String) -> Reply {
 pub async fn upgrade(st: State<'_, Hosted>, path: String) -> Reply {
     done(
         st.daemon
-            .admin_local(Actor::Window, Request::Upgrade { path })
+            .admin_local(Actor::Window, Request::Upgrade { path, expect: None })
+            .await,
+    )
+}
+
+/// Keeps the access of the approved tool a pending binary is an update of: re-pins the
+/// tool to exactly this binary.
+#[tauri::command]
+pub async fn keep_access(st: State<'_, Hosted>, hash: String) -> Reply {
+    done(
+        st.daemon
+            .answer(Actor::Window, &hash, Answer::KeepAccess)
             .await,
     )
 }

@@ -148,6 +148,14 @@ fn clicked(app: &AppHandle, daemon: &Daemon, id: &str) {
                 )
             });
         }
+        Action::KeepAccess(hash) => {
+            tauri::async_runtime::spawn(async move {
+                report(
+                    "keep access",
+                    daemon.answer(Actor::Tray, &hash, Answer::KeepAccess).await,
+                )
+            });
+        }
         Action::ToggleScope { hash, name } => {
             tauri::async_runtime::spawn(async move {
                 let Some(tool) = daemon.state().config().tool(&hash).cloned() else {

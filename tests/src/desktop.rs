@@ -142,6 +142,14 @@ impl Desktop {
         o.status.success().then(|| stdout(&o).trim().parse().ok())?
     }
 
+    /// Closes every notification on screen, then returns dunst's history (JSON text):
+    /// the summary and body of every notification this desktop showed.
+    pub fn close_all_and_read(&self) -> String {
+        let _ = self.command("dunstctl").arg("close-all").output();
+        let history = self.command("dunstctl").arg("history").output();
+        history.map(|o| stdout(&o)).unwrap_or_default()
+    }
+
     /// Chooses an action of the newest notification through dunst's context menu.
     pub fn choose(&self, action: &str) {
         std::fs::write(self.dir.join("choice"), action).unwrap();

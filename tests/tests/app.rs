@@ -243,6 +243,47 @@ fn the_window_filters_the_history_toggles_scopes_approves_and_pauses() {
         "w2-secret-value"
     );
 
+    // Updated again: the waiting row says it is an update of the tool, old -> new, and
+    // Keep access re-pins the tool to exactly that binary.
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&tool)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, b"again"))
+        .unwrap();
+    let again = sha256_file(&tool);
+    assert_eq!(
+        h.client_at(&tool, &["get", "w/two"])["code"],
+        "not_approved"
+    );
+    let row = format!("tr.pending[data-hash='{again}']");
+    s.wait_for("the update's row", || {
+        let t = s.eval(&format!("document.querySelector(\"{row}\")?.innerText"));
+        let t = t.as_str()?;
+        (t.contains("Update of windowed") && t.contains(&updated[..19]) && t.contains(&again[..19]))
+            .then_some(())
+    });
+    assert_eq!(
+        s.eval(&format!(
+            "document.querySelectorAll(\"{row} button.approve\").length"
+        )),
+        0,
+        "an update is not offered as a second approval"
+    );
+    // Its notification is on screen over the window's right side: dismiss it (which
+    // decides nothing) to reach the row's buttons.
+    assert!(desktop
+        .close_all_and_read()
+        .contains("windowed was updated: keep its access?"));
+    s.click_css(&format!("{row} button.keep"));
+    wait_until("the tool kept its access", || {
+        config(&h)["tools"][0]["hash"] == again.as_str()
+    });
+    assert_eq!(config(&h)["tools"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        h.client_at(&tool, &["get", "w/two"])["value"],
+        "w2-secret-value"
+    );
+
     // A new binary appears as pending while the window is open; Approve pins it. Its
     // file name is markup: the window shows it as text and runs nothing.
     let newcomer = h.client_copy("<img src=x onerror=\"document.title='pwned'\">", b"n");
@@ -300,6 +341,14 @@ fn the_window_filters_the_history_toggles_scopes_approves_and_pauses() {
         h.audit_lines()
             .iter()
             .any(|l| l["event"] == "daemon" && l["reason"] == "resumed")
+    });
+    // The header changes height with the pause button's text, and a click lands where the
+    // button was: wait until the window has drawn the resume before clicking below it.
+    s.wait_for("the pause button back", || {
+        s.eval("document.getElementById('pause').textContent")
+            .as_str()
+            .is_some_and(|t| t.starts_with("Pause"))
+            .then_some(())
     });
     assert_eq!(
         h.client_at(&newcomer, &["get", "w/one"])["value"],

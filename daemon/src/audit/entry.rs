@@ -15,7 +15,7 @@ pub const GENESIS: &str = "00000000000000000000000000000000000000000000000000000
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Entry {
     /// `access`, `approve`, `deny`, `revoke`, `upgrade`, `register`, `daemon`, `rotate`,
-    /// `notification`, `scopes` (the words of [`Event`]).
+    /// `notification`, `scopes`, `undeny` (the words of [`Event`]).
     pub event: String,
     /// `allow`, `deny`, `not_approved`, `out_of_scope`, `forbidden`, `not_found`, `error`, `ok`
     /// (the words of [`Decision`]).
@@ -46,6 +46,16 @@ pub struct Entry {
     /// Scopes set by an approval.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub scopes: Vec<String>,
+    /// For an approve or scope edit of a tool that was approved: its scopes before (the
+    /// change is `old_scopes` → `scopes`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub old_scopes: Vec<String>,
+    /// Access set by an approval (`read`, `read-write`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access: Option<String>,
+    /// For an approve or scope edit of a tool that was approved: its access before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub old_access: Option<String>,
     /// How the request reached the daemon when the peer did not ask itself
     /// (`keychain-auth get` asking for its parent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -139,6 +149,12 @@ pub(super) struct Line<'a> {
     names: &'a [String],
     #[serde(skip_serializing_if = "<[String]>::is_empty")]
     scopes: &'a [String],
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    old_scopes: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    access: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    old_access: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     via: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -163,6 +179,9 @@ impl<'a> Line<'a> {
             op,
             names,
             scopes,
+            old_scopes,
+            access,
+            old_access,
             via,
             rotation,
             presence,
@@ -181,6 +200,9 @@ impl<'a> Line<'a> {
             op: op.as_deref(),
             names,
             scopes,
+            old_scopes,
+            access: access.as_deref(),
+            old_access: old_access.as_deref(),
             via: via.as_deref(),
             rotation: rotation.as_ref(),
             presence: presence.as_deref(),
@@ -261,6 +283,8 @@ audit_words! {
         Approve => "approve",
         /// A pending binary denied.
         Deny => "deny",
+        /// A deny rule lifted (`keychain-auth undeny`, the window's Undeny).
+        Undeny => "undeny",
         /// An approval withdrawn.
         Revoke => "revoke",
         /// An approved binary re-pinned to a new hash.
@@ -339,6 +363,9 @@ mod tests {
             op: Some("get".into()),
             names: vec!["a/b".into(), "c".into()],
             scopes: vec!["a/*".into()],
+            old_scopes: vec!["b".into()],
+            access: Some("read-write".into()),
+            old_access: Some("read".into()),
             via: Some("keychain-auth get".into()),
             rotation: Some(Rotation {
                 continues: Some("audit.log.1".into()),
@@ -403,6 +430,7 @@ mod tests {
             "scopes",
             "settings",
             "expire",
+            "undeny",
         ] {
             assert_eq!(w.parse::<Event>().expect("event").as_str(), w);
         }
@@ -418,7 +446,7 @@ mod tests {
         ] {
             assert_eq!(w.parse::<Decision>().expect("decision").as_str(), w);
         }
-        assert_eq!(Event::ALL.len(), 12);
+        assert_eq!(Event::ALL.len(), 13);
         assert_eq!(Decision::ALL.len(), 8);
     }
 

@@ -47,7 +47,8 @@ pub fn matches(r: &Record, q: &Query) -> bool {
             || e.hash.as_deref().is_some_and(|h| contains_ci(h, &text))
             || e.via.as_deref().is_some_and(|v| contains_ci(v, &text))
             || e.names.iter().any(|n| contains_ci(n, &text))
-            || e.scopes.iter().any(|s| contains_ci(s, &text));
+            || e.scopes.iter().any(|s| contains_ci(s, &text))
+            || e.old_scopes.iter().any(|s| contains_ci(s, &text));
         if !hit {
             return false;
         }

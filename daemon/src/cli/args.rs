@@ -28,20 +28,42 @@ pub(super) enum Cmd {
     },
     /// Stop the running daemon.
     Stop,
-    /// Show whether the daemon runs, and its store, socket and counts.
-    Status,
+    /// Show whether the daemon runs, who hosts it, whether it notifies or is paused, and
+    /// its store, socket and counts.
+    Status {
+        /// Print JSON (the daemon's status, and where the config and audit log are).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Refuse every secret request, approved tools' too, until `resume` (no proof asked).
+    Pause,
+    /// Answer secret requests again after `pause` (asks for proof of presence).
+    Resume,
     /// List binaries waiting for approval.
     ListPending {
         /// Print JSON.
         #[arg(long)]
         json: bool,
     },
-    /// Approve a pending binary by hash.
+    /// Approve a pending (or denied) binary by hash, or change an approved tool's
+    /// approval: --add-scope/--remove-scope edit its scopes, --scope replaces them.
     Approve {
-        /// sha256:<hex> of the binary.
+        /// sha256:<hex> of the binary, or a unique prefix of 12+ hex digits.
         hash: String,
         #[command(flatten)]
         grant: Grant,
+        /// Add a glob over secret names to an approved tool's scopes, keeping the others
+        /// (repeatable; not with --scope).
+        #[arg(long = "add-scope", value_name = "PATTERN")]
+        add_scopes: Vec<String>,
+        /// Take a scope off an approved tool, exactly as `list` shows it (repeatable; not
+        /// with --scope; one scope at least must be left: else `revoke`).
+        #[arg(long = "remove-scope", value_name = "PATTERN")]
+        remove_scopes: Vec<String>,
+        /// It is an update of an approved tool: approve it as a tool of its own anyway,
+        /// instead of `upgrade` (which keeps the tool's scopes and access).
+        #[arg(long)]
+        as_new: bool,
     },
     /// Approve a binary by path before it ever connects.
     Register {
@@ -52,12 +74,18 @@ pub(super) enum Cmd {
     },
     /// Deny a binary by hash: it gets `denied` and is not queued again.
     Deny {
-        /// sha256:<hex> of the binary.
+        /// sha256:<hex> of the binary, or a unique prefix of 12+ hex digits.
+        hash: String,
+    },
+    /// Lift a deny: the binary is asked about again when it next asks (asks for proof of
+    /// presence). `approve HASH` lifts it too, approving at once.
+    Undeny {
+        /// sha256:<hex> of the denied binary (see `list --denied`), or a unique prefix of 12+ hex digits.
         hash: String,
     },
     /// Remove an approved tool (by hash or label).
     Revoke {
-        /// sha256:<hex> or label.
+        /// sha256:<hex> (or a unique prefix of 12+ hex digits) or label.
         tool: String,
     },
     /// Re-pin an approved tool to its file's new hash after it was updated.
@@ -65,11 +93,14 @@ pub(super) enum Cmd {
         /// Path of the tool's executable.
         path: String,
     },
-    /// List approved tools and their scopes.
+    /// List approved tools and their scopes (or, with --denied, the denied binaries).
     List {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+        /// List the denied binaries and scripts instead.
+        #[arg(long)]
+        denied: bool,
     },
     /// Print a secret for the script that runs this command. The daemon identifies the
     /// calling process (this command's parent) and answers only if it is approved.
@@ -197,6 +228,12 @@ pub(super) struct Grant {
     /// always.
     #[arg(long = "for", value_name = "DURATION|logout|always", value_parser = parse_lasts)]
     pub(super) lasts: Option<keychain_auth_sdk::protocol::Lasts>,
+    /// Re-pin it without asking when it is updated, if the update proves where it came
+    /// from: `package` (Linux: the file is the one dpkg installed, by the digest in dpkg's
+    /// database) or `signer` (macOS: a valid signature of the same team and identifier).
+    /// Each such re-pin is audited and announced.
+    #[arg(long)]
+    pub(super) follow: Option<keychain_auth_sdk::protocol::FollowKind>,
 }
 
 /// `--for`'s value.

@@ -2,19 +2,48 @@
 //! [`crate::daemon_check`]), storing a value, reading one from the terminal or stdin,
 //! collecting paged listings, `status` and `audit verify`.
 
+use super::output;
 use crate::audit;
 use anyhow::{anyhow, bail, Context, Result};
-use keychain_auth_sdk::paths::Paths;
+use keychain_auth_sdk::paths::{Paths, HOME_ENV};
 use keychain_auth_sdk::protocol::{Request, Response};
 use keychain_auth_sdk::{Client, Secret};
 use std::io::{IsTerminal, Read};
+use std::path::{Path, PathBuf};
 
 /// Connects to the daemon: the socket and its listener must be the user's own (the
 /// SDK checks), and the listener must run keychain-auth where the kernel shows it
 /// ([`crate::daemon_check`]).
 pub(super) fn connect() -> Result<Client> {
     let paths = Paths::from_env()?;
-    crate::daemon_check::connect(&paths.socket).map_err(|e| anyhow!(e))
+    crate::daemon_check::connect(&paths.socket).map_err(|e| match (&e, other_home()) {
+        (keychain_auth_sdk::ClientError::NotRunning { .. }, Some((home, socket))) => anyhow!(
+            "no daemon for {HOME_ENV}={}; one runs for the default home (socket {}): unset {HOME_ENV} to use it, or `keychain-auth start` with {HOME_ENV} set to run a second one for this home ({e})",
+            home.display(),
+            socket.display()
+        ),
+        _ => anyhow!(e),
+    })
+}
+
+/// When `KEYCHAIN_AUTH_HOME` is set and a daemon answers at the socket of the default
+/// home (the variable unset) but not at this home's: this home's directory and the
+/// default socket. A likely mistake (a variable left set from a test), named by the
+/// commands that cannot reach a daemon and by `start`.
+pub(super) fn other_home() -> Option<(PathBuf, PathBuf)> {
+    let home = std::env::var_os(HOME_ENV).filter(|h| !h.is_empty())?;
+    let ours = Paths::from_env().ok()?;
+    let default = Paths::resolve(|k| {
+        (k != HOME_ENV)
+            .then(|| std::env::var_os(k))
+            .flatten()
+            .map(PathBuf::from)
+            .filter(|p| !p.as_os_str().is_empty())
+    })
+    .ok()?;
+    let answers = |p: &Path| std::os::unix::net::UnixStream::connect(p).is_ok();
+    (default.socket != ours.socket && !answers(&ours.socket) && answers(&default.socket))
+        .then(|| (PathBuf::from(home), default.socket))
 }
 
 /// Stores a value. On Linux the CLI writes it to the daemon's store itself and then
@@ -158,21 +187,60 @@ pub(super) fn all_pages<T>(
     }
 }
 
-pub(super) fn status() -> Result<i32> {
+pub(super) fn status(json: bool) -> Result<i32> {
     let paths = Paths::from_env()?;
     let mut c = match crate::daemon_check::connect(&paths.socket) {
         Ok(c) => c,
         Err(e @ keychain_auth_sdk::ClientError::Untrusted(_)) => bail!(e),
         Err(e) => {
-            println!("keychain-auth is not running ({e})");
+            let other = other_home();
+            if json {
+                let v = serde_json::json!({
+                    "running": false,
+                    "error": e.to_string(),
+                    "default_home_socket": other.as_ref().map(|(_, s)| s.display().to_string()),
+                });
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                println!("keychain-auth is not running ({e})");
+            }
+            if let Some((home, socket)) = other {
+                eprintln!(
+                    "keychain-auth: no daemon for {HOME_ENV}={}; one runs for the default home (socket {}): unset {HOME_ENV} to use it",
+                    home.display(),
+                    socket.display()
+                );
+            }
             return Ok(3);
         }
     };
     match c.request(&Request::Status {}).map_err(|e| anyhow!(e))? {
+        Response::Status(s) if json => {
+            let mut v = serde_json::to_value(&s)?;
+            if let Some(o) = v.as_object_mut() {
+                o.insert("running".into(), true.into());
+                o.insert("config".into(), paths.config.display().to_string().into());
+                o.insert("audit".into(), paths.audit.display().to_string().into());
+            }
+            println!("{}", serde_json::to_string_pretty(&v)?);
+            Ok(0)
+        }
         Response::Status(s) => {
             println!("keychain-auth is running");
             println!("  server:   {}", s.server);
             println!("  pid:      {}", s.pid);
+            if let Some(h) = &s.host {
+                println!("  host:     {}", output::host(h));
+            }
+            if let Some(n) = s.notifications {
+                println!(
+                    "  notify:   {}",
+                    output::notifications(n, s.host.as_deref())
+                );
+            }
+            if let Some(p) = s.paused {
+                println!("  paused:   {}", output::paused(p));
+            }
             println!("  store:    {}", s.store);
             println!("  socket:   {}", s.socket);
             println!("  tools:    {} approved, {} pending", s.tools, s.pending);

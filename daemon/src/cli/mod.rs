@@ -1,6 +1,6 @@
-//! The `keychain-auth` command line. Daemon control (`start`, `stop`, `status`), admin
-//! commands sent over the socket (`approve`, `deny`, `revoke`, `register`, `upgrade`,
-//! `list`, `list-pending`), secret management (`set`, `delete`, `names`, `protect`), proof
+//! The `keychain-auth` command line. Daemon control (`start`, `stop`, `status`, `pause`,
+//! `resume`), admin commands sent over the socket (`approve`, `deny`, `undeny`, `revoke`, `register`,
+//! `upgrade`, `list`, `list --denied`, `list-pending`), secret management (`set`, `delete`, `names`, `protect`), proof
 //! of presence (`presence`; `tty_agent` asks for the password in the terminal), the
 //! audit log (`audit`, `audit verify`), and starting at login (`service`). Errors print their whole
 //! chain; the exit code is non-zero.
@@ -44,10 +44,24 @@ pub fn main() -> i32 {
 pub fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    // Each line starts with its time (daemon.log keeps them); colours only on a terminal.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .try_init();
+}
+
+/// `start` with `KEYCHAIN_AUTH_HOME` set while a daemon runs for the default home:
+/// starting a second one is allowed (tests, a separate set of approvals), but said.
+fn note_other_home() {
+    if let Some((home, socket)) = commands::other_home() {
+        eprintln!(
+            "keychain-auth: note: starting a daemon for KEYCHAIN_AUTH_HOME={}, while one already runs for the default home (socket {}); programs without that variable set keep using the default one. Unset KEYCHAIN_AUTH_HOME if you meant that one",
+            home.display(),
+            socket.display()
+        );
+    }
 }
 
 fn run(cli: Cli) -> Result<i32> {
@@ -57,14 +71,33 @@ fn run(cli: Cli) -> Result<i32> {
             store,
             notify,
         } => {
+            // Not when `start` runs it in the background (stderr is daemon.log): that
+            // `start` said it already.
+            if std::io::stderr().is_terminal() {
+                note_other_home();
+            }
             crate::lifecycle::run_foreground(store, notify)?;
         }
         Cmd::Start {
             foreground: false,
             store,
             notify,
-        } => println!("{}", crate::lifecycle::start_background(store, notify)?),
-        Cmd::Stop => println!("{}", crate::lifecycle::stop()?),
+        } => {
+            note_other_home();
+            println!("{}", crate::lifecycle::start_background(store, notify)?)
+        }
+        Cmd::Stop => {
+            // Asked first: only when no daemon answers for this home.
+            let other = commands::other_home();
+            println!("{}", crate::lifecycle::stop()?);
+            if let Some((home, socket)) = other {
+                eprintln!(
+                    "keychain-auth: no daemon for KEYCHAIN_AUTH_HOME={}; one runs for the default home (socket {}): unset KEYCHAIN_AUTH_HOME to stop it",
+                    home.display(),
+                    socket.display()
+                );
+            }
+        }
         Cmd::Service { action } => match action {
             ServiceCmd::Install { notify, no_start } => {
                 println!("{}", crate::service::install(notify, !no_start)?)
@@ -75,7 +108,15 @@ fn run(cli: Cli) -> Result<i32> {
                 println!("# {}\n{text}", path.display());
             }
         },
-        Cmd::Status => return commands::status(),
+        Cmd::Status { json } => return commands::status(json),
+        Cmd::Pause => {
+            commands::admin(Request::SetPaused { paused: true })?;
+            println!("keychain-auth is paused: every secret request is refused until `keychain-auth resume`");
+        }
+        Cmd::Resume => {
+            commands::widening(Request::SetPaused { paused: false })?;
+            println!("keychain-auth answers secret requests again");
+        }
         Cmd::Protect { name: None } => {
             let paths = Paths::from_env()?;
             let protected = crate::config::Config::load(&paths.config)?
@@ -142,7 +183,19 @@ fn run(cli: Cli) -> Result<i32> {
                 output::print_pending(&pending);
             }
         }
-        Cmd::Approve { hash, grant } => {
+        Cmd::Approve {
+            hash,
+            grant,
+            add_scopes,
+            remove_scopes,
+            as_new,
+        } => {
+            if !as_new {
+                if let Some((full, u)) = update_of_pending(&hash)? {
+                    keep_access_instead(&full, &u)?;
+                    return Ok(0);
+                }
+            }
             let resp = commands::widening(Request::Approve {
                 hash,
                 scopes: grant.scopes,
@@ -151,6 +204,10 @@ fn run(cli: Cli) -> Result<i32> {
                 unbound_get: grant.allow_unbound_get,
                 only_through: grant.only_through,
                 lasts: grant.lasts,
+                add_scopes,
+                remove_scopes,
+                follow: grant.follow,
+                as_new,
             })?;
             output::print_tool("approved", resp);
         }
@@ -164,12 +221,17 @@ fn run(cli: Cli) -> Result<i32> {
                 unbound_get: grant.allow_unbound_get,
                 only_through: grant.only_through,
                 lasts: grant.lasts,
+                follow: grant.follow,
             })?;
             output::print_tool("registered", resp);
         }
         Cmd::Deny { hash } => {
             commands::admin(Request::Deny { hash: hash.clone() })?;
             println!("denied {hash}");
+        }
+        Cmd::Undeny { hash } => {
+            commands::widening(Request::Undeny { hash: hash.clone() })?;
+            println!("lifted the deny of {hash}: it is asked about again when it next asks");
         }
         Cmd::Revoke { tool } => {
             commands::admin(Request::Revoke { tool: tool.clone() })?;
@@ -179,16 +241,19 @@ fn run(cli: Cli) -> Result<i32> {
             let abs = std::path::absolute(&path).with_context(|| format!("resolving {path}"))?;
             match commands::widening(Request::Upgrade {
                 path: abs.display().to_string(),
+                expect: None,
             })? {
                 Response::Tool {
                     tool,
                     previous_hash,
+                    ..
                 } if previous_hash.as_deref() == Some(tool.hash.as_str()) => {
                     println!("{} is already pinned to {}", tool.label, tool.hash)
                 }
                 Response::Tool {
                     tool,
                     previous_hash,
+                    ..
                 } => println!(
                     "upgraded {}: {} -> {}",
                     tool.label,
@@ -198,7 +263,22 @@ fn run(cli: Cli) -> Result<i32> {
                 other => bail!("unexpected answer: {other:?}"),
             }
         }
-        Cmd::List { json } => {
+        Cmd::List { json, denied: true } => {
+            let denied = commands::all_pages(|offset| {
+                match commands::admin(Request::ListDenied { offset })? {
+                    Response::DenyRules { denied, next } => Ok((denied, next)),
+                    other => bail!("unexpected answer: {other:?}"),
+                }
+            })?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&denied)?);
+            } else if denied.is_empty() {
+                println!("no binary is denied");
+            } else {
+                output::print_denied(&denied);
+            }
+        }
+        Cmd::List { json, .. } => {
             let tools = commands::all_pages(|offset| {
                 match commands::admin(Request::ListTools { offset })? {
                     Response::Tools { tools, next } => Ok((tools, next)),
@@ -222,21 +302,30 @@ fn run(cli: Cli) -> Result<i32> {
             #[cfg(target_os = "linux")]
             let _agent = commands::agent_for_protected(&mut client, &name)?;
             let wait_ms = wait.map(|w| w.saturating_mul(1000));
-            if let Some(ms) = wait_ms {
-                client
-                    .set_timeout(Some(
-                        std::time::Duration::from_millis(ms)
-                            + keychain_auth_sdk::client::DEFAULT_TIMEOUT,
-                    ))
-                    .map_err(|e| anyhow!(e))?;
-            }
-            match client
-                .request(&Request::GetForParent {
-                    name: name.clone(),
-                    wait_ms,
-                })
-                .map_err(|e| anyhow!(e))?
+            let mut answer = client.request(&Request::GetForParent {
+                name: name.clone(),
+                wait_ms: None,
+            });
+            // Not approved yet, and asked to wait: the first answer named the program and
+            // the command that approves it; say so now, then wait for the decision.
+            if let (Some(ms), Err(keychain_auth_sdk::ClientError::Daemon(body))) =
+                (wait_ms, &answer)
             {
+                if body.code == keychain_auth_sdk::ErrorCode::NotApproved && ms > 0 {
+                    eprintln!("{}", output::waiting(ms / 1000, &body.message));
+                    client
+                        .set_timeout(Some(
+                            std::time::Duration::from_millis(ms)
+                                + keychain_auth_sdk::client::DEFAULT_TIMEOUT,
+                        ))
+                        .map_err(|e| anyhow!(e))?;
+                    answer = client.request(&Request::GetForParent {
+                        name: name.clone(),
+                        wait_ms,
+                    });
+                }
+            }
+            match answer.map_err(|e| anyhow!(e))? {
                 Response::Secret { value, .. } => {
                     // Exactly the value, like `secret-tool lookup`; a newline only for a
                     // person reading a terminal.
@@ -253,8 +342,14 @@ fn run(cli: Cli) -> Result<i32> {
         Cmd::Set { name } => {
             validate_name(&name).with_context(|| format!("cannot store {name:?}"))?;
             let value = commands::read_value(&name)?;
+            let newline = value.expose().ends_with('\n');
             commands::store_value(&name, value).with_context(|| format!("storing {name:?}"))?;
             println!("stored {name}");
+            if newline {
+                eprintln!(
+                    "keychain-auth: WARNING: the value ends in a newline (as `echo` adds one), and it was stored as given, newline included. To store it without: printf '%s' 'VALUE' | keychain-auth set {name}"
+                );
+            }
         }
         Cmd::Delete { name } => {
             validate_name(&name).with_context(|| format!("cannot delete {name:?}"))?;
@@ -290,4 +385,71 @@ fn run(cli: Cli) -> Result<i32> {
         }
     }
     Ok(0)
+}
+
+/// The approved tool a pending hash (or unique prefix) is an update of, if it is one.
+fn update_of_pending(
+    hash: &str,
+) -> Result<Option<(String, keychain_auth_sdk::protocol::UpdateOf)>> {
+    let want = hash.trim().to_ascii_lowercase();
+    let want = want.strip_prefix("sha256:").unwrap_or(&want).to_string();
+    if want.is_empty() {
+        return Ok(None);
+    }
+    let pending: Vec<keychain_auth_sdk::protocol::PendingEntry> =
+        commands::all_pages(
+            |offset| match commands::admin(Request::ListPending { offset })? {
+                Response::Pending { pending, next } => Ok((pending, next)),
+                other => bail!("unexpected answer: {other:?}"),
+            },
+        )?;
+    let mut found = pending
+        .into_iter()
+        .filter(|p| p.hash.trim_start_matches("sha256:").starts_with(&want));
+    Ok(match (found.next(), found.next()) {
+        (Some(p), None) => p.update_of.map(|u| (p.hash, u)),
+        _ => None,
+    })
+}
+
+/// `approve` of an update: in a terminal, asks whether to keep the tool's access
+/// (`upgrade`) instead of adding a second tool; elsewhere, says what to run.
+fn keep_access_instead(hash: &str, u: &keychain_auth_sdk::protocol::UpdateOf) -> Result<()> {
+    use std::io::{BufRead, IsTerminal, Write};
+    let what = format!(
+        "{hash} is an update of the approved tool {} ({}, was {})",
+        u.label,
+        u.path,
+        crate::naming::short_hash(&u.hash)
+    );
+    if !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {
+        bail!(
+            "{what}. Keep its access (its scopes and access, re-pinned to the new file) with: keychain-auth upgrade {}; or approve it as a tool of its own with: keychain-auth approve {hash} --as-new",
+            crate::naming::shell_quote(&u.path)
+        );
+    }
+    eprint!("{what}.\nKeep its access (upgrade: same scopes and access, re-pinned)? [Y/n] ");
+    std::io::stderr().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    if !matches!(answer.trim(), "" | "y" | "Y" | "yes") {
+        bail!("nothing changed; to approve it as a tool of its own: keychain-auth approve {hash} --as-new");
+    }
+    match commands::widening(Request::Upgrade {
+        path: u.path.clone(),
+        expect: Some(hash.to_string()),
+    })? {
+        Response::Tool {
+            tool,
+            previous_hash,
+            ..
+        } => println!(
+            "upgraded {}: {} -> {}",
+            tool.label,
+            previous_hash.unwrap_or_default(),
+            tool.hash
+        ),
+        other => bail!("unexpected answer: {other:?}"),
+    }
+    Ok(())
 }

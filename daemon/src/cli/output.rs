@@ -1,8 +1,9 @@
-//! What the command line prints for a person: an audit line, an approved tool, the
-//! pending binaries.
+//! What the command line prints for a person: an audit line, an approved tool (and
+//! what an approve changed), the pending binaries, the denied ones, the words of
+//! `status`.
 
 use crate::audit;
-use keychain_auth_sdk::protocol::{PendingEntry, Response, Tool};
+use keychain_auth_sdk::protocol::{DenyRule, PendingEntry, Response, Tool};
 
 pub(super) fn describe(r: &audit::Record) -> String {
     let e = &r.entry;
@@ -29,9 +30,38 @@ pub(super) fn describe(r: &audit::Record) -> String {
 }
 
 pub(super) fn print_tool(verb: &str, resp: Response) {
-    if let Response::Tool { tool, .. } = resp {
+    if let Response::Tool { tool, changes, .. } = resp {
         println!("{verb} {}", tool.label);
+        // What changed of a tool that was approved (or denied) already.
+        for c in &changes {
+            println!("  {c}");
+        }
         print_tool_lines(&tool);
+    }
+}
+
+/// `list --denied`, for a person: each denied binary, or script as the script.
+pub(super) fn print_denied(denied: &[DenyRule]) {
+    for d in denied {
+        println!("{}", d.hash);
+        match &d.script {
+            Some(sc) => {
+                println!("    script:   {} run by {}", sc.path, sc.interpreter);
+                println!(
+                    "              contents {}",
+                    crate::naming::short_hash(&sc.hash)
+                );
+            }
+            None if d.path.is_empty() => {
+                println!("    path:     (unknown: it was denied by hash)")
+            }
+            None => println!("    path:     {}", d.path),
+        }
+        println!("    denied:   {}", d.at);
+        println!(
+            "    lift it:  keychain-auth undeny {} (asked about again), or keychain-auth approve {} --scope 'PATTERN'",
+            d.hash, d.hash
+        );
     }
 }
 
@@ -107,6 +137,15 @@ pub(super) fn print_pending(pending: &[PendingEntry]) {
     for p in pending {
         println!("{}", p.hash);
         println!("    path:      {}", p.path);
+        if let Some(u) = &p.update_of {
+            println!(
+                "    update of: {} ({} -> {}): keep its access with: keychain-auth upgrade {}",
+                u.label,
+                crate::naming::short_hash(&u.hash),
+                crate::naming::short_hash(&p.hash),
+                crate::naming::shell_quote(&u.path)
+            );
+        }
         if let Some(facts) = crate::peer::signing::Facts::from_entry(p) {
             println!("    signature: {}", facts.describe());
         }
@@ -161,4 +200,42 @@ pub(super) fn print_pending(pending: &[PendingEntry]) {
             );
         }
     }
+}
+
+/// `status`'s host: who runs the daemon (`Status::host`).
+pub(super) fn host(host: &str) -> String {
+    match host {
+        "app" => {
+            "the tray app (keychain-auth-app); quit it from its menu to stop the daemon".into()
+        }
+        "cli" => "keychain-auth start (headless; `keychain-auth stop` stops it)".into(),
+        other => other.into(),
+    }
+}
+
+/// `status`'s notifications line.
+pub(super) fn notifications(on: bool, host: Option<&str>) -> &'static str {
+    match (on, host) {
+        (true, _) => "on: a new binary is announced by a desktop notification with Approve / Deny",
+        (false, Some("cli")) => "off: approve with `keychain-auth list-pending` and `keychain-auth approve`; for notifications, `keychain-auth stop` then `keychain-auth start --notify`",
+        (false, _) => "off: approve with `keychain-auth list-pending` and `keychain-auth approve`",
+    }
+}
+
+/// `status`'s pause line.
+pub(super) fn paused(paused: bool) -> &'static str {
+    if paused {
+        "yes: every secret request is refused; `keychain-auth resume` answers them again"
+    } else {
+        "no"
+    }
+}
+
+/// What `get --wait` says before it waits: for how long, and how to decide (`refused`:
+/// the daemon's `not_approved` message, which names the exact `approve` command and the
+/// notification when there is one).
+pub(super) fn waiting(secs: u64, refused: &str) -> String {
+    format!(
+        "keychain-auth: waiting up to {secs} s for your decision (`keychain-auth list-pending` shows what is waiting): {refused}"
+    )
 }

@@ -13,6 +13,8 @@ use keychain_auth_sdk::protocol::PendingEntry;
 pub enum Answer {
     /// Approve it with what it asked for, for this long.
     Approve(keychain_auth_sdk::protocol::Lasts),
+    /// It is an update of an approved tool: re-pin that tool to it (`upgrade`).
+    KeepAccess,
     /// Serve only its waiting request (or its next one, within two minutes).
     AllowOnce,
     /// Deny it: it gets `denied` and is not asked about again.
@@ -26,6 +28,14 @@ pub trait Approver: Send + Sync {
     /// What to add to a `not_approved` message about where the person is being asked.
     fn where_asked(&self) -> Option<&'static str> {
         None
+    }
+    /// The binary with this hash was decided, or the request it waited with ended: a
+    /// notification about it is taken off the screen. Must not block.
+    fn withdraw(&self, _hash: &str) {}
+    /// Tells the person something that needs no answer (an update re-pinned by its
+    /// provenance). Must not block.
+    fn announce(&self, title: &str, body: &str) {
+        tracing::info!(%title, %body, "announced");
     }
 }
 

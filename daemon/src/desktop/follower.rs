@@ -46,6 +46,17 @@ pub(crate) async fn follow(daemon: Daemon, mut events: DesktopEvents) {
                 let resp = daemon.answer(Actor::Notification, &hash, choice).await;
                 if let keychain_auth_sdk::Response::Error(e) = resp {
                     tracing::warn!("notification answer for {hash} not applied: {}", e.message);
+                    // A press on a notification that was decided elsewhere (or whose
+                    // request ended) changes nothing: say so where it was pressed.
+                    daemon.state().approver().announce(
+                        "keychain-auth: nothing changed",
+                        &format!(
+                            "{} ({}): {}",
+                            crate::naming::short_hash(&hash),
+                            choice_word(choice),
+                            e.message
+                        ),
+                    );
                 }
             }
             Event::Forged { sender, action } => daemon.note_desktop(
@@ -58,6 +69,18 @@ pub(crate) async fn follow(daemon: Daemon, mut events: DesktopEvents) {
                 daemon.note_desktop(format!("notifications unavailable: {why}"), Decision::Error, None)
             }
         }
+    }
+}
+
+/// How a notification's button is named in a message.
+#[cfg(any(target_os = "linux", target_os = "macos"))]
+fn choice_word(a: super::approver::Answer) -> &'static str {
+    use super::approver::Answer;
+    match a {
+        Answer::Approve(_) => "Approve",
+        Answer::AllowOnce => "Allow once",
+        Answer::Deny => "Deny",
+        Answer::KeepAccess => "Keep access",
     }
 }
 

@@ -54,7 +54,10 @@ pub(crate) fn program_name(entry: &PendingEntry) -> &str {
 
 /// The title of a notification for a pending binary.
 pub fn summary(entry: &PendingEntry) -> String {
-    format!("{} wants a secret", program_name(entry))
+    match &entry.update_of {
+        Some(u) => format!("{} was updated: keep its access?", u.label),
+        None => format!("{} wants a secret", program_name(entry)),
+    }
 }
 
 /// The text of a notification for a pending binary.
@@ -73,6 +76,21 @@ pub fn body(entry: &PendingEntry, has_actions: bool, elsewhere: Elsewhere) -> St
         entry.names.join(", ")
     };
     let mut text = format!("{who}\n{short}…\nasks for: {names}");
+    if let Some(u) = &entry.update_of {
+        text.push_str(&format!(
+            "\nan update of the approved tool {} ({} → {}): Keep access re-pins it with the scopes and access it had",
+            u.label,
+            short_hash(&u.hash),
+            short_hash(&entry.hash)
+        ));
+        if !has_actions {
+            text.push_str(&format!(
+                "\nThis desktop's notifications have no buttons: run keychain-auth upgrade {}",
+                crate::naming::shell_quote(&u.path)
+            ));
+        }
+        return text;
+    }
     if let Some(chain) = &entry.chain {
         text.push_str(&format!(
             "\nasking through: {chain} (a deputy serves the program that ran it, so that program is asked for, not the deputy)"
@@ -138,6 +156,7 @@ mod tests {
             libraries: Vec::new(),
             chain: None,
             terminal: None,
+            update_of: None,
             hash: format!("sha256:{}", "ab".repeat(32)),
             path: "/usr/local/bin/tool".into(),
             first_seen: String::new(),
@@ -184,5 +203,46 @@ mod tests {
         };
         assert!(!approvable(&interp));
         assert!(body(&interp, true, Elsewhere::Cli).contains("cannot be approved as a whole"));
+    }
+
+    #[test]
+    fn an_update_says_old_to_new_and_offers_keep_access() {
+        let e = PendingEntry {
+            libraries: Vec::new(),
+            chain: None,
+            terminal: None,
+            update_of: Some(keychain_auth_sdk::protocol::UpdateOf {
+                hash: format!("sha256:{}", "cd".repeat(32)),
+                label: "tool".into(),
+                path: "/h/my tools/tool".into(),
+            }),
+            hash: format!("sha256:{}", "ab".repeat(32)),
+            path: "/h/my tools/tool".into(),
+            first_seen: String::new(),
+            last_seen: String::new(),
+            attempts: 1,
+            names: vec!["api/x".into()],
+            interpreter: false,
+            requested_scopes: Vec::new(),
+            requested_access: None,
+            script: None,
+            macos: None,
+        };
+        assert_eq!(summary(&e), "tool was updated: keep its access?");
+        let b = body(&e, true, Elsewhere::Cli);
+        assert!(
+            b.contains("sha256:cdcdcdcdcdcd → sha256:abababababab"),
+            "{b}"
+        );
+        assert!(!b.contains("approving grants"), "{b}");
+        let plain = body(&e, false, Elsewhere::Cli);
+        assert!(
+            plain.contains("keychain-auth upgrade '/h/my tools/tool'"),
+            "{plain}"
+        );
+        assert_eq!(
+            crate::desktop::notify::actions_for(&e)[0],
+            ("keep", "Keep access")
+        );
     }
 }

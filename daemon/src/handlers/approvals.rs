@@ -3,6 +3,7 @@
 //! Allow once, Deny); re-pinning after an update is [`super::upgrade`]. Each is saved
 //! durably before it is acknowledged and audited with who decided ([`Actor`]).
 
+use super::changes::{approved_scopes, changes, note_replaced, ScopeEdit};
 use super::{error, Actor, Daemon};
 use crate::audit::{Decision, Event};
 use crate::config::DenyRule;
@@ -40,6 +41,8 @@ struct Pin {
     expires_at: Option<String>,
     /// See `Tool::until_logout`.
     until_logout: bool,
+    /// See `Tool::follow`.
+    follow: Option<keychain_auth_sdk::protocol::Follow>,
 }
 
 /// What an `approve` or `register` grants, as asked.
@@ -57,6 +60,24 @@ pub struct Grant {
     pub only_through: Option<Deputy>,
     /// How long it lasts; absent keeps what an approved tool had (approve), else always.
     pub lasts: Option<Lasts>,
+    /// Patterns added to an approved tool's scopes, the others kept (approve only).
+    pub add_scopes: Vec<String>,
+    /// Patterns taken off an approved tool's scopes (approve only).
+    pub remove_scopes: Vec<String>,
+    /// Follow the tool's updates proven by this provenance; absent keeps what an
+    /// approved tool had.
+    pub follow: Option<keychain_auth_sdk::protocol::FollowKind>,
+    /// Approve an update of an approved tool as a tool of its own.
+    pub as_new: bool,
+}
+
+/// The answer to an approve of a hash denied before it ever asked: what it is (its
+/// path) is unknown, so it cannot be approved by hash.
+fn denied_unseen(hash: &str) -> Response {
+    error(
+        ErrorCode::NotFound,
+        format!("{hash} is denied, but it was denied before it ever asked, so what it is is unknown: lift the deny with `keychain-auth undeny {hash}` (it is then asked about when it next asks), or approve the file by path with `keychain-auth register PATH --scope 'PATTERN'`"),
+    )
 }
 
 /// The libraries an approval pins: those it had, and those seen since (its pending
@@ -84,9 +105,15 @@ impl Daemon {
         };
         let entry = self.state.pending().get(&hash);
         let existing = self.state.config().tool(&hash).cloned();
+        // A denied binary is not queued: approving it takes what its deny rule recorded.
+        let denied = self.state.config().deny_rule(&hash).cloned();
         let path = match (&entry, &existing) {
             (Some(e), _) => e.path.clone(),
             (None, Some(t)) => t.path.clone(),
+            (None, None) if denied.as_ref().is_some_and(|d| !d.path.is_empty()) => {
+                denied.as_ref().map_or_else(String::new, |d| d.path.clone())
+            }
+            (None, None) if denied.is_some() => return denied_unseen(&hash),
             (None, None) => {
                 return error(
                     ErrorCode::NotFound,
@@ -99,12 +126,39 @@ impl Daemon {
         let script = entry
             .as_ref()
             .and_then(|e| e.script.clone())
-            .or_else(|| existing.as_ref().and_then(|t| t.script.clone()));
+            .or_else(|| existing.as_ref().and_then(|t| t.script.clone()))
+            .or_else(|| denied.as_ref().and_then(|d| d.script.clone()));
         let path = script.as_ref().map_or(path, |s| s.path.clone());
         let flagged = entry.as_ref().is_some_and(|e| e.interpreter);
         if let Err(why) = policy::approvable(&path, script.is_some(), flagged) {
             return error(ErrorCode::Forbidden, why);
         }
+        if existing.is_none() && !grant.as_new {
+            if let Some(u) = super::updates::update_of(&self.state.config(), &hash, &path) {
+                return error(
+                    ErrorCode::BadRequest,
+                    format!(
+                        "{hash} is not a new program: {}. Approving it would add a second tool with only what you name now, and leave the old approval in place. To approve it as a tool of its own anyway: keychain-auth approve {hash} --as-new",
+                        super::updates::keep_access_advice(&u, &hash)
+                    ),
+                );
+            }
+        }
+        let follow = match grant.follow {
+            Some(kind) => {
+                let facts = entry
+                    .as_ref()
+                    .and_then(crate::peer::signing::Facts::from_entry);
+                match self
+                    .follow_rule(kind, &path, &hash, script.is_some(), facts)
+                    .await
+                {
+                    Ok(f) => Some(f),
+                    Err(r) => return r,
+                }
+            }
+            None => existing.as_ref().and_then(|t| t.follow.clone()),
+        };
         // Re-approving keeps what the tool had unless told otherwise; a new
         // tool gets what its hello asked for, else the names it asked for.
         let access = grant
@@ -126,49 +180,57 @@ impl Daemon {
                 .map(|t| (t.expires_at.clone(), t.until_logout))
                 .unwrap_or((None, false)),
         };
-        let scopes = if grant.scopes.is_empty() {
-            existing
-                .as_ref()
-                .map(|t| t.scopes.clone())
-                .filter(|s| !s.is_empty())
-                .or_else(|| entry.as_ref().map(crate::pending::grants))
-                .unwrap_or_default()
-        } else {
-            grant.scopes
-        };
-        self.pin(
-            by,
-            Pin {
-                hash: hash.clone(),
-                path,
-                script,
-                scopes,
-                access,
-                label,
-                event: Event::Approve,
-                macos: entry
-                    .as_ref()
-                    .and_then(|e| e.macos.clone())
-                    .or_else(|| existing.as_ref().and_then(|t| t.macos.clone())),
-                unbound_get,
-                libraries: pinned_libraries(existing.as_ref(), entry.as_ref()),
-                terminal_session: entry.as_ref().is_some_and(|e| e.terminal.is_some())
-                    || existing.as_ref().is_some_and(|t| t.terminal_session),
-                only_through: grant
-                    .only_through
-                    .or(existing.as_ref().and_then(|t| t.only_through)),
-                chain: entry
-                    .as_ref()
-                    .and_then(|e| e.chain.clone())
-                    .or_else(|| existing.as_ref().and_then(|t| t.chain.clone())),
-                expires_at,
-                until_logout,
+        let replaces = !grant.scopes.is_empty();
+        let scopes = match approved_scopes(
+            &hash,
+            existing.as_ref(),
+            entry.as_ref(),
+            denied.is_some(),
+            ScopeEdit {
+                set: grant.scopes,
+                add: grant.add_scopes,
+                remove: grant.remove_scopes,
             },
-        )
-        .await
+        ) {
+            Ok(s) => s,
+            Err(r) => return r.into(),
+        };
+        let r = self
+            .pin(
+                by,
+                Pin {
+                    hash: hash.clone(),
+                    path,
+                    script,
+                    scopes,
+                    access,
+                    label,
+                    event: Event::Approve,
+                    macos: entry
+                        .as_ref()
+                        .and_then(|e| e.macos.clone())
+                        .or_else(|| existing.as_ref().and_then(|t| t.macos.clone())),
+                    unbound_get,
+                    libraries: pinned_libraries(existing.as_ref(), entry.as_ref()),
+                    terminal_session: entry.as_ref().is_some_and(|e| e.terminal.is_some())
+                        || existing.as_ref().is_some_and(|t| t.terminal_session),
+                    only_through: grant
+                        .only_through
+                        .or(existing.as_ref().and_then(|t| t.only_through)),
+                    chain: entry
+                        .as_ref()
+                        .and_then(|e| e.chain.clone())
+                        .or_else(|| existing.as_ref().and_then(|t| t.chain.clone())),
+                    expires_at,
+                    until_logout,
+                    follow,
+                },
+            )
+            .await;
+        note_replaced(r, replaces, existing.as_ref())
     }
 
-    /// `register`: a binary by path, hashed now.
+    /// `register`: a binary by path, hashed now (a `#!` script as the script it runs as).
     pub(super) async fn register(&self, by: Actor<'_>, path: &str, grant: Grant) -> Response {
         let (canonical, hash) = match self.hash_path(path).await {
             Ok(x) => x,
@@ -177,6 +239,20 @@ impl Daemon {
         if let Err(why) = policy::approvable(&canonical, false, false) {
             return error(ErrorCode::Forbidden, why);
         }
+        let (canonical, hash, script) = match self.as_run(canonical, hash).await {
+            Ok(x) => x,
+            Err(r) => return r,
+        };
+        let follow = match grant.follow {
+            Some(kind) => match self
+                .follow_rule(kind, &canonical, &hash, script.is_some(), None)
+                .await
+            {
+                Ok(f) => Some(f),
+                Err(r) => return r,
+            },
+            None => None,
+        };
         let (expires_at, until_logout) = match super::expiry::lifetime(
             grant.lasts.unwrap_or(Lasts::Always),
             self.state.clock().now(),
@@ -189,7 +265,7 @@ impl Daemon {
             Pin {
                 hash,
                 path: canonical,
-                script: None,
+                script,
                 scopes: grant.scopes,
                 access: grant.access,
                 label: grant.label,
@@ -202,6 +278,7 @@ impl Daemon {
                 chain: None,
                 expires_at,
                 until_logout,
+                follow,
             },
         )
         .await
@@ -218,12 +295,19 @@ impl Daemon {
     /// Records a deny rule for a hash (and drops any approval and pending entry for it).
     async fn deny(&self, by: Actor<'_>, hash: String) -> Response {
         let now = self.state.clock().rfc3339();
-        let pending_path = self.state.pending().get(&hash).map(|e| e.path);
+        // A script is denied as the script (its path, and what runs it), not as its
+        // interpreter.
+        let pending = self.state.pending().get(&hash).map(|e| {
+            (
+                e.script.as_ref().map_or(e.path.clone(), |s| s.path.clone()),
+                e.script,
+            )
+        });
         let h = hash.clone();
         let res = self
             .change_config(move |c| {
-                let path = pending_path
-                    .or_else(|| c.tool(&h).map(|t| t.path.clone()))
+                let (path, script) = pending
+                    .or_else(|| c.tool(&h).map(|t| (t.path.clone(), t.script.clone())))
                     .unwrap_or_default();
                 c.tools.retain(|t| t.hash != h);
                 if !c.is_denied(&h) {
@@ -231,6 +315,7 @@ impl Daemon {
                         hash: h.clone(),
                         path: path.clone(),
                         at: now,
+                        script,
                     });
                 }
                 Ok(path)
@@ -263,6 +348,12 @@ impl Daemon {
                     .collect();
                 match matches.as_slice() {
                     [i] => Ok(c.tools.remove(*i)),
+                    [] if c.is_denied(&t) => Err(Refusal(
+                        ErrorCode::NotFound,
+                        format!(
+                            "{t} is denied, not approved: there is nothing to revoke. To lift the deny, run `keychain-auth undeny {t}` (it is asked about again when it next asks) or approve it with `keychain-auth approve {t} --scope 'PATTERN'`; see `keychain-auth list --denied`"
+                        ),
+                    )),
                     [] => Err(Refusal(
                         ErrorCode::NotFound,
                         format!(
@@ -314,8 +405,18 @@ impl Daemon {
                     return r;
                 }
                 self.state.pending().allow_once(hash);
+                self.state.approver().withdraw(hash);
                 self.state.configs().wake();
                 return Response::Ok;
+            }
+            Answer::KeepAccess => {
+                let Some(u) = self.state.pending().get(hash).and_then(|e| e.update_of) else {
+                    return error(
+                        ErrorCode::NotFound,
+                        format!("{hash} is no longer pending as an update of an approved tool"),
+                    );
+                };
+                return self.upgrade(by, &u.path, Some(hash)).await;
             }
             Answer::Approve(lasts) => lasts,
         };
@@ -333,6 +434,15 @@ impl Daemon {
             .map_or_else(|| entry.path.clone(), |s| s.path.clone());
         if let Err(why) = policy::approvable(&path, entry.script.is_some(), entry.interpreter) {
             return error(ErrorCode::Forbidden, why);
+        }
+        if let Some(u) = &entry.update_of {
+            return error(
+                ErrorCode::BadRequest,
+                format!(
+                    "{}: press Keep access, or approve it as a tool of its own with keychain-auth approve {hash} --as-new",
+                    super::updates::keep_access_advice(u, hash)
+                ),
+            );
         }
         let scopes = crate::pending::grants(&entry);
         let config = self.state.config();
@@ -354,6 +464,7 @@ impl Daemon {
                 chain: entry.chain.clone(),
                 expires_at,
                 until_logout,
+                follow: config.tool(hash).and_then(|t| t.follow.clone()),
             },
         )
         .await
@@ -415,6 +526,9 @@ impl Daemon {
                         hash: Some(tool.hash.clone()),
                         path: Some(tool.path.clone()),
                         scopes: tool.scopes.clone(),
+                        old_scopes: old,
+                        access: Some(tool.access.to_string()),
+                        old_access: Some(tool.access.to_string()),
                         via: Some(by.via().into()),
                         presence: presence.map(str::to_string),
                         ..crate::audit::Entry::default()
@@ -422,8 +536,9 @@ impl Daemon {
                     true,
                 );
                 Response::Tool {
-                    tool,
+                    tool: Box::new(tool),
                     previous_hash: None,
+                    changes: Vec::new(),
                 }
             }
             Err(r) => r,
@@ -434,6 +549,8 @@ impl Daemon {
         if self.state.pending().remove(hash).is_some() {
             self.state.touched();
         }
+        // Decided here: a notification about it elsewhere would ask again for nothing.
+        self.state.approver().withdraw(hash);
     }
 
     /// The canonical path of a file given by absolute path, and its hash.
@@ -463,6 +580,33 @@ impl Daemon {
                 ErrorCode::BadRequest,
                 format!("cannot hash {path}: {e}"),
             )),
+            Err(e) => Err(error(
+                ErrorCode::StoreUnavailable,
+                format!("hashing failed: {e}"),
+            )),
+        }
+    }
+
+    /// What `register` pins a file as (its canonical path and hash): a `#!` script as the
+    /// identity it will have when run ([`crate::peer::shebang`]), else by its own hash.
+    async fn as_run(
+        &self,
+        canonical: String,
+        hash: String,
+    ) -> Result<(String, String, Option<ScriptIdentity>), Response> {
+        use crate::peer::shebang::{when_run, WhenRun};
+        let st = self.state.clone();
+        let path = canonical.clone();
+        let res =
+            tokio::task::spawn_blocking(move || when_run(std::path::Path::new(&path), st.cache()))
+                .await;
+        match res {
+            Ok(Ok(WhenRun::Binary)) => Ok((canonical, hash, None)),
+            Ok(Ok(WhenRun::Script(s))) => {
+                let id = crate::peer::script_identity_hash(&s);
+                Ok((s.path.clone(), id, Some(s)))
+            }
+            Ok(Err(why)) => Err(error(ErrorCode::BadRequest, why)),
             Err(e) => Err(error(
                 ErrorCode::StoreUnavailable,
                 format!("hashing failed: {e}"),
@@ -505,6 +649,7 @@ impl Daemon {
             terminal_session: p.terminal_session,
             only_through: p.only_through,
             chain: p.chain.clone(),
+            follow: p.follow.clone(),
         };
         let config = self.state.config();
         let had = config.tool(&tool.hash);
@@ -526,6 +671,7 @@ impl Daemon {
         } else {
             None
         };
+        let had_before = had.cloned();
         drop(config);
         let t = tool.clone();
         let res = self
@@ -542,19 +688,26 @@ impl Daemon {
             return r;
         }
         self.drop_pending(&p.hash);
-        let mut e = self.admin_entry(
-            by,
-            p.event,
-            format!("approved {} ({})", tool.label, tool.access),
-        );
+        let changes = changes(had_before.as_ref(), &tool, lifts_deny);
+        let mut reason = format!("approved {} ({})", tool.label, tool.access);
+        if !changes.is_empty() {
+            reason.push_str(&format!("; {}", changes.join("; ")));
+        }
+        let mut e = self.admin_entry(by, p.event, reason);
         e.hash = Some(tool.hash.clone());
         e.path = Some(tool.path.clone());
         e.scopes = tool.scopes.clone();
+        e.access = Some(tool.access.to_string());
+        if let Some(had) = &had_before {
+            e.old_scopes = had.scopes.clone();
+            e.old_access = Some(had.access.to_string());
+        }
         e.presence = presence.map(str::to_string);
         self.state.audit().record(e, true);
         Response::Tool {
-            tool,
+            tool: Box::new(tool),
             previous_hash: None,
+            changes,
         }
     }
 }

@@ -21,6 +21,8 @@ pub struct Snapshot {
     pub tools: Vec<Tool>,
     /// Binaries waiting for a decision, oldest first.
     pub pending: Vec<PendingEntry>,
+    /// Deny rules, oldest first (a denied script as the script).
+    pub denied: Vec<crate::config::DenyRule>,
     /// What approving each pending binary grants, by hash: exactly the patterns
     /// ([`crate::pending::grants`]).
     pub grants: std::collections::BTreeMap<String, Vec<String>>,
@@ -81,6 +83,8 @@ impl Daemon {
                     "resumed".into()
                 },
                 via: Some(by.via().into()),
+                pid: by.peer().map(|p| p.pid),
+                uid: by.peer().map(|p| p.uid),
                 presence,
                 ..Entry::default()
             },
@@ -125,6 +129,7 @@ impl Daemon {
             paused: st.is_paused(),
             tools: st.config().tools.clone(),
             pending,
+            denied: st.config().denied.clone(),
             grants,
             names,
             names_error,

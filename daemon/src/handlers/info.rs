@@ -1,5 +1,6 @@
 //! Requests that change nothing: `whoami` (how the daemon sees the caller), `status`,
-//! and the lists of tools, pending binaries and secret names, a page at a time.
+//! and the lists of tools, pending binaries, deny rules and secret names, a page at a
+//! time.
 
 use super::{error, Daemon};
 use crate::peer::Peer;
@@ -75,6 +76,11 @@ impl Daemon {
         Response::Pending { pending, next }
     }
 
+    pub(super) fn list_denied(&self, offset: Option<u64>) -> Response {
+        let (denied, next) = page(&self.state.config().denied, offset);
+        Response::DenyRules { denied, next }
+    }
+
     pub(super) async fn names(&self, offset: Option<u64>) -> Response {
         match self.state.store().list().await {
             Ok(all) => {
@@ -101,6 +107,9 @@ impl Daemon {
             ptrace_scope: Some(crate::ptrace::Scope::read().wire()),
             deputy_approvals: self.deputy_approvals(),
             presence: Some(self.presence().describe()),
+            paused: Some(st.is_paused()),
+            notifications: Some(st.approver().where_asked().is_some()),
+            host: Some(if st.in_app() { "app" } else { "cli" }.into()),
         })
     }
 }

@@ -3,11 +3,13 @@
 //! an app hosting the daemon ([`host`]) both reach [`Daemon::dispatch`], where the pause
 //! and the admin gates are; from there one function per request, grouped by family:
 //! [`secrets`] (get, set, delete, list, get for the parent), [`approvals`] (approve,
-//! register, deny, revoke, scopes, desktop answers), [`upgrade`] and [`info`] (whoami,
+//! register, deny, revoke, scopes, desktop answers; what an approve sets and changed is
+//! [`changes`], lifting a deny [`denies`]), [`upgrade`] and [`info`] (whoami,
 //! status, lists), [`proof`] (the presence gate every widening change passes, the
 //! `presence` setting, protected secrets) and [`expiry`] (approvals that run out). They ask [`crate::policy`], then read or write the store, the
 //! pending queue and the config ([`crate::state`]) and write the audit line; refusals
 //! and their texts are [`refusals`].
+//! A hash a person gives (maybe a prefix) is made whole first (`hash_ref.rs`).
 //!
 //! Admin changes are saved (atomically, durably) before they are acknowledged, so an
 //! approval a client saw survives `kill -9`. Sockets and framing are not here
@@ -15,7 +17,10 @@
 
 pub mod approvals;
 pub mod chains;
+mod changes;
+mod denies;
 pub mod expiry;
+mod hash_ref;
 pub mod host;
 pub mod info;
 pub mod proof;
@@ -23,6 +28,7 @@ pub mod refusals;
 pub mod secrets;
 #[cfg(test)]
 mod tests;
+pub mod updates;
 pub mod upgrade;
 
 use crate::audit::{self, Entry, Event};
@@ -224,6 +230,13 @@ impl Daemon {
 
     /// A secret request (or `whoami`) of the program it is decided for.
     async fn secret_request(&self, peer: &Peer, req: Request, gone: &Gone<'_>) -> Response {
+        if !matches!(req, Request::Whoami {}) {
+            // An update of a tool that follows its provenance is re-pinned first; one
+            // that does not prove it is refused below, and says why.
+            if let Err(why) = self.follow_update(peer).await {
+                tracing::info!(hash = %peer.hash, %why, "an update did not prove its provenance");
+            }
+        }
         match req {
             Request::Whoami {} => Response::Identity(self.identity(peer)),
             Request::Get { name, wait_ms } => self.get(peer, &name, wait_ms, gone).await,
@@ -236,6 +249,11 @@ impl Daemon {
 
     /// An admin request, from the CLI (already verified) or a person on the desktop.
     async fn admin(&self, by: Actor<'_>, req: Request, gone: &Gone<'_>) -> Response {
+        // A hash a person gave may be a prefix: made whole first, for every client.
+        let req = match self.full_hashes(req) {
+            Ok(r) => r,
+            Err(u) => return u.into(),
+        };
         match req {
             Request::Approve {
                 hash,
@@ -245,6 +263,10 @@ impl Daemon {
                 unbound_get,
                 only_through,
                 lasts,
+                add_scopes,
+                remove_scopes,
+                follow,
+                as_new,
             } => {
                 let grant = Grant {
                     scopes,
@@ -253,6 +275,10 @@ impl Daemon {
                     unbound_get,
                     only_through,
                     lasts,
+                    add_scopes,
+                    remove_scopes,
+                    follow,
+                    as_new,
                 };
                 self.approve(by, hash, grant).await
             }
@@ -264,6 +290,7 @@ impl Daemon {
                 unbound_get,
                 only_through,
                 lasts,
+                follow,
             } => {
                 let grant = Grant {
                     scopes,
@@ -272,12 +299,16 @@ impl Daemon {
                     unbound_get,
                     only_through,
                     lasts,
+                    follow,
+                    ..Grant::default()
                 };
                 self.register(by, &path, grant).await
             }
             Request::Deny { hash } => self.deny_hash(by, hash).await,
+            Request::Undeny { hash } => self.undeny(by, hash).await,
+            Request::ListDenied { offset } => self.list_denied(offset),
             Request::Revoke { tool } => self.revoke(by, tool).await,
-            Request::Upgrade { path } => self.upgrade(by, &path).await,
+            Request::Upgrade { path, expect } => self.upgrade(by, &path, expect.as_deref()).await,
             Request::SetPresence { presence } => self.set_presence(by, &presence).await,
             Request::Protect { name, protect } => self.protect(by, &name, protect).await,
             Request::Stored { name } => self.stored(by, &name),
@@ -289,6 +320,7 @@ impl Daemon {
             Request::ListPending { offset } => self.list_pending(offset),
             Request::Names { offset } => self.names(offset).await,
             Request::Status {} => self.status(),
+            Request::SetPaused { paused } => self.set_paused(by, paused).await,
             Request::Shutdown {} => Response::Ok,
             _ => error(ErrorCode::BadRequest, "not an admin request"),
         }

@@ -27,7 +27,8 @@ pub fn widens(old: Option<&Tool>, new: &Tool) -> bool {
         (None, _) => false,
     };
     let longer = super::expiry::lasts_longer(old, new);
-    more_scopes || more_access || unbound || through || longer || old.path != new.path
+    let follows = new.follow.is_some() && new.follow != old.follow;
+    more_scopes || more_access || unbound || through || longer || follows || old.path != new.path
 }
 
 /// The change an approval makes, as the person proving it reads it: the program (and
@@ -55,6 +56,18 @@ pub fn describe(verb: &str, t: &Tool) -> Change {
     }
     if t.unbound_get {
         text.push_str(", printing to any output");
+    }
+    match &t.follow {
+        Some(keychain_auth_sdk::protocol::Follow::Package { package }) => text.push_str(&format!(
+            ", following updates installed by the package {package} without asking"
+        )),
+        Some(keychain_auth_sdk::protocol::Follow::Signer {
+            team_id,
+            identifier,
+        }) => text.push_str(&format!(
+            ", following updates signed by the team {team_id} as {identifier} without asking"
+        )),
+        None => {}
     }
     match (&t.expires_at, t.until_logout) {
         (Some(at), _) => text.push_str(&format!(", until {at}")),

@@ -42,6 +42,26 @@ impl Daemon {
                     Some(chain) => format!("{chain} asked; "),
                     None => String::new(),
                 };
+                if let Some(u) = self.update_of(peer) {
+                    let message = format!(
+                        "{asking}{} ({}) is not approved as it is now: {}{}",
+                        describe(peer),
+                        peer.hash,
+                        super::updates::keep_access_advice(&u, &peer.hash),
+                        self.state
+                            .approver()
+                            .where_asked()
+                            .map(|w| format!(" ({w}: Keep access)"))
+                            .unwrap_or_default(),
+                    );
+                    return self.not_approved(
+                        peer,
+                        op,
+                        &names,
+                        &format!("an update of {}; queued as pending", u.label),
+                        message,
+                    );
+                }
                 let message = format!(
                     "{asking}{} ({}) is not approved. It is waiting for your decision; approve it with: keychain-auth approve {}{scope_hint}{}{}",
                     describe(peer),
@@ -96,11 +116,18 @@ impl Daemon {
                     audit::Decision::OutOfScope,
                     "name outside the tool's scopes",
                 );
+                // The name as a pattern that matches it alone, quoted for a shell.
+                let (what, pattern) = match names.first() {
+                    Some(n) => (
+                        format!("{n:?}"),
+                        format!("'{}'", crate::scope::literal(n).replace('\'', "'\\''")),
+                    ),
+                    None => ("the name".to_string(), "'PATTERN'".to_string()),
+                };
                 error(
                     ErrorCode::OutOfScope,
                     format!(
-                        "{} is outside the scopes approved for this tool; widen them with keychain-auth approve {} --scope ...",
-                        names.first().map(|n| format!("{n:?}")).unwrap_or_default(),
+                        "{what} is outside the scopes approved for this tool; add it, keeping the others, with: keychain-auth approve {} --add-scope {pattern}",
                         peer.hash
                     ),
                 )
@@ -160,7 +187,7 @@ impl Daemon {
         );
         error(
             ErrorCode::Denied,
-            "keychain-auth is paused: every secret request is refused until it is resumed (tray menu: Pause)",
+            "keychain-auth is paused: every secret request is refused until it is resumed (`keychain-auth resume`, or uncheck Pause in the tray menu)",
         )
     }
 
@@ -179,6 +206,7 @@ impl Daemon {
     /// Queues a program that is not approved (and asks a person, as often as allowed).
     pub(super) fn queue_pending(&self, peer: &Peer, name: Option<&str>) {
         let now = self.state.clock().rfc3339();
+        let update_of = self.update_of(peer);
         let ask = self.state.pending().record(&Sighting {
             hash: &peer.hash,
             path: &peer.path,
@@ -193,6 +221,7 @@ impl Daemon {
                 .terminal
                 .as_ref()
                 .map(|t| format!("{}, session {}", t.path, t.session)),
+            update_of,
             now: &now,
         });
         self.state.touched();

@@ -116,6 +116,7 @@ impl Daemon {
                     _ = changes.changed() => {}
                     _ = tokio::time::sleep_until(deadline) => continue,
                     _ = gone.wait() => {
+                        st.approver().withdraw(&peer.hash);
                         return error(
                             ErrorCode::BadRequest,
                             "the client hung up, or sent another request, while this one waited for a decision",
@@ -130,7 +131,12 @@ impl Daemon {
                 continue;
             }
             if d != Decision::Allow {
-                return self.refuse(peer, "get", &[name], d);
+                let r = self.refuse(peer, "get", &[name], d);
+                if !first {
+                    // The request the notification was about has ended undecided.
+                    st.approver().withdraw(&peer.hash);
+                }
+                return r;
             }
             // A secret marked confirm: always is read only once the person proved it.
             let proven = if st.config().is_protected(name) {

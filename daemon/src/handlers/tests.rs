@@ -141,6 +141,7 @@ impl Harness {
             libraries: &[],
             chain: None,
             terminal: None,
+            update_of: None,
             now: "2026-01-01T00:00:00Z",
         });
     }
@@ -332,6 +333,10 @@ fn approving_a_pending_hash_saves_audits_and_unqueues_it() {
         unbound_get: None,
         only_through: None,
         lasts: None,
+        follow: None,
+        as_new: false,
+        add_scopes: Vec::new(),
+        remove_scopes: Vec::new(),
     });
     match &r {
         Response::Tool { tool, .. } => {
@@ -362,6 +367,10 @@ fn approving_a_pending_hash_saves_audits_and_unqueues_it() {
             unbound_get: None,
             only_through: None,
             lasts: None,
+            follow: None,
+            as_new: false,
+            add_scopes: Vec::new(),
+            remove_scopes: Vec::new(),
         });
         assert_eq!(code(&r), Some(want), "{r:?}");
     }
@@ -380,6 +389,10 @@ fn a_bare_interpreter_is_never_approved_whichever_way_is_asked() {
         unbound_get: None,
         only_through: None,
         lasts: None,
+        follow: None,
+        as_new: false,
+        add_scopes: Vec::new(),
+        remove_scopes: Vec::new(),
     });
     let desktop = h.rt.block_on(h.daemon.answer(
         Actor::Notification,
@@ -395,6 +408,7 @@ fn a_bare_interpreter_is_never_approved_whichever_way_is_asked() {
         unbound_get: None,
         only_through: None,
         lasts: None,
+        follow: None,
     });
     for r in [approve, desktop, register] {
         match &r {
@@ -575,6 +589,10 @@ fn approve_for(hash: &str, scopes: &[&str], lasts: Option<Lasts>) -> Request {
         unbound_get: None,
         only_through: None,
         lasts,
+        follow: None,
+        as_new: false,
+        add_scopes: Vec::new(),
+        remove_scopes: Vec::new(),
     }
 }
 
@@ -697,6 +715,7 @@ fn lifting_a_deny_resuming_and_turning_presence_off_are_proven_their_opposites_n
         unbound_get: None,
         only_through: None,
         lasts: None,
+        follow: None,
     });
     assert_eq!(code(&r), Some(ErrorCode::Denied), "{r:?}");
     h.rt.block_on(h.daemon.set_paused(Actor::Tray, true));
@@ -936,4 +955,288 @@ fn a_protected_secret_is_never_read_while_presence_is_off_and_unprotecting_is_pr
     assert_eq!(code(&r), Some(ErrorCode::Denied), "{r:?}");
     assert_eq!(prover.asked().len(), 1);
     assert_eq!(h.saved().protected, vec!["demo/token"]);
+}
+
+// ---- scope edits and denies ----
+
+/// `approve HASH` with `--add-scope`/`--remove-scope` (and `--scope`, `--access`).
+fn edit_scopes(hash: &str, set: &[&str], add: &[&str], remove: &[&str]) -> Request {
+    let v = |s: &[&str]| s.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+    Request::Approve {
+        hash: hash.into(),
+        scopes: v(set),
+        access: None,
+        label: None,
+        unbound_get: None,
+        only_through: None,
+        lasts: None,
+        follow: None,
+        as_new: false,
+        add_scopes: v(add),
+        remove_scopes: v(remove),
+    }
+}
+
+fn tool_and_changes(r: Response) -> (Tool, Vec<String>) {
+    match r {
+        Response::Tool { tool, changes, .. } => (*tool, changes),
+        r => panic!("{r:?}"),
+    }
+}
+
+fn message(r: &Response) -> String {
+    match r {
+        Response::Error(e) => e.message.clone(),
+        r => panic!("{r:?}"),
+    }
+}
+
+#[test]
+fn scope_edits_keep_the_others_say_what_changed_and_only_adding_is_proven() {
+    use crate::presence::Answering;
+    let prover = Answering::new(Ok(()));
+    let t = other_hash('a');
+    let h = harness_proving(
+        true,
+        |_| vec![tool(&t, &["git/*"], Access::Read)],
+        prover.clone(),
+    );
+    let (tool, changes) = tool_and_changes(h.ask(edit_scopes(&t, &[], &["api/*"], &[])));
+    assert_eq!(tool.scopes, vec!["git/*", "api/*"]);
+    assert_eq!(changes, vec!["scopes: git/* → git/*, api/*"]);
+    assert_eq!(prover.asked().len(), 1, "adding widens: proven");
+    let line = h
+        .audit()
+        .into_iter()
+        .rfind(|l| l.entry.event == "approve")
+        .expect("approve line");
+    assert_eq!(line.entry.old_scopes, vec!["git/*"]);
+    assert_eq!(line.entry.scopes, vec!["git/*", "api/*"]);
+    assert_eq!(line.entry.old_access.as_deref(), Some("read"));
+    assert_eq!(line.entry.access.as_deref(), Some("read"));
+    assert!(line.entry.reason.contains("scopes: git/* → git/*, api/*"));
+
+    let (tool, changes) = tool_and_changes(h.ask(edit_scopes(&t, &[], &[], &["git/*"])));
+    assert_eq!(tool.scopes, vec!["api/*"]);
+    assert_eq!(changes, vec!["scopes: git/*, api/* → api/*"]);
+    assert_eq!(prover.asked().len(), 1, "removing narrows: not proven");
+
+    let mut rw = edit_scopes(&t, &[], &[], &[]);
+    if let Request::Approve { access, .. } = &mut rw {
+        *access = Some(Access::ReadWrite);
+    }
+    let (_, changes) = tool_and_changes(h.ask(rw));
+    assert_eq!(changes, vec!["access: read → read-write"]);
+    let (_, changes) = tool_and_changes(h.ask(edit_scopes(&t, &[], &[], &[])));
+    assert_eq!(
+        changes,
+        vec!["unchanged: it was already approved exactly so"]
+    );
+    // --scope replaces, and says so.
+    let (tool, changes) = tool_and_changes(h.ask(edit_scopes(&t, &["x"], &[], &[])));
+    assert_eq!(tool.scopes, vec!["x"]);
+    assert_eq!(
+        changes,
+        vec!["scopes: api/* → x (replaced by --scope; --add-scope keeps the others)"]
+    );
+    assert_eq!(h.saved().tools[0].scopes, vec!["x"]);
+}
+
+#[test]
+fn scope_edits_that_make_no_sense_are_refused_and_change_nothing() {
+    let t = other_hash('a');
+    let h = harness(true, |_| vec![tool(&t, &["git/*", "api/a"], Access::Read)]);
+    let pending = other_hash('b');
+    h.pending(&pending, "/opt/b", false);
+    let config = Paths::in_dir(h.dir.path()).config;
+    let before = std::fs::read(&config).expect("config");
+    let cases: Vec<(Request, ErrorCode, &[&str])> = vec![
+        (
+            edit_scopes(&pending, &[], &["x"], &[]),
+            ErrorCode::BadRequest,
+            &["is not approved", "--scope"],
+        ),
+        (
+            edit_scopes(&other_hash('c'), &[], &["x"], &[]),
+            ErrorCode::NotFound,
+            &["list-pending"],
+        ),
+        (
+            edit_scopes(&t, &["x"], &["y"], &[]),
+            ErrorCode::BadRequest,
+            &["one or the other"],
+        ),
+        (
+            edit_scopes(&t, &[], &[], &["nope"]),
+            ErrorCode::BadRequest,
+            &["has no scope \"nope\"", "'git/*', 'api/a'"],
+        ),
+        (
+            edit_scopes(&t, &[], &[], &["git/*", "api/a"]),
+            ErrorCode::BadRequest,
+            &["keychain-auth revoke"],
+        ),
+        (
+            edit_scopes(&t, &[], &[""], &[]),
+            ErrorCode::BadRequest,
+            &["--add-scope \"\""],
+        ),
+        (
+            edit_scopes(&t, &[], &["ok/*", "bad\\"], &[]),
+            ErrorCode::BadRequest,
+            &["--add-scope \"bad\\\\\""],
+        ),
+    ];
+    for (req, want, says) in cases {
+        let r = h.ask(req);
+        assert_eq!(code(&r), Some(want), "{r:?}");
+        let m = message(&r);
+        for s in says {
+            assert!(m.contains(s), "{s:?} not in {m}");
+        }
+        assert_eq!(std::fs::read(&config).expect("config"), before, "{m}");
+    }
+    assert!(h.daemon.state().pending().contains(&pending));
+}
+
+#[test]
+fn out_of_scope_advises_adding_the_literal_name_and_that_advice_works() {
+    let h = harness(false, |me| vec![tool(me, &["demo/*"], Access::Read)]);
+    h.store_value("demo/token", "d");
+    h.store_value("other/a*b", "o");
+    let r = h.ask(get("other/a*b"));
+    assert_eq!(code(&r), Some(ErrorCode::OutOfScope), "{r:?}");
+    let m = message(&r);
+    let advice = format!("keychain-auth approve {} --add-scope 'other/a\\*b'", h.hash);
+    assert!(m.contains(&advice), "{m}");
+    // Following it (as a person in the window would): both names are served.
+    let (tool, _) = tool_and_changes(h.as_person(
+        Actor::Window,
+        edit_scopes(&h.hash, &[], &["other/a\\*b"], &[]),
+    ));
+    assert_eq!(tool.scopes, vec!["demo/*", "other/a\\*b"]);
+    assert!(matches!(h.ask(get("other/a*b")), Response::Secret { .. }));
+    assert!(matches!(h.ask(get("demo/token")), Response::Secret { .. }));
+    // The pattern matches that one name only.
+    h.store_value("other/aXb", "x");
+    assert_eq!(code(&h.ask(get("other/aXb"))), Some(ErrorCode::OutOfScope));
+}
+
+#[test]
+fn a_denied_script_is_listed_as_the_script_and_approve_or_undeny_lifts_the_deny() {
+    use crate::presence::Answering;
+    let prover = Answering::new(Ok(()));
+    let h = harness_proving(true, |_| Vec::new(), prover.clone());
+    let s = other_hash('5');
+    let script = keychain_auth_sdk::protocol::ScriptIdentity {
+        interpreter: "/usr/bin/bash".into(),
+        interpreter_hash: other_hash('6'),
+        path: "/home/u/fetch.sh".into(),
+        hash: other_hash('7'),
+        startup: Vec::new(),
+    };
+    h.daemon.state().pending().record(&Sighting {
+        hash: &s,
+        path: "/usr/bin/bash",
+        name: Some("demo/token"),
+        interpreter: true,
+        wants: None,
+        script: Some(&script),
+        signing: None,
+        libraries: &[],
+        chain: None,
+        terminal: None,
+        update_of: None,
+        now: "2026-01-01T00:00:00Z",
+    });
+    let r =
+        h.rt.block_on(h.daemon.answer(Actor::Window, &s, Answer::Deny));
+    assert_eq!(r, Response::Ok);
+    let rule = h.saved().denied[0].clone();
+    assert_eq!(rule.path, "/home/u/fetch.sh", "the script, not bash");
+    assert_eq!(rule.script.as_ref(), Some(&script));
+    match h.ask(Request::ListDenied { offset: None }) {
+        Response::DenyRules { denied, next } => {
+            assert_eq!(denied, vec![rule.clone()]);
+            assert_eq!(next, None);
+        }
+        r => panic!("{r:?}"),
+    }
+    let snap = h.rt.block_on(h.daemon.snapshot(0));
+    assert_eq!(snap.denied, vec![rule]);
+
+    // Revoke explains; an approve needs a scope (nothing is asked for now).
+    let r = h.ask(Request::Revoke { tool: s.clone() });
+    assert_eq!(code(&r), Some(ErrorCode::NotFound));
+    let m = message(&r);
+    assert!(
+        m.contains("is denied, not approved") && m.contains(&format!("keychain-auth undeny {s}")),
+        "{m}"
+    );
+    let r = h.ask(edit_scopes(&s, &[], &[], &[]));
+    assert!(message(&r).contains("--scope"), "{r:?}");
+
+    // Approving the denied hash approves the script, lifting the deny (proven).
+    let asked = prover.asked().len();
+    let (tool, changes) = tool_and_changes(h.ask(edit_scopes(&s, &["demo/*"], &[], &[])));
+    assert_eq!(tool.path, "/home/u/fetch.sh");
+    assert_eq!(tool.script.as_ref(), Some(&script));
+    assert_eq!(changes, vec!["deny lifted"]);
+    assert!(h.saved().denied.is_empty());
+    assert_eq!(prover.asked().len(), asked + 1);
+    assert!(prover.asked()[asked].contains("lift the deny"));
+
+    // Denied again (as an approved tool, still as the script), then undenied.
+    assert_eq!(h.ask(Request::Deny { hash: s.clone() }), Response::Ok);
+    assert_eq!(h.saved().denied[0].script.as_ref(), Some(&script));
+    assert!(h.saved().tools.is_empty());
+    assert_eq!(h.ask(Request::Undeny { hash: s.clone() }), Response::Ok);
+    assert!(h.saved().denied.is_empty());
+    assert!(prover
+        .asked()
+        .last()
+        .expect("asked")
+        .contains("lift the deny of the script /home/u/fetch.sh"));
+    let line = h
+        .audit()
+        .into_iter()
+        .rfind(|l| l.entry.event == "undeny")
+        .expect("undeny line");
+    assert_eq!(line.entry.hash.as_deref(), Some(s.as_str()));
+    assert_eq!(line.entry.path.as_deref(), Some("/home/u/fetch.sh"));
+    assert_eq!(line.entry.presence.as_deref(), Some("polkit"));
+    let again = h.ask(Request::Undeny { hash: s.clone() });
+    assert_eq!(code(&again), Some(ErrorCode::NotFound), "{again:?}");
+    assert!(message(&again).contains("list --denied"));
+}
+
+#[test]
+fn lifting_a_deny_unproven_changes_nothing_and_a_denied_interpreter_stays_unapprovable() {
+    use crate::presence::{Answering, NotProven};
+    let h = harness_proving(
+        true,
+        |_| Vec::new(),
+        Answering::new(Err(NotProven::NoAgent)),
+    );
+    let x = other_hash('8');
+    assert_eq!(h.ask(Request::Deny { hash: x.clone() }), Response::Ok);
+    let r = h.ask(Request::Undeny { hash: x.clone() });
+    assert_eq!(code(&r), Some(ErrorCode::Denied), "{r:?}");
+    assert!(h.saved().is_denied(&x));
+    // Denied before it ever asked: what it is is unknown, so it is not approved by hash.
+    let r = h.ask(edit_scopes(&x, &["demo/*"], &[], &[]));
+    assert_eq!(code(&r), Some(ErrorCode::NotFound), "{r:?}");
+    assert!(message(&r).contains(&format!("keychain-auth undeny {x}")));
+    let cli = harness(true, |_| Vec::new());
+    let python = other_hash('9');
+    cli.pending(&python, "/usr/bin/python3", true);
+    assert_eq!(
+        cli.ask(Request::Deny {
+            hash: python.clone()
+        }),
+        Response::Ok
+    );
+    let r = cli.ask(edit_scopes(&python, &["demo/*"], &[], &[]));
+    assert_eq!(code(&r), Some(ErrorCode::Forbidden), "{r:?}");
+    assert!(cli.saved().is_denied(&python));
 }

@@ -10,8 +10,14 @@ use crate::state::Refusal;
 use keychain_auth_sdk::protocol::{ErrorCode, PinnedFile, Response, Tool};
 
 impl Daemon {
-    /// `upgrade`: re-pins the tool at a path to what is there now.
-    pub(super) async fn upgrade(&self, by: Actor<'_>, path: &str) -> Response {
+    /// `upgrade`: re-pins the tool at a path to what is there now (only if that is
+    /// `expect`, when given: Keep access of a pending update re-pins what the person saw).
+    pub(super) async fn upgrade(
+        &self,
+        by: Actor<'_>,
+        path: &str,
+        expect: Option<&str>,
+    ) -> Response {
         let now = self.state.clock().rfc3339();
         let (canonical, hash) = match self.hash_path(path).await {
             Ok(x) => x,
@@ -61,6 +67,17 @@ impl Daemon {
             Ok(x) => x,
             Err(r) => return r.into(),
         };
+        if let Some(want) = expect.filter(|w| *w != proposed.hash) {
+            return super::error(
+                ErrorCode::BadRequest,
+                format!(
+                    "{} changed again since it asked: it is now {}, not {want}; nothing changed. Run it again, or keychain-auth upgrade {} to pin it as it is now",
+                    proposed.path,
+                    proposed.hash,
+                    crate::naming::shell_quote(&proposed.path)
+                ),
+            );
+        }
         let presence = if old != proposed.hash {
             let change = super::proof::describe(
                 &format!("re-pin to its file as it is now (was {})", short_hash(&old)),
@@ -114,8 +131,9 @@ impl Daemon {
                     self.state.audit().record(e, true);
                 }
                 Response::Tool {
-                    tool,
+                    tool: Box::new(tool),
                     previous_hash: Some(old),
+                    changes: Vec::new(),
                 }
             }
             Err(r) => r,

@@ -4,6 +4,7 @@
 //!
 //! - `identify.rs`: the OS-neutral steps (interpreters, injection variables, the script
 //!   steps, hashes); [`script`]: what an interpreter's command line and environment run.
+//! - [`shebang`]: the identity a `#!` script will have when run, for `register`.
 //! - [`linux`] (`SO_PEERPIDFD`, `/proc`, sock_diag), `macos/` (the audit token,
 //!   [`audit_token`], [`signing`], [`procargs`]) and, on other systems, `unsupported.rs` (every peer
 //!   refused): what each OS reads about a process.
@@ -20,6 +21,7 @@ pub mod chain;
 mod identify;
 pub mod procargs;
 pub mod script;
+pub mod shebang;
 pub mod signing;
 
 pub use identify::{base_name, exe_base_name, injected_env, is_interpreter, script_identity_hash};

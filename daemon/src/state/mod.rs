@@ -81,6 +81,8 @@ pub struct State {
     activity: Arc<watch::Sender<u64>>,
     /// While set, every secret request is refused (the tray's "Pause").
     paused: AtomicBool,
+    /// Set when the tray app hosts the daemon in its own process (`status` says so).
+    in_app: AtomicBool,
     /// Requests waiting for a decision (`wait_ms`), capped per binary and in all.
     waits: Waits,
     shutdown: Notify,
@@ -129,6 +131,7 @@ impl State {
             cache: HashCache::new(),
             activity,
             paused: AtomicBool::new(false),
+            in_app: AtomicBool::new(false),
             waits: Waits::new(connection_limit()),
             shutdown: Notify::new(),
         })
@@ -222,6 +225,16 @@ impl State {
     /// Sets the pause; returns whether it was already so.
     pub fn swap_paused(&self, paused: bool) -> bool {
         self.paused.swap(paused, Ordering::SeqCst)
+    }
+
+    /// Whether the tray app hosts the daemon (else `keychain-auth start` runs it).
+    pub fn in_app(&self) -> bool {
+        self.in_app.load(Ordering::SeqCst)
+    }
+
+    /// Records that the tray app hosts the daemon; set once, at start.
+    pub fn set_in_app(&self) {
+        self.in_app.store(true, Ordering::SeqCst);
     }
 
     /// Tells watchers of [`State::activity`] that something changed.

@@ -86,7 +86,18 @@ pub fn build(s: &MenuState<'_>) -> Vec<Item> {
             if let Some(facts) = crate::peer::signing::Facts::from_entry(p) {
                 sub.push(Item::Text(label(&facts.describe())));
             }
-            if !approvable(p) {
+            if let Some(u) = &p.update_of {
+                sub.push(Item::Text(label(&format!(
+                    "an update of {} ({} → {})",
+                    u.label,
+                    short_hash(&u.hash),
+                    short_hash(&p.hash)
+                ))));
+                sub.push(Item::Action {
+                    id: Action::KeepAccess(p.hash.clone()).id(),
+                    label: label(&format!("Keep access (re-pin {})", u.label)),
+                });
+            } else if !approvable(p) {
                 sub.push(Item::Text(
                     "a script interpreter: it cannot be approved as a whole".into(),
                 ));
@@ -263,6 +274,7 @@ mod tests {
             libraries: Vec::new(),
             chain: None,
             terminal: None,
+            update_of: None,
         }
     }
 

@@ -80,6 +80,8 @@ pub enum Action {
     Approve(String, Lasts),
     /// Deny a pending binary.
     Deny(String),
+    /// Re-pin the approved tool a pending binary is an update of (`upgrade`).
+    KeepAccess(String),
     /// Add or remove one exact secret name from a tool's scopes.
     ToggleScope {
         /// The tool's hash.
@@ -103,6 +105,7 @@ impl Action {
             Action::Approve(h, Lasts::UntilLogout) => format!("approve-logout:{h}"),
             Action::Approve(h, _) => format!("approve:{h}"),
             Action::Deny(h) => format!("deny:{h}"),
+            Action::KeepAccess(h) => format!("keep:{h}"),
             Action::ToggleScope { hash, name } => format!("scope:{hash}:{name}"),
             Action::Open => "open".into(),
             Action::Pause(true) => "pause".into(),
@@ -132,6 +135,9 @@ impl Action {
         }
         if let Some(h) = id.strip_prefix("deny:") {
             return hash_ok(h).then(|| Action::Deny(h.into()));
+        }
+        if let Some(h) = id.strip_prefix("keep:") {
+            return hash_ok(h).then(|| Action::KeepAccess(h.into()));
         }
         let rest = id.strip_prefix("scope:")?;
         // "sha256:" + 64 hex digits, then ':' and the name (which may hold ':').
@@ -190,6 +196,7 @@ mod tests {
             Action::Approve(hash('a'), Lasts::Seconds(3600)),
             Action::Approve(hash('a'), Lasts::UntilLogout),
             Action::Deny(hash('b')),
+            Action::KeepAccess(hash('d')),
             Action::ToggleScope {
                 hash: hash('c'),
                 name: "odd:name/with:colons".into(),
@@ -206,6 +213,8 @@ mod tests {
             "approve:",
             "approve:sha256:zz",
             "deny:md5:00",
+            "keep:",
+            "keep:sha256:00",
             "scope:",
             &format!("scope:{}", hash('a')),
             &format!("scope:{}:", hash('a')),

@@ -9,10 +9,9 @@
 //! is shown at a time; how often the desktop is asked at all is bounded by the daemon's
 //! prompt limiter before [`Approver::pending_added`](crate::desktop::approver::Approver::pending_added) is called.
 
-use super::{Event, Notifier};
-use crate::desktop::prompt_text::{approvable, body, summary, Elsewhere};
+use super::{Event, Job, Notifier};
+use crate::desktop::prompt_text::{body, summary, Elsewhere};
 use futures_lite::StreamExt;
-use keychain_auth_sdk::protocol::PendingEntry;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
@@ -21,7 +20,7 @@ const NOTIFICATIONS: &str = "org.freedesktop.Notifications";
 const PATH: &str = "/org/freedesktop/Notifications";
 
 /// The desktop approver (see [`Notifier`]).
-pub type Desktop = Notifier<UnboundedSender<PendingEntry>>;
+pub type Desktop = Notifier<UnboundedSender<Job>>;
 
 impl Desktop {
     /// Starts the notifier on the current tokio runtime; its reports arrive on the
@@ -39,7 +38,7 @@ impl Desktop {
 }
 
 async fn run(
-    mut jobs: UnboundedReceiver<PendingEntry>,
+    mut jobs: UnboundedReceiver<Job>,
     events: UnboundedSender<Event>,
     elsewhere: Elsewhere,
 ) -> zbus::Result<()> {
@@ -98,18 +97,62 @@ async fn run(
     };
     tokio::spawn(listener);
 
-    while let Some(entry) = jobs.recv().await {
+    while let Some(job) = jobs.recv().await {
+        let entry = match job {
+            Job::Ask(entry) => *entry,
+            Job::Withdraw(hash) => {
+                let ids: Vec<u32> = {
+                    let mut shown = crate::lock::lock(&shown);
+                    let ids: Vec<u32> = shown
+                        .iter()
+                        .filter(|(_, h)| **h == hash)
+                        .map(|(id, _)| *id)
+                        .collect();
+                    for id in &ids {
+                        shown.remove(id);
+                    }
+                    ids
+                };
+                for id in ids {
+                    let closed: zbus::Result<()> = proxy.call("CloseNotification", &(id,)).await;
+                    if let Err(e) = closed {
+                        tracing::debug!("closing notification {id}: {e}");
+                    }
+                }
+                continue;
+            }
+            Job::Announce { title, body } => {
+                let hints: HashMap<&str, zbus::zvariant::Value<'_>> = HashMap::new();
+                let sent: zbus::Result<u32> = proxy
+                    .call(
+                        "Notify",
+                        &(
+                            "keychain-auth",
+                            0u32,
+                            "dialog-information",
+                            title.as_str(),
+                            body.as_str(),
+                            Vec::<&str>::new(),
+                            hints,
+                            -1i32, // the server's default timeout: nothing to answer
+                        ),
+                    )
+                    .await;
+                if let Err(e) = sent {
+                    let _ = events.send(Event::Unavailable(e.to_string()));
+                }
+                continue;
+            }
+        };
         let already = crate::lock::lock(&shown).values().any(|h| *h == entry.hash);
         if already {
             continue;
         }
-        let actions: Vec<&str> = if has_actions && approvable(&entry) {
-            super::APPROVE_ACTIONS
+        let actions: Vec<&str> = if has_actions {
+            super::actions_for(&entry)
                 .iter()
                 .flat_map(|(key, label)| [*key, *label])
                 .collect()
-        } else if has_actions {
-            vec!["deny", "Deny"]
         } else {
             Vec::new()
         };

@@ -10,10 +10,9 @@
 //! says so and the tray menu remains. Written and type-checked on Linux
 //! (`cargo check --target x86_64-apple-darwin`); not run here.
 
-use super::{Event, Notifier};
-use crate::desktop::prompt_text::{approvable, body, summary, Elsewhere};
+use super::{Event, Job, Notifier};
+use crate::desktop::prompt_text::{body, summary, Elsewhere};
 use block2::RcBlock;
-use keychain_auth_sdk::protocol::PendingEntry;
 use objc2::rc::Retained;
 use objc2::runtime::{Bool, NSObject, NSObjectProtocol, ProtocolObject};
 use objc2::{define_class, msg_send, AllocAnyThread, DefinedClass};
@@ -26,9 +25,11 @@ use objc2_user_notifications::{
 };
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
-/// The category of a binary that may be approved, and of one that may only be denied.
+/// The category of a binary that may be approved, of one that may only be denied, and
+/// of an update of an approved tool (Keep access).
 const CATEGORY: &str = "dev.keychain-auth.pending";
 const CATEGORY_DENY_ONLY: &str = "dev.keychain-auth.pending.deny-only";
+const CATEGORY_UPDATE: &str = "dev.keychain-auth.pending.update";
 
 /// What the delegate keeps.
 struct Ivars {
@@ -87,12 +88,12 @@ impl Delegate {
 }
 
 /// The desktop approver (see [`Notifier`]).
-pub type Desktop = Notifier<std::sync::mpsc::Sender<PendingEntry>>;
+pub type Desktop = Notifier<std::sync::mpsc::Sender<Job>>;
 
 impl Desktop {
     /// Starts the notifier; its reports arrive on the returned receiver.
     pub fn start(elsewhere: Elsewhere) -> (Desktop, UnboundedReceiver<Event>) {
-        let (jobs, job_rx) = std::sync::mpsc::channel::<PendingEntry>();
+        let (jobs, job_rx) = std::sync::mpsc::channel::<Job>();
         let (events, event_rx) = unbounded_channel();
         let spawned = std::thread::Builder::new()
             .name("notifications".into())
@@ -131,11 +132,7 @@ fn category(
     )
 }
 
-fn run(
-    jobs: std::sync::mpsc::Receiver<PendingEntry>,
-    events: UnboundedSender<Event>,
-    elsewhere: Elsewhere,
-) {
+fn run(jobs: std::sync::mpsc::Receiver<Job>, events: UnboundedSender<Event>, elsewhere: Elsewhere) {
     // Outside an app bundle UserNotifications raises an exception instead of answering.
     if NSBundle::mainBundle().bundleIdentifier().is_none() {
         let _ = events.send(Event::Unavailable(
@@ -173,13 +170,46 @@ fn run(
         })
         .collect();
     let deny = action("deny", "Deny", UNNotificationActionOptions::Destructive);
+    let update_buttons: Vec<_> = super::UPDATE_ACTIONS
+        .iter()
+        .map(|(key, label)| {
+            let options = if *key == "deny" {
+                UNNotificationActionOptions::Destructive
+            } else {
+                UNNotificationActionOptions::AuthenticationRequired
+            };
+            action(key, label, options)
+        })
+        .collect();
     let categories = [
         category(CATEGORY, &buttons),
         category(CATEGORY_DENY_ONLY, &[deny]),
+        category(CATEGORY_UPDATE, &update_buttons),
     ];
     center.setNotificationCategories(&NSSet::from_retained_slice(&categories));
 
-    while let Ok(entry) = jobs.recv() {
+    while let Ok(job) = jobs.recv() {
+        let entry = match job {
+            Job::Ask(entry) => *entry,
+            Job::Withdraw(hash) => {
+                let ids = NSArray::from_retained_slice(&[NSString::from_str(&hash)]);
+                center.removeDeliveredNotificationsWithIdentifiers(&ids);
+                center.removePendingNotificationRequestsWithIdentifiers(&ids);
+                continue;
+            }
+            Job::Announce { title, body } => {
+                let content = UNMutableNotificationContent::new();
+                content.setTitle(&NSString::from_str(&title));
+                content.setBody(&NSString::from_str(&body));
+                let request = UNNotificationRequest::requestWithIdentifier_content_trigger(
+                    &NSString::from_str(&format!("announce:{title}")),
+                    &content,
+                    None,
+                );
+                center.addNotificationRequest_withCompletionHandler(&request, None);
+                continue;
+            }
+        };
         let content = UNMutableNotificationContent::new();
         content.setTitle(&NSString::from_str(&summary(&entry)));
         let mut text = body(&entry, true, elsewhere);
@@ -188,7 +218,9 @@ fn run(
             text.push_str(&facts.describe());
         }
         content.setBody(&NSString::from_str(&text));
-        content.setCategoryIdentifier(&NSString::from_str(if approvable(&entry) {
+        content.setCategoryIdentifier(&NSString::from_str(if entry.update_of.is_some() {
+            CATEGORY_UPDATE
+        } else if crate::desktop::prompt_text::approvable(&entry) {
             CATEGORY
         } else {
             CATEGORY_DENY_ONLY

@@ -27,6 +27,41 @@ pub const APPROVE_ACTIONS: [(&str, &str); 5] = [
     ("deny", "Deny"),
 ];
 
+/// The buttons of a notification about an update of an approved tool: keep the tool's
+/// access (re-pin it), serve this request once, or deny the new binary.
+pub const UPDATE_ACTIONS: [(&str, &str); 3] = [
+    ("keep", "Keep access"),
+    ("once", "Allow once"),
+    ("deny", "Deny"),
+];
+
+/// The buttons of a notification about this pending binary (key, label).
+pub fn actions_for(entry: &PendingEntry) -> &'static [(&'static str, &'static str)] {
+    if entry.update_of.is_some() {
+        &UPDATE_ACTIONS
+    } else if super::prompt_text::approvable(entry) {
+        &APPROVE_ACTIONS
+    } else {
+        &[("deny", "Deny")]
+    }
+}
+
+/// What a notifier's worker is asked to show.
+#[derive(Debug, Clone)]
+pub enum Job {
+    /// A pending binary, with buttons.
+    Ask(Box<PendingEntry>),
+    /// Take the notification about this hash off the screen.
+    Withdraw(String),
+    /// Something to tell, without buttons.
+    Announce {
+        /// The title.
+        title: String,
+        /// The text.
+        body: String,
+    },
+}
+
 /// What pressing the button with this key answers; `None` for any other key.
 pub fn answer_of(key: &str) -> Option<Answer> {
     use keychain_auth_sdk::protocol::Lasts;
@@ -35,6 +70,7 @@ pub fn answer_of(key: &str) -> Option<Answer> {
         "hour" => Answer::Approve(Lasts::Seconds(3600)),
         "logout" => Answer::Approve(Lasts::UntilLogout),
         "once" => Answer::AllowOnce,
+        "keep" => Answer::KeepAccess,
         "deny" => Answer::Deny,
         _ => return None,
     })
@@ -71,21 +107,21 @@ pub enum Event {
 
 /// Where a notifier's worker takes pending binaries from: a channel of its own kind.
 pub trait Jobs: Send + Sync + std::fmt::Debug {
-    /// Hands a pending binary to the worker (dropped when the worker is gone).
-    fn send(&self, entry: PendingEntry);
+    /// Hands a job to the worker (dropped when the worker is gone).
+    fn send(&self, job: Job);
 }
 
 #[cfg(target_os = "linux")]
-impl Jobs for tokio::sync::mpsc::UnboundedSender<PendingEntry> {
-    fn send(&self, entry: PendingEntry) {
-        let _ = tokio::sync::mpsc::UnboundedSender::send(self, entry);
+impl Jobs for tokio::sync::mpsc::UnboundedSender<Job> {
+    fn send(&self, job: Job) {
+        let _ = tokio::sync::mpsc::UnboundedSender::send(self, job);
     }
 }
 
 #[cfg(target_os = "macos")]
-impl Jobs for std::sync::mpsc::Sender<PendingEntry> {
-    fn send(&self, entry: PendingEntry) {
-        let _ = std::sync::mpsc::Sender::send(self, entry);
+impl Jobs for std::sync::mpsc::Sender<Job> {
+    fn send(&self, job: Job) {
+        let _ = std::sync::mpsc::Sender::send(self, job);
     }
 }
 
@@ -100,10 +136,21 @@ pub struct Notifier<J: Jobs> {
 
 impl<J: Jobs> Approver for Notifier<J> {
     fn pending_added(&self, entry: &PendingEntry) {
-        self.jobs.send(entry.clone());
+        self.jobs.send(Job::Ask(Box::new(entry.clone())));
     }
 
     fn where_asked(&self) -> Option<&'static str> {
         Some(self.elsewhere.where_asked())
+    }
+
+    fn withdraw(&self, hash: &str) {
+        self.jobs.send(Job::Withdraw(hash.to_string()));
+    }
+
+    fn announce(&self, title: &str, body: &str) {
+        self.jobs.send(Job::Announce {
+            title: title.into(),
+            body: body.into(),
+        });
     }
 }
