@@ -417,6 +417,24 @@ impl Drop for Home {
     }
 }
 
+/// The hash a refusal (or any message) advises approving: what follows
+/// `keychain-auth approve ` in it.
+pub fn approve_hash(text: &str) -> String {
+    let at = text
+        .find("keychain-auth approve sha256:")
+        .unwrap_or_else(|| panic!("no approve advice in: {text}"))
+        + "keychain-auth approve ".len();
+    text[at..at + 71].to_string()
+}
+
+/// Writes an executable bash script `name` in the home with `body` after its `#!` line.
+pub fn bash_script(h: &Home, name: &str, body: &str) -> PathBuf {
+    let p = h.path(name);
+    std::fs::write(&p, format!("#!/bin/bash\n{body}\n")).unwrap();
+    std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    p
+}
+
 /// Compiles the small C client (`clients/tiny-client.c`) to `dest` with `cc -O2`: a 16 KiB
 /// executable whose copies (each with its own trailing bytes) are distinct binaries.
 pub fn compile_tiny_client(dest: &Path) {

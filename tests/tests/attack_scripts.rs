@@ -61,14 +61,7 @@ fn ka() -> String {
     bin("keychain-auth").display().to_string()
 }
 
-/// The hash after `keychain-auth approve ` in a refusal.
-fn approve_hash(err: &str) -> String {
-    let at = err
-        .find("keychain-auth approve sha256:")
-        .unwrap_or_else(|| panic!("{err}"))
-        + "keychain-auth approve ".len();
-    err[at..at + 71].to_string()
-}
+use keychain_auth_e2e::approve_hash;
 
 /// Runs `cmd` once (refused, not approved), approves what it asked as, and checks that it
 /// is then served.

@@ -24,13 +24,7 @@ fn lookup(h: &Home, name: &str) -> Option<String> {
     o.status.success().then(|| stdout(&o))
 }
 
-/// A bash script in the home.
-fn script(h: &Home, name: &str, body: &str) -> PathBuf {
-    let p = h.path(name);
-    std::fs::write(&p, format!("#!/bin/bash\n{body}\n")).unwrap();
-    std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    p
-}
+use keychain_auth_e2e::bash_script as script;
 
 /// Starts `program` with stdin `input` and stderr piped; its stderr lines arrive on the
 /// receiver as they are written.
@@ -86,12 +80,7 @@ fn finish(mut child: Child, limit: Duration) -> Output {
     child.wait_with_output().unwrap()
 }
 
-/// The hash after `keychain-auth approve ` in a message.
-fn approve_hash(text: &str) -> String {
-    let at =
-        text.find("keychain-auth approve sha256:").expect(text) + "keychain-auth approve ".len();
-    text[at..at + 71].to_string()
-}
+use keychain_auth_e2e::approve_hash;
 
 #[test]
 fn set_warns_about_a_trailing_newline_and_the_git_helper_says_how_to_fix_one() {

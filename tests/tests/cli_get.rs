@@ -6,25 +6,16 @@
 #![allow(clippy::unwrap_used)]
 
 use keychain_auth_e2e::{bin, stderr, stdout, Home};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Output, Stdio};
 
-fn script(h: &Home, name: &str, body: &str) -> PathBuf {
-    let p = h.path(name);
-    std::fs::write(&p, format!("#!/bin/bash\n{body}\n")).unwrap();
-    std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    p
-}
+use keychain_auth_e2e::bash_script as script;
 
 fn run(h: &Home, program: &Path, args: &[&str]) -> Output {
     keychain_auth_e2e::run_retrying(h.command(program).args(args).stdin(Stdio::null()))
 }
 
-/// The hash after `keychain-auth approve ` in a refusal.
-fn approve_hash(err: &str) -> String {
-    let at = err.find("keychain-auth approve sha256:").expect(err) + "keychain-auth approve ".len();
-    err[at..at + 71].to_string()
-}
+use keychain_auth_e2e::approve_hash;
 
 #[test]
 fn a_script_is_served_only_once_approved_as_itself() {

@@ -50,11 +50,7 @@ fn run(h: &Home, program: &Path) -> Output {
     keychain_auth_e2e::run_retrying(h.command(program).stdin(Stdio::null()))
 }
 
-/// The hash after `keychain-auth approve ` in a refusal.
-fn approve_hash(err: &str) -> String {
-    let at = err.find("keychain-auth approve sha256:").expect(err) + "keychain-auth approve ".len();
-    err[at..at + 71].to_string()
-}
+use keychain_auth_e2e::approve_hash;
 
 #[test]
 fn adding_and_removing_scopes_keep_the_others_and_say_what_changed() {

@@ -143,9 +143,7 @@ fn an_edited_script_is_an_update_of_the_approved_script() {
     write("one");
     let o = run(&script);
     let err = stderr(&o);
-    let at =
-        err.find("keychain-auth approve sha256:").expect(&err) + "keychain-auth approve ".len();
-    let hash = err[at..at + 71].to_string();
+    let hash = keychain_auth_e2e::approve_hash(&err);
     assert!(h
         .ka(&["approve", &hash, "--allow-unbound-get"])
         .status

@@ -120,6 +120,22 @@ fn action(
     )
 }
 
+/// A notification's buttons: Deny is destructive; every other one widens, so it needs an
+/// unlocked Mac.
+fn buttons(actions: &[(&str, &str)]) -> Vec<Retained<UNNotificationAction>> {
+    actions
+        .iter()
+        .map(|(key, label)| {
+            let options = if *key == "deny" {
+                UNNotificationActionOptions::Destructive
+            } else {
+                UNNotificationActionOptions::AuthenticationRequired
+            };
+            action(key, label, options)
+        })
+        .collect()
+}
+
 fn category(
     id: &str,
     actions: &[Retained<UNNotificationAction>],
@@ -158,33 +174,11 @@ fn run(jobs: std::sync::mpsc::Receiver<Job>, events: UnboundedSender<Event>, els
         UNAuthorizationOptions::Alert | UNAuthorizationOptions::Sound,
         &answered,
     );
-    let buttons: Vec<_> = super::APPROVE_ACTIONS
-        .iter()
-        .map(|(key, label)| {
-            let options = if *key == "deny" {
-                UNNotificationActionOptions::Destructive
-            } else {
-                UNNotificationActionOptions::AuthenticationRequired
-            };
-            action(key, label, options)
-        })
-        .collect();
     let deny = action("deny", "Deny", UNNotificationActionOptions::Destructive);
-    let update_buttons: Vec<_> = super::UPDATE_ACTIONS
-        .iter()
-        .map(|(key, label)| {
-            let options = if *key == "deny" {
-                UNNotificationActionOptions::Destructive
-            } else {
-                UNNotificationActionOptions::AuthenticationRequired
-            };
-            action(key, label, options)
-        })
-        .collect();
     let categories = [
-        category(CATEGORY, &buttons),
+        category(CATEGORY, &buttons(&super::APPROVE_ACTIONS)),
         category(CATEGORY_DENY_ONLY, &[deny]),
-        category(CATEGORY_UPDATE, &update_buttons),
+        category(CATEGORY_UPDATE, &buttons(&super::UPDATE_ACTIONS)),
     ];
     center.setNotificationCategories(&NSSet::from_retained_slice(&categories));
 
