@@ -105,6 +105,20 @@ fn an_updated_binary_is_offered_keep_access_and_upgrade_keeps_scopes_and_access(
     );
     let pending: Value = serde_json::from_slice(&h.ka(&["list-pending", "--json"]).stdout).unwrap();
     assert_eq!(pending, serde_json::json!([]), "no longer pending");
+    let line = h
+        .audit_lines()
+        .into_iter()
+        .find(|l| l["event"] == "upgrade")
+        .unwrap();
+    assert_eq!(
+        (&line["old_access"], &line["access"]),
+        (
+            &serde_json::json!("read-write"),
+            &serde_json::json!("read-write")
+        ),
+        "{line}"
+    );
+    assert_eq!(line["old_scopes"], serde_json::json!(["git/*", "api/*"]));
 
     // --as-new is the deliberate second tool.
     let copy = h.client_copy("tool", b"version 3");
@@ -325,6 +339,8 @@ fn a_tool_that_follows_its_package_keeps_access_across_dpkg_upgrades_only() {
     assert_eq!(repin["old_hash"], v1.as_str());
     assert_eq!(repin["hash"], v2.as_str());
     assert_eq!(repin["via"], "follow package");
+    assert_eq!(repin["old_scopes"], serde_json::json!(["pkg/*"]));
+    assert_eq!(repin["scopes"], serde_json::json!(["pkg/*"]));
     let reason = repin["reason"].as_str().unwrap();
     assert!(
         reason.contains("installed by the package ka-follow-e2e 2.0"),

@@ -157,6 +157,13 @@ impl Daemon {
             } => provenance::signer_proves(peer.signing.as_ref(), team_id, identifier),
         }?;
         let (old, new) = (tool.hash.clone(), peer.hash.clone());
+        let (now, via) = (
+            self.state.clock().rfc3339(),
+            match rule {
+                Follow::Package { .. } => "follow package",
+                Follow::Signer { .. } => "follow signer",
+            },
+        );
         let res = self
             .change_config({
                 let (old, new) = (old.clone(), new.clone());
@@ -167,6 +174,8 @@ impl Daemon {
                     match c.tools.iter_mut().find(|t| t.hash == old) {
                         Some(t) => {
                             t.hash = new;
+                            t.upgraded_at = Some(now);
+                            t.upgraded_via = Some(via.into());
                             Ok(t.clone())
                         }
                         None => Err(Refusal(
@@ -182,10 +191,7 @@ impl Daemon {
             return Ok(true);
         };
         self.drop_pending(&new);
-        let by = match rule {
-            Follow::Package { .. } => "follow package",
-            Follow::Signer { .. } => "follow signer",
-        };
+        let by = via;
         let e = Entry {
             event: Event::Upgrade.into(),
             decision: audit::Decision::Ok.into(),
@@ -197,6 +203,9 @@ impl Daemon {
             old_hash: Some(old.clone()),
             path: Some(now.path.clone()),
             scopes: now.scopes.clone(),
+            old_scopes: now.scopes.clone(),
+            access: Some(now.access.to_string()),
+            old_access: Some(now.access.to_string()),
             via: Some(by.into()),
             ..Entry::default()
         };

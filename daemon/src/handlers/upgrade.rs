@@ -60,6 +60,7 @@ impl Daemon {
             interpreter_hash,
             startup: startup_now,
             now,
+            via: by.via(),
         };
         // Decided against the config as it is, proven, then applied only if the config
         // still gives the same re-pin.
@@ -126,7 +127,11 @@ impl Daemon {
                     e.hash = Some(tool.hash.clone());
                     e.old_hash = Some(old.clone());
                     e.path = Some(tool.path.clone());
+                    // Scopes and access before -> after: a re-pin keeps both.
                     e.scopes = tool.scopes.clone();
+                    e.old_scopes = tool.scopes.clone();
+                    e.access = Some(tool.access.to_string());
+                    e.old_access = Some(tool.access.to_string());
                     e.presence = presence.map(str::to_string);
                     self.state.audit().record(e, true);
                 }
@@ -149,6 +154,8 @@ struct Found {
     interpreter_hash: Option<String>,
     startup: Vec<PinnedFile>,
     now: String,
+    /// Where the re-pin was decided (`Actor::via`).
+    via: &'static str,
 }
 
 /// The tool at the path, re-pinned to what was found there, and its old hash (equal to
@@ -198,6 +205,7 @@ fn repin(c: &Config, f: &Found) -> Result<(Tool, String), Refusal> {
     tool.hash = new_hash;
     tool.path = f.canonical.clone();
     tool.script = script;
-    tool.approved_at = f.now.clone();
+    tool.upgraded_at = Some(f.now.clone());
+    tool.upgraded_via = Some(f.via.to_string());
     Ok((tool, old))
 }
