@@ -40,6 +40,18 @@ async function act(command, args) {
   await refresh();
 }
 
+// Text that may break after each `/` (a long path wraps at its directories): text
+// nodes with an empty <wbr> element after each slash, never markup parsed from it.
+function breakable(text) {
+  const f = document.createDocumentFragment();
+  const parts = String(text || "").split("/");
+  parts.forEach((part, i) => {
+    f.append(document.createTextNode(part + (i < parts.length - 1 ? "/" : "")));
+    if (i < parts.length - 1) f.append(document.createElement("wbr"));
+  });
+  return f;
+}
+
 function shortHash(h) {
   return h.length > 19 ? h.slice(0, 19) + "…" : h;
 }
@@ -137,7 +149,7 @@ function renderPending(pending, grantsByHash) {
         el(
           "td",
           { class: "path" },
-          el("div", { text: who }),
+          el("div", {}, breakable(who)),
           update ? el("div", { class: "update", text: `Update of ${update.label}: ${shortHash(update.hash)} → ${shortHash(p.hash)}. Keep access re-pins it with the scopes and access it had.` }) : null,
           p.chain ? el("div", { class: "chain", text: `asked via ${p.chain}` }) : null,
           p.terminal ? el("div", { class: "warn", text: `A terminal session (${p.terminal}): approving it approves every shell in a terminal of this program, and every program started from one.` }) : null,
@@ -145,7 +157,8 @@ function renderPending(pending, grantsByHash) {
         ),
         hashCell(p.hash),
         el("td", { text: p.names.join(", ") }),
-        el("td", { text: grants + (p.requested_access ? ` (${p.requested_access})` : "") }),
+        // Approving grants the access it asked for in its hello, else read.
+        el("td", { class: "grants" }, breakable(grants), " ", el("span", { class: "access", text: `(${p.requested_access || "read"})` })),
         el("td", { text: `${p.attempts}× · ${p.last_seen}` }),
         el(
           "td",
@@ -162,7 +175,7 @@ function renderPending(pending, grantsByHash) {
   }
 }
 
-function renderTools(tools, names) {
+function renderTools(tools, names, boxesByHash) {
   const box = $("tools");
   box.replaceChildren();
   $("tools-count").textContent = `(${tools.length})`;
@@ -174,14 +187,22 @@ function renderTools(tools, names) {
     const exact = new Set(t.scopes.filter((s) => !s.includes("*")));
     const patterns = t.scopes.filter((s) => s.includes("*"));
     const checks = el("div", { class: "names" });
+    const boxes = boxesByHash[t.hash] || {};
     for (const n of names) {
-      const box = el("input", { type: "checkbox", checked: exact.has(n), "data-name": n });
+      // The tray menu's rule, computed by the app: ticked when an exact scope or a
+      // pattern covers the name; greyed when only a pattern does (edit the patterns).
+      const b = boxes[n] || { literal: n, exact: exact.has(n), pattern: null };
+      const byPattern = !b.exact && b.pattern;
+      const box = el("input", { type: "checkbox", checked: b.exact || !!b.pattern, disabled: !!byPattern, "data-name": n });
       box.addEventListener("change", () => {
-        const next = t.scopes.filter((s) => s !== n);
-        if (box.checked) next.push(n);
+        const next = t.scopes.filter((s) => s !== b.literal);
+        if (box.checked) next.push(b.literal);
         act("set_scopes", { hash: t.hash, scopes: next });
       });
-      checks.append(el("label", { class: "name" }, box, " ", n));
+      const label = el("label", { class: byPattern ? "name by-pattern" : "name" }, box, " ", n);
+      if (byPattern) label.title = `Covered by the pattern ${b.pattern}: edit the patterns below to change it`;
+      else if (b.pattern) label.title = `Also covered by the pattern ${b.pattern}`;
+      checks.append(label);
     }
     if (names.length === 0) checks.append(el("span", { class: "muted", text: "No secret is stored yet." }));
     const patternInput = el("input", { type: "text", value: patterns.join(", "), placeholder: "patterns, e.g. git/*", class: "patterns" });
@@ -198,7 +219,19 @@ function renderTools(tools, names) {
         "article",
         { class: "tool", "data-hash": t.hash },
         el("h3", { text: t.label }),
-        el("p", {}, el("span", { text: t.script ? `${t.script.path} (run by ${t.script.interpreter})` : t.path }), " · ", el("span", { class: "access", text: t.access }), " · approved ", el("span", { text: `${t.approved_at} via ${t.approved_via}` }), " · ", el("span", { class: "lasts", text: t.expires_at ? `until ${t.expires_at}` : t.until_logout ? "until logout" : "always" })),
+        el(
+          "p",
+          {},
+          el("span", { class: "path" }, breakable(t.script ? `${t.script.path} (run by ${t.script.interpreter})` : t.path)),
+          " · ",
+          el("span", { class: "access", text: t.access }),
+          " · ",
+          el("span", { class: "approved", text: `approved ${t.approved_at} via ${t.approved_via}` }),
+          t.upgraded_at ? " · " : null,
+          t.upgraded_at ? el("span", { class: "upgraded", text: `upgraded ${t.upgraded_at} via ${t.upgraded_via || "?"}` }) : null,
+          " · ",
+          el("span", { class: "lasts", text: t.expires_at ? `until ${t.expires_at}` : t.until_logout ? "until logout" : "always" }),
+        ),
         el("p", { class: "hash" }, el("code", { text: t.hash }), " ", copyButton(t.hash)),
         checks,
         el("p", {}, patternInput, " ", savePatterns),
@@ -228,7 +261,7 @@ function renderDenied(denied) {
       el(
         "tr",
         { "data-hash": d.hash, class: "denied" },
-        el("td", { class: "path", text: who }),
+        el("td", { class: "path" }, breakable(who)),
         hashCell(d.hash),
         el("td", { class: "time", text: d.at.replace("T", " ").replace("Z", "") }),
         el(
@@ -273,7 +306,7 @@ async function renderHistory() {
         el("td", { class: "decision", text: r.decision }),
         el("td", { text: baseName(r.path), title: [r.path, r.hash].filter(Boolean).join("\n") }),
         el("td", { class: "secrets", text: (r.names || []).join(", ") }),
-        el("td", { text: r.reason }),
+        el("td", { class: "reason" }, breakable(r.reason)),
         el("td", { class: "via", text: r.via || "" }),
       ),
     );
@@ -305,10 +338,10 @@ async function refresh() {
     shown.pending = pendingKey;
     renderPending(s.pending, s.grants || {});
   }
-  const toolsKey = JSON.stringify([s.tools, s.names]);
+  const toolsKey = JSON.stringify([s.tools, s.names, s.boxes]);
   if (toolsKey !== shown.tools) {
     shown.tools = toolsKey;
-    renderTools(s.tools, s.names);
+    renderTools(s.tools, s.names, s.boxes || {});
   }
   const deniedKey = JSON.stringify(s.denied || []);
   if (deniedKey !== shown.denied) {

@@ -14,6 +14,8 @@ pub(crate) fn tool(hash: &str, label: &str, path: &str, scopes: &[&str], access:
         access,
         approved_at: String::new(),
         approved_via: "cli".into(),
+        upgraded_at: None,
+        upgraded_via: None,
         expires_at: None,
         until_logout: false,
         script: None,

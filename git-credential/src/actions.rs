@@ -13,19 +13,36 @@ use std::time::Duration;
 /// This program's name, as messages start.
 pub const NAME: &str = "git-credential-keychain-auth";
 
-/// Why an action failed; printed on standard error, exit status 1.
+/// Why an action failed; printed on standard error, and the helper exits with `status`
+/// (the CLI's, [`keychain_auth_sdk::exit`]: 3 not running, 4 not approved, 5 denied, 6
+/// out of scope, 1 anything else; git only reads "not zero").
 #[derive(Debug)]
-pub struct Failure(pub String);
+pub struct Failure {
+    /// For a person: what happened and what to do.
+    pub message: String,
+    /// The exit status.
+    pub status: u8,
+}
+
+impl Failure {
+    /// A failure without a refusal of its own: status 1.
+    pub fn new(message: impl Into<String>) -> Failure {
+        Failure {
+            message: message.into(),
+            status: keychain_auth_sdk::exit::FAILURE,
+        }
+    }
+}
 
 impl std::fmt::Display for Failure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.message)
     }
 }
 
 impl<E: std::error::Error> From<E> for Failure {
     fn from(e: E) -> Self {
-        Failure(e.to_string())
+        Failure::new(e.to_string())
     }
 }
 
@@ -53,7 +70,7 @@ pub fn run(
 }
 
 fn connect() -> Result<Client, Failure> {
-    let socket = Paths::client_socket().map_err(|e| Failure(e.to_string()))?;
+    let socket = Paths::client_socket().map_err(|e| Failure::new(e.to_string()))?;
     Client::connect_asking(&socket, NAME, &[SCOPE], Some(Access::ReadWrite)).map_err(explain)
 }
 
@@ -109,7 +126,7 @@ fn get(c: &Credential, opts: Options, out: &mut dyn Write) -> Result<(), Failure
     };
     let stored = Stored::decode(&secret)?;
     let answer = Credential::answer(&user, &stored).map_err(|e| {
-        Failure(format!(
+        Failure::new(format!(
             "{e} ({name}). If it was stored with `echo`, store it again without the newline: printf '%s' 'PASSWORD' | keychain-auth set {name}"
         ))
     })?;
@@ -181,25 +198,27 @@ fn announce_wait(w: Duration, refused: &ClientError) {
 
 /// Turns a client error into what a person needs to read next.
 fn explain(e: ClientError) -> Failure {
-    match e {
-        ClientError::NotRunning { socket, source } => Failure(format!(
+    let status = keychain_auth_sdk::exit::for_error(&e);
+    let message = match e {
+        ClientError::NotRunning { socket, source } => format!(
             "keychain-auth is not running (nothing answers at {}: {source}); start it with `keychain-auth start`",
             socket.display()
-        )),
+        ),
         ClientError::Daemon(body) => match (body.code, &body.hash) {
-            (ErrorCode::NotApproved, Some(hash)) => Failure(format!(
+            (ErrorCode::NotApproved, Some(hash)) => format!(
                 "the program that asked git for this password is not approved yet, so git asks for it itself this time \
                  (this helper serves the program that ran git, never whoever runs it).\n  \
                  To approve that program (for {SCOPE}, read-write), run:\n    keychain-auth approve {hash}\n  \
                  (keychain-auth: {})",
                 body.message
-            )),
-            (ErrorCode::Forbidden, _) => Failure(format!(
+            ),
+            (ErrorCode::Forbidden, _) => format!(
                 "{} (to store and erase, approve the helper with --access read-write)",
                 body.message
-            )),
-            _ => Failure(body.message),
+            ),
+            _ => body.message,
         },
-        other => Failure(other.to_string()),
-    }
+        other => other.to_string(),
+    };
+    Failure { message, status }
 }

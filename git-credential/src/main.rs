@@ -1,9 +1,13 @@
 //! `git-credential-keychain-auth [--wait SECONDS] get|store|erase`: git runs it with
 //! `credential.helper=keychain-auth`, writes a credential description on its standard
-//! input and reads the answer to `get` from its standard output.
+//! input and reads the answer to `get` from its standard output. A failure exits with
+//! the CLI's status for it (`keychain_auth_sdk::exit`: 2 usage, 3 daemon not running, 4
+//! not approved, 5 denied, 6 out of scope, 1 anything else); a credential that is not
+//! stored is no failure (`get` answers nothing, exit 0), as git asks of a helper.
 
 use git_credential_keychain_auth::actions::{self, Options, NAME};
 use git_credential_keychain_auth::credential::{Credential, MAX_INPUT};
+use keychain_auth_sdk::exit;
 use std::io::Read;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -19,7 +23,7 @@ fn main() -> ExitCode {
         Ok(v) => v,
         Err(e) => {
             eprintln!("{NAME}: {e}\n{USAGE}");
-            return ExitCode::from(2);
+            return ExitCode::from(exit::USAGE);
         }
     };
     let mut input = Vec::new();
@@ -28,7 +32,7 @@ fn main() -> ExitCode {
         .read_to_end(&mut input)
     {
         eprintln!("{NAME}: reading the credential from standard input: {e}");
-        return ExitCode::FAILURE;
+        return ExitCode::from(exit::FAILURE);
     }
     let parsed = Credential::parse(&input);
     keychain_auth_sdk::secret::wipe(&mut input);
@@ -39,7 +43,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("{NAME}: {e}");
-            ExitCode::FAILURE
+            ExitCode::from(e.status)
         }
     }
 }

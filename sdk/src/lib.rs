@@ -10,6 +10,7 @@
 //! - [`frame`]: the framing (4-byte big-endian length, then one JSON object, at most 64 KiB).
 //! - [`paths`]: where the daemon puts its socket and files, computed the same way everywhere.
 //! - [`client`]: a blocking client that opens the socket close-on-exec and says hello.
+//! - [`exit`]: the exit statuses the CLI and the git helper share, one per refusal.
 //! - [`verify`]: what a client checks before it sends anything (the socket's directory
 //!   is the user's own; the listener runs as the user).
 //! - [`secret`]: a string wrapper that zeroes its bytes on drop and never prints itself.
@@ -57,6 +58,7 @@
 #![deny(missing_docs)]
 
 pub mod client;
+pub mod exit;
 pub mod frame;
 pub mod paths;
 pub mod protocol;

@@ -594,6 +594,14 @@ pub struct Tool {
     pub approved_at: String,
     /// `cli`, `notification` or `window`.
     pub approved_via: String,
+    /// RFC 3339 time of the last re-pin to an updated file (`upgrade`, Keep access, a
+    /// followed update); `approved_at` stays the time of the approval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upgraded_at: Option<String>,
+    /// Where that re-pin was decided: `cli`, `notification`, `tray`, `window`, or
+    /// `follow package` / `follow signer` for a followed update.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upgraded_via: Option<String>,
     /// RFC 3339 expiry, or none: after it the daemon refuses the tool and removes it.
     #[serde(default)]
     pub expires_at: Option<String>,

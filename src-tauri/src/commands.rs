@@ -6,7 +6,8 @@ use crate::Hosted;
 use keychain_auth::audit::{Query, Record};
 use keychain_auth::desktop::approver::Answer;
 use keychain_auth::handlers::{Actor, Snapshot};
-use keychain_auth_sdk::protocol::{Request, Response};
+use keychain_auth_sdk::protocol::{Request, Response, Tool};
+use std::collections::BTreeMap;
 use tauri::State;
 
 type Reply = Result<(), String>;
@@ -18,13 +19,66 @@ fn done(r: Response) -> Reply {
     }
 }
 
+/// Everything the window shows but the history: the daemon's snapshot, and how each
+/// tool's box for each secret name is drawn.
+#[derive(serde::Serialize)]
+pub struct WindowSnapshot {
+    #[serde(flatten)]
+    snapshot: Snapshot,
+    /// By tool hash, by secret name.
+    boxes: BTreeMap<String, BTreeMap<String, NameBox>>,
+}
+
+/// A tool's box for one secret name, by the tray menu's rule: ticked when an exact
+/// scope or a pattern covers the name; greyed (not toggled) when only a pattern does,
+/// since removing it means editing the pattern.
+#[derive(serde::Serialize)]
+struct NameBox {
+    /// The exact scope naming it (`*`, `?` and `\` escaped), added or removed by the box.
+    literal: String,
+    /// The tool has that exact scope.
+    exact: bool,
+    /// A pattern of the tool that covers the name too.
+    pattern: Option<String>,
+}
+
+fn boxes(tool: &Tool, names: &[String]) -> BTreeMap<String, NameBox> {
+    use keychain_auth::scope;
+    names
+        .iter()
+        .map(|n| {
+            let literal = scope::literal(n);
+            let exact = tool.scopes.contains(&literal);
+            let pattern = tool
+                .scopes
+                .iter()
+                .find(|s| **s != literal && scope::matches(s, n))
+                .cloned();
+            (
+                n.clone(),
+                NameBox {
+                    literal,
+                    exact,
+                    pattern,
+                },
+            )
+        })
+        .collect()
+}
+
 /// Everything the window shows but the history.
 #[tauri::command]
-pub async fn snapshot(st: State<'_, Hosted>) -> Result<Snapshot, String> {
-    Ok(st
+pub async fn snapshot(st: State<'_, Hosted>) -> Result<WindowSnapshot, String> {
+    let snapshot = st
         .daemon
         .snapshot(keychain_auth::desktop::menu::MAX_RECENT)
-        .await)
+        .await;
+    let boxes = snapshot
+        .tools
+        .iter()
+        .map(|t| (t.hash.clone(), boxes(t, &snapshot.names)))
+        .collect();
+    Ok(WindowSnapshot { snapshot, boxes })
 }
 
 /// The audit history, filtered, newest first.

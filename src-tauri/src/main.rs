@@ -2,13 +2,16 @@
 //! in-process, on the same socket and files as `keychain-auth start` (it honours
 //! `KEYCHAIN_AUTH_HOME`), asks about new binaries with desktop notifications, keeps a tray
 //! menu up to date and opens a window (`ui/`) with the audit history, approved tools and
-//! pending binaries. There is no window at start and closing it keeps the app running;
-//! Quit (or `keychain-auth stop`, SIGINT, SIGTERM) stops app and daemon together.
+//! pending binaries. There is no window at start (unless `--open`, or no tray host runs)
+//! and closing it destroys it, WebKit's processes with it, keeping the app running; a
+//! second `keychain-auth-app` opens the running one's window. Quit (or `keychain-auth
+//! stop`, SIGINT, SIGTERM) stops app and daemon together.
 //!
 //! No platform logic lives here: identity, stores and notifications are the daemon
 //! crate's; this crate wires them to a tray, a window and Tauri commands.
 
 mod commands;
+mod instance;
 mod tray;
 mod window;
 
@@ -20,9 +23,10 @@ use keychain_auth_sdk::paths::Paths;
 const USAGE: &str = "usage: keychain-auth-app [--open]
 
 Runs the keychain-auth tray app: it hosts the daemon (like `keychain-auth start --notify`)
-and shows a tray menu. --open also opens its window at start.
-Files follow KEYCHAIN_AUTH_HOME like the CLI; a daemon already running there is reported
-and left alone.";
+and shows a tray menu. --open also opens its window at start (so does a session with no
+tray host). Run again while it runs, it opens the running app's window and exits.
+Files follow KEYCHAIN_AUTH_HOME like the CLI; a headless daemon already running there is
+reported and left alone.";
 
 /// Shared with Tauri commands and menu handlers.
 pub struct Hosted {
@@ -31,6 +35,13 @@ pub struct Hosted {
 }
 
 fn main() {
+    // GTK on X11 loads the GL driver when it opens the display (with Mesa's llvmpipe,
+    // some 45 MiB) for an app that is a tray icon most of the time; the window's page
+    // draws without it. GDK_GL set by the user is left as it is.
+    #[cfg(target_os = "linux")]
+    if std::env::var_os("GDK_GL").is_none() {
+        std::env::set_var("GDK_GL", "disable");
+    }
     if let Err(e) = run() {
         eprintln!("keychain-auth-app: {e:#}");
         std::process::exit(1);
@@ -59,6 +70,12 @@ fn run() -> Result<()> {
     }
 
     let paths = Paths::from_env()?;
+    // One app per home: a second one opens the running app's window.
+    let app_socket = instance::socket_path(&paths.socket_dir);
+    if instance::ask_running_to_open(&app_socket) {
+        eprintln!("keychain-auth-app is already running for this home; opened its window");
+        return Ok(());
+    }
     let exe = std::env::current_exe().context("locating keychain-auth-app")?;
     let clis = keychain_auth::handlers::cli_admin_hashes(&exe);
     if clis.is_empty() {
@@ -78,12 +95,19 @@ fn run() -> Result<()> {
         admin_hashes: clis.into_iter().map(|(_, h)| h).collect(),
     };
     let serving = rt.block_on(serve(paths, opts, shutdown_signal()))?;
+    // Without a tray host the icon is invisible: say so and open the window instead.
+    let no_tray_host = rt.block_on(tray::host_missing());
+    if no_tray_host {
+        tracing::warn!("{}", tray::NO_HOST);
+        rt.spawn(tray::notify_no_host());
+    }
     let daemon = serving.daemon.clone();
     eprintln!(
         "keychain-auth-app: serving on {}",
         Paths::from_env()?.socket.display()
     );
 
+    let listen_at = app_socket.clone();
     let app = tauri::Builder::default()
         .manage(Hosted {
             daemon: daemon.clone(),
@@ -106,8 +130,14 @@ fn run() -> Result<()> {
             #[cfg(target_os = "macos")]
             app.set_activation_policy(tauri::ActivationPolicy::Accessory);
             tray::install(app.handle(), daemon.clone())?;
-            if open {
+            if open || no_tray_host {
                 window::show(app.handle())?;
+            }
+            if let Err(e) = instance::listen(listen_at.clone(), app.handle().clone()) {
+                tracing::warn!(
+                    "a second keychain-auth-app cannot open this one's window: {}: {e}",
+                    listen_at.display()
+                );
             }
             Ok(())
         })
@@ -123,15 +153,19 @@ fn run() -> Result<()> {
         handle.exit(0);
     });
 
-    app.run(|_app, event| {
+    app.run(move |app, event| match event {
         // Closing the last window must not quit a tray app; an explicit exit (code set)
         // does.
-        if let tauri::RunEvent::ExitRequested {
+        tauri::RunEvent::ExitRequested {
             api, code: None, ..
-        } = event
-        {
-            api.prevent_exit();
-        }
+        } => api.prevent_exit(),
+        tauri::RunEvent::WindowEvent {
+            label,
+            event: tauri::WindowEvent::Destroyed,
+            ..
+        } if label == window::LABEL => window::closed(app),
+        tauri::RunEvent::Exit => instance::remove(&app_socket),
+        _ => {}
     });
     Ok(())
 }

@@ -171,3 +171,63 @@ fn clicked(app: &AppHandle, daemon: &Daemon, id: &str) {
     }
     // The window, if open, follows these changes through the daemon's activity.
 }
+
+/// What the app says when no tray host runs.
+pub const NO_HOST: &str = "no tray host (org.kde.StatusNotifierWatcher) on the session bus: the tray icon cannot be shown, so the window is opened instead; close it and run keychain-auth-app again to reopen it, or install a tray (e.g. the AppIndicator extension on GNOME)";
+
+/// Whether the session bus has no StatusNotifier host to show the icon (`false` when
+/// the bus cannot be asked: then nothing is known to be missing).
+pub async fn host_missing() -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        let asked = async {
+            let conn = zbus::Connection::session().await?;
+            let dbus = zbus::fdo::DBusProxy::new(&conn).await?;
+            let name = zbus::names::BusName::try_from("org.kde.StatusNotifierWatcher")?;
+            dbus.name_has_owner(name).await.map_err(zbus::Error::from)
+        };
+        match tokio::time::timeout(Duration::from_secs(3), asked).await {
+            Ok(Ok(has)) => !has,
+            Ok(Err(e)) => {
+                tracing::debug!("asking the session bus for a tray host: {e}");
+                false
+            }
+            Err(_) => false,
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    false
+}
+
+/// A first notification saying there is no tray icon.
+pub async fn notify_no_host() {
+    #[cfg(target_os = "linux")]
+    {
+        let sent = async {
+            let conn = zbus::Connection::session().await?;
+            let hints: std::collections::HashMap<&str, zbus::zvariant::Value<'_>> =
+                std::collections::HashMap::new();
+            conn.call_method(
+                Some("org.freedesktop.Notifications"),
+                "/org/freedesktop/Notifications",
+                Some("org.freedesktop.Notifications"),
+                "Notify",
+                &(
+                    "keychain-auth",
+                    0u32,
+                    "",
+                    "keychain-auth: no tray icon",
+                    NO_HOST,
+                    Vec::<&str>::new(),
+                    hints,
+                    -1i32,
+                ),
+            )
+            .await?;
+            Ok::<_, zbus::Error>(())
+        };
+        if let Err(e) = sent.await {
+            tracing::warn!("telling that there is no tray host: {e}");
+        }
+    }
+}

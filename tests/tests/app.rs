@@ -393,3 +393,208 @@ fn the_window_filters_the_history_toggles_scopes_approves_and_pauses() {
     drop(s);
     drop(driver);
 }
+
+/// The WebKit processes (`WebKitWebProcess`, `WebKitNetworkProcess`, …) among the
+/// descendants of `root`.
+fn webkit_processes(root: u32) -> Vec<String> {
+    let mut parent_of = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // `pid (comm) state ppid …`: fields follow the last ')'.
+        let Some((head, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        let comm = head.split_once('(').map_or("", |(_, c)| c).to_string();
+        let state = rest.split_whitespace().next().unwrap_or("");
+        if let Some(ppid) = rest
+            .split_whitespace()
+            .nth(1)
+            .and_then(|p| p.parse::<u32>().ok())
+        {
+            if state != "Z" {
+                parent_of.push((pid, ppid, comm));
+            }
+        }
+    }
+    let (mut tree, mut i) = (vec![root], 0);
+    while i < tree.len() {
+        let p = tree[i];
+        tree.extend(parent_of.iter().filter(|x| x.1 == p).map(|x| x.0));
+        i += 1;
+    }
+    parent_of
+        .iter()
+        .filter(|(pid, _, comm)| tree.contains(pid) && comm.starts_with("WebKit"))
+        .map(|(pid, _, comm)| format!("{comm} ({pid})"))
+        .collect()
+}
+
+/// Closes the app's window as a window manager's close button does.
+fn close_window(desktop: &Desktop) {
+    let o = std::process::Command::new("python3")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/clients/x11-close.py"))
+        .arg("keychain-auth")
+        .env("DISPLAY", desktop.display())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "no window to close: {}", stderr(&o));
+}
+
+#[test]
+fn without_a_tray_host_the_window_opens_closing_it_ends_webkit_and_a_second_launch_reopens_it() {
+    let _one = DESKTOP.lock().unwrap_or_else(|p| p.into_inner());
+    let mut h = Home::new();
+    let desktop = Desktop::start(&h.path("desktop"));
+    // Xvfb has no tray host: the app says so, in its log and a notification, and opens
+    // its window instead of being invisible.
+    app_running_in(&mut h, &desktop);
+    h.wait_for_socket();
+    let app = h.daemon_pid();
+    wait_until("the window's WebKit processes", || {
+        webkit_processes(app).len() >= 2
+    });
+    wait_until("the notice in the log", || {
+        h.daemon_stderr().contains("no tray host")
+    });
+    wait_until("the notification", || {
+        desktop.close_all_and_read().contains("no tray icon")
+    });
+
+    // Closing the window ends every WebKit process of it; the app keeps serving.
+    close_window(&desktop);
+    wait_until("WebKit's processes gone", || {
+        webkit_processes(app).is_empty()
+    });
+    assert!(h.ka(&["status"]).status.success(), "the app still serves");
+
+    // A second launch opens the running app's window, and exits.
+    let second = h
+        .command(&bin("keychain-auth-app"))
+        .env("DISPLAY", desktop.display())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(second.status.success(), "{}", stderr(&second));
+    assert!(
+        stderr(&second).contains("opened its window"),
+        "{}",
+        stderr(&second)
+    );
+    wait_until("the window open again", || webkit_processes(app).len() >= 2);
+    close_window(&desktop);
+    wait_until("WebKit's processes gone again", || {
+        webkit_processes(app).is_empty()
+    });
+    assert!(h.ka(&["stop"]).status.success());
+}
+
+#[test]
+fn the_window_greys_names_a_pattern_covers_fits_long_paths_and_shows_upgrades() {
+    let _one = DESKTOP.lock().unwrap_or_else(|p| p.into_inner());
+    let mut h = Home::new();
+    let desktop = Desktop::start(&h.path("desktop"));
+    let mut cmd = h.command(&tauri_driver());
+    cmd.env("DISPLAY", desktop.display());
+    let driver = Driver::start(cmd);
+    let s = driver.session(&bin("keychain-auth-app"), &["--open"]);
+    h.wait_for_socket();
+    for (name, value) in [("w/one", b"w1".as_slice()), ("x/two", b"x2")] {
+        assert!(h.ka_stdin(&["set", name], value).status.success());
+    }
+    // A tool at a long path, its file name long and without a break.
+    let dir = "a-rather-long-directory-name-for-tools/another-long-directory-level/and-a-third-one-to-be-sure";
+    std::fs::create_dir_all(h.path(dir)).unwrap();
+    let tool = h.client_copy(
+        &format!("{dir}/a-tool-whose-file-name-is-very-long-and-has-no-break-anywhere-at-all"),
+        b"long",
+    );
+    let hash = sha256_file(&tool);
+    // Waiting: what approving grants says the access, read, though it asked for none.
+    assert_eq!(
+        h.client_at(&tool, &["get", "w/one"])["code"],
+        "not_approved"
+    );
+    let row = format!("tr.pending[data-hash='{hash}']");
+    s.wait_for("the pending row's access", || {
+        let t = s.eval(&format!(
+            "document.querySelector(\"{row} td.grants\")?.innerText"
+        ));
+        (t.as_str()?.contains("w/one") && t.as_str()?.contains("(read)")).then_some(())
+    });
+
+    // Approved for the pattern w/*: w/one is ticked and greyed, saying which pattern
+    // covers it; x/two is a plain box.
+    let reg = h.ka(&["register", tool.to_str().unwrap(), "--scope", "w/*"]);
+    assert!(reg.status.success(), "{}", stderr(&reg));
+    let box_of = |n: &str| format!(".tool[data-hash='{hash}'] input[data-name='{n}']");
+    s.find(&box_of("w/one"));
+    let one = s.eval(&format!(
+        "(e => [e.checked, e.disabled, e.parentElement.title])(document.querySelector(\"{}\"))",
+        box_of("w/one")
+    ));
+    assert_eq!(one[0], true, "{one}");
+    assert_eq!(one[1], true, "{one}");
+    assert!(one[2].as_str().unwrap().contains("w/*"), "{one}");
+    let two = s.eval(&format!(
+        "(e => [e.checked, e.disabled])(document.querySelector(\"{}\"))",
+        box_of("x/two")
+    ));
+    assert_eq!(two, serde_json::json!([false, false]));
+
+    // Its history (long paths, hashes in reasons) fits the default window: no
+    // horizontal scrolling.
+    assert_eq!(h.client_at(&tool, &["get", "w/one"])["value"], "w1");
+    assert_eq!(
+        h.client_at(&tool, &["get", "x/two"])["code"],
+        "out_of_scope"
+    );
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&tool)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, b"update"))
+        .unwrap();
+    let updated = sha256_file(&tool);
+    assert!(desktop.close_all_and_read().contains("keychain-auth"));
+    s.click_css(&format!(".tool[data-hash='{hash}'] button.upgrade"));
+    wait_until("the tool re-pinned", || {
+        config(&h)["tools"][0]["hash"] == updated.as_str()
+    });
+    let t = &config(&h)["tools"][0];
+    assert_eq!(t["upgraded_via"], "window", "{t}");
+    assert_eq!(t["approved_via"], "cli", "{t}");
+    // The card says both: approved via cli, upgraded via window.
+    s.wait_for("the upgrade on the card", || {
+        let t = s.eval(&format!(
+            "document.querySelector(\".tool[data-hash='{updated}']\")?.innerText"
+        ));
+        let t = t.as_str()?;
+        (t.contains("via cli") && t.contains("upgraded") && t.contains("via window")).then_some(())
+    });
+    s.wait_for("the re-pin in the history", || {
+        rows(&s)
+            .iter()
+            .any(|r| r.contains("re-pinned") && r.contains(&updated))
+            .then_some(())
+    });
+    assert!(s
+        .eval("document.getElementById('pending-rows').innerText")
+        .is_string());
+    let widths = s.eval("[document.documentElement.scrollWidth, window.innerWidth]");
+    assert!(
+        widths[0].as_u64().unwrap() <= widths[1].as_u64().unwrap(),
+        "the page scrolls sideways: {widths}"
+    );
+    // A long path still reads whole (the breaks are <wbr>, not characters).
+    assert!(s
+        .eval("document.getElementById('tools').innerText")
+        .as_str()
+        .unwrap()
+        .contains(&format!("{dir}/a-tool-whose")));
+    drop(s);
+    drop(driver);
+}

@@ -122,7 +122,21 @@ pub(super) enum Cmd {
         name: String,
     },
     /// List every secret name in the store (names only).
-    Names,
+    Names {
+        /// Print JSON (an array of names).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check what a support thread would ask about: the daemon and its version, the
+    /// store, notifications, the tray, proof of presence, the git helper, the socket
+    /// directory, ptrace, the keyutils quota. Each check says ok, warning or problem, and
+    /// how to fix it; exits 1 when there is a problem.
+    Doctor {
+        /// Print JSON: {"ok", "problems", "warnings", "checks": [{"id", "status",
+        /// "summary", "fix"}]}.
+        #[arg(long)]
+        json: bool,
+    },
     /// Start the daemon at login (systemd user unit on Linux, LaunchAgent on macOS).
     Service {
         #[command(subcommand)]
@@ -156,6 +170,20 @@ pub(super) enum Cmd {
         /// Print the raw JSON lines.
         #[arg(long)]
         json: bool,
+    },
+    /// Print a shell completion script: `source <(keychain-auth completions bash)`
+    /// (scripts/start installs the bash, zsh and fish ones).
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
+    /// Write the manual pages (keychain-auth.1 and one per command, such as
+    /// keychain-auth-approve.1) into DIR, creating it; scripts/start installs them.
+    Man {
+        /// Directory to write them in (for man to find them: a man1 directory on its
+        /// path, such as ~/.local/share/man/man1).
+        #[arg(value_hint = clap::ValueHint::DirPath)]
+        dir: std::path::PathBuf,
     },
 }
 

@@ -16,12 +16,14 @@ use std::path::{Path, PathBuf};
 /// ([`crate::daemon_check`]).
 pub(super) fn connect() -> Result<Client> {
     let paths = Paths::from_env()?;
+    // The client error stays in the chain: the exit status is chosen from it.
     crate::daemon_check::connect(&paths.socket).map_err(|e| match (&e, other_home()) {
-        (keychain_auth_sdk::ClientError::NotRunning { .. }, Some((home, socket))) => anyhow!(
-            "no daemon for {HOME_ENV}={}; one runs for the default home (socket {}): unset {HOME_ENV} to use it, or `keychain-auth start` with {HOME_ENV} set to run a second one for this home ({e})",
-            home.display(),
-            socket.display()
-        ),
+        (keychain_auth_sdk::ClientError::NotRunning { .. }, Some((home, socket))) => anyhow!(e)
+            .context(format!(
+                "no daemon for {HOME_ENV}={}; one runs for the default home (socket {}): unset {HOME_ENV} to use it, or `keychain-auth start` with {HOME_ENV} set to run a second one for this home",
+                home.display(),
+                socket.display()
+            )),
         _ => anyhow!(e),
     })
 }

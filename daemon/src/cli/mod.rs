@@ -2,8 +2,9 @@
 //! `resume`), admin commands sent over the socket (`approve`, `deny`, `undeny`, `revoke`, `register`,
 //! `upgrade`, `list`, `list --denied`, `list-pending`), secret management (`set`, `delete`, `names`, `protect`), proof
 //! of presence (`presence`; `tty_agent` asks for the password in the terminal), the
-//! audit log (`audit`, `audit verify`), and starting at login (`service`). Errors print their whole
-//! chain; the exit code is non-zero.
+//! audit log (`audit`, `audit verify`), starting at login (`service`), and fitting the
+//! shell (`completions`, `man`: [`shell`]). `doctor` checks the setup ([`doctor`]). Errors print their whole chain; the exit status
+//! is the refusal's ([`keychain_auth_sdk::exit`]).
 //!
 //! [`args`]: the arguments (clap); [`commands`]: what talks to the daemon and the files;
 //! [`output`]: what is printed for a person. This file: `main` and the one `match`.
@@ -12,7 +13,9 @@
 
 mod args;
 mod commands;
+mod doctor;
 mod output;
+mod shell;
 #[cfg(target_os = "linux")]
 mod tty_agent;
 
@@ -34,9 +37,22 @@ pub fn main() -> i32 {
         Ok(code) => code,
         Err(e) => {
             eprintln!("keychain-auth: {e:#}");
-            1
+            exit_status(&e)
         }
     }
+}
+
+/// The exit status of a failed command: the daemon's refusal, or its absence, has its
+/// own ([`keychain_auth_sdk::exit`]: 3 not running, 4 not approved, 5 denied, 6 out of
+/// scope, 7 not found); anything else is 1.
+fn exit_status(e: &anyhow::Error) -> i32 {
+    e.chain()
+        .find_map(|c| c.downcast_ref::<keychain_auth_sdk::ClientError>())
+        .map_or(
+            keychain_auth_sdk::exit::FAILURE,
+            keychain_auth_sdk::exit::for_error,
+        )
+        .into()
 }
 
 /// Logs to stderr, quiet (`warn`) unless `RUST_LOG` says otherwise. Used by the CLI and
@@ -356,15 +372,25 @@ fn run(cli: Cli) -> Result<i32> {
             commands::connect()?.delete(&name).map_err(|e| anyhow!(e))?;
             println!("deleted {name}");
         }
-        Cmd::Names => {
+        Cmd::Names { json } => {
             let names =
                 commands::all_pages(|offset| match commands::admin(Request::Names { offset })? {
                     Response::Names { names, next } => Ok((names, next)),
                     other => bail!("unexpected answer: {other:?}"),
                 })?;
-            for n in names {
-                println!("{n}");
+            if json {
+                println!("{}", serde_json::to_string_pretty(&names)?);
+            } else {
+                for n in names {
+                    println!("{n}");
+                }
             }
+        }
+        Cmd::Doctor { json } => return doctor::run(json),
+        Cmd::Completions { shell } => shell::print_completions(shell)?,
+        Cmd::Man { dir } => {
+            let written = shell::write_man_pages(&dir)?;
+            println!("wrote {} man pages into {}", written.len(), dir.display());
         }
         Cmd::Audit {
             action: Some(AuditCmd::Verify),

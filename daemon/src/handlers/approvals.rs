@@ -639,6 +639,8 @@ impl Daemon {
             access: p.access.unwrap_or(Access::Read),
             approved_at: self.state.clock().rfc3339(),
             approved_via: by.via().into(),
+            upgraded_at: None,
+            upgraded_via: None,
             expires_at: p.expires_at.clone(),
             until_logout: p.until_logout,
             script: p.script.clone(),

@@ -569,6 +569,18 @@ fn app_rss() {
         return;
     }
     let ka = keychain_auth_e2e::bin("keychain-auth");
+    // Xvfb has no tray host, and without one the app opens its window: a stand-in owns
+    // the tray host's bus name while the app is measured.
+    let mut host = Command::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/clients/fake-tray-host.py"
+    ))
+    .stdout(Stdio::piped())
+    .spawn()
+    .ok();
+    if let Some(out) = host.as_mut().and_then(|h| h.stdout.as_mut()) {
+        let _ = std::io::Read::read(out, &mut [0u8; 8]);
+    }
     let measure = |args: &[&str]| -> Option<u64> {
         let (_tmp, home) = bench_home(&format!("ka-bench-app-{}", std::process::id()));
         let mut child = Command::new(&app)
@@ -596,6 +608,10 @@ fn app_rss() {
     };
     let tray = measure(&[]);
     let window = measure(&["--open"]);
+    if let Some(mut h) = host {
+        let _ = h.kill();
+        let _ = h.wait();
+    }
     let mib = |k: Option<u64>| {
         k.map(|k| format!("{:.1} MiB", k as f64 / 1024.0))
             .unwrap_or_else(|| "?".into())
