@@ -417,6 +417,23 @@ impl Drop for Home {
     }
 }
 
+/// Runs the built git helper directly (not through git) with `KEYCHAIN_AUTH_HOME=ka_home`
+/// and `input` on standard input.
+pub fn run_git_helper(ka_home: &Path, args: &[&str], input: &[u8]) -> Output {
+    let mut child = Command::new(bin("git-credential-keychain-auth"))
+        .env("KEYCHAIN_AUTH_HOME", ka_home)
+        .env_remove("KEYCHAIN_AUTH_SOCKET")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The helper may stop reading early (too much input): ignore a broken pipe.
+    let _ = child.stdin.take().unwrap().write_all(input);
+    child.wait_with_output().unwrap()
+}
+
 /// The hash a refusal (or any message) advises approving: what follows
 /// `keychain-auth approve ` in it.
 pub fn approve_hash(text: &str) -> String {

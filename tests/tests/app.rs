@@ -102,6 +102,13 @@ fn checked(s: &Session, css: &str) -> Option<bool> {
     .as_bool()
 }
 
+/// tauri-driver on the desktop's display, run as the home's user.
+fn driver_for(h: &Home, desktop: &Desktop) -> Driver {
+    let mut cmd = h.command(&tauri_driver());
+    cmd.env("DISPLAY", desktop.display());
+    Driver::start(cmd)
+}
+
 fn config(h: &Home) -> Value {
     serde_json::from_slice(&std::fs::read(h.path("config.json")).unwrap()).unwrap()
 }
@@ -111,9 +118,7 @@ fn the_window_filters_the_history_toggles_scopes_approves_and_pauses() {
     let _one = DESKTOP.lock().unwrap_or_else(|p| p.into_inner());
     let mut h = Home::new();
     let desktop = Desktop::start(&h.path("desktop"));
-    let mut cmd = h.command(&tauri_driver());
-    cmd.env("DISPLAY", desktop.display());
-    let driver = Driver::start(cmd);
+    let driver = driver_for(&h, &desktop);
     let s = driver.session(&bin("keychain-auth-app"), &["--open"]);
     h.wait_for_socket();
     // The status line says what the machine's ptrace policy lets a program do: a warning
@@ -498,9 +503,7 @@ fn the_window_greys_names_a_pattern_covers_fits_long_paths_and_shows_upgrades() 
     let _one = DESKTOP.lock().unwrap_or_else(|p| p.into_inner());
     let mut h = Home::new();
     let desktop = Desktop::start(&h.path("desktop"));
-    let mut cmd = h.command(&tauri_driver());
-    cmd.env("DISPLAY", desktop.display());
-    let driver = Driver::start(cmd);
+    let driver = driver_for(&h, &desktop);
     let s = driver.session(&bin("keychain-auth-app"), &["--open"]);
     h.wait_for_socket();
     for (name, value) in [("w/one", b"w1".as_slice()), ("x/two", b"x2")] {

@@ -7,10 +7,9 @@
 
 use keychain_auth_e2e::{bin, sha256_file, stderr, stdout, Home};
 use serde_json::Value;
-use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 
 fn doctor_json(h: &Home) -> (Value, i32) {
     let o = h.ka(&["doctor", "--json"]);
@@ -250,17 +249,7 @@ fn the_cli_exits_with_a_status_for_each_refusal() {
 
 /// Runs the built helper directly (not through git) for this home.
 fn helper(h: &Home, args: &[&str], input: &[u8]) -> Output {
-    let mut child = Command::new(bin("git-credential-keychain-auth"))
-        .env("KEYCHAIN_AUTH_HOME", &h.dir)
-        .env_remove("KEYCHAIN_AUTH_SOCKET")
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let _ = child.stdin.take().unwrap().write_all(input);
-    child.wait_with_output().unwrap()
+    keychain_auth_e2e::run_git_helper(&h.dir, args, input)
 }
 
 #[test]

@@ -237,21 +237,7 @@ fn git_credential_fill_approve_reject_through_the_helper() {
     assert!(!log.contains("first-pw") && !log.contains("pw2"));
 }
 
-/// Runs the built helper directly (not through git) with `KEYCHAIN_AUTH_HOME=ka_home` and
-/// `input` on standard input.
-fn run_helper(ka_home: &Path, args: &[&str], input: &[u8]) -> Output {
-    let mut child = Command::new(bin("git-credential-keychain-auth"))
-        .env("KEYCHAIN_AUTH_HOME", ka_home)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // The helper may stop reading early (too much input): ignore a broken pipe.
-    let _ = child.stdin.take().unwrap().write_all(input);
-    child.wait_with_output().unwrap()
-}
+use keychain_auth_e2e::run_git_helper as run_helper;
 
 #[test]
 fn the_helper_refuses_bad_input_and_stores_nothing_half_way() {
