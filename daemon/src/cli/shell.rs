@@ -56,6 +56,30 @@ pub(super) fn write_man_pages(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(written)
 }
 
+/// The help's typographic characters (`…`, `→`, `—`) in ASCII: troff has no glyph
+/// for them outside a UTF-8 locale and warns on every page (`man` in a plain `C` locale,
+/// as on a fresh machine or over SSH).
+fn ascii_typography(page: &str) -> String {
+    let mut out = String::with_capacity(page.len());
+    for c in page.chars() {
+        match c {
+            '…' => out.push_str("..."),
+            '→' => out.push_str("->"),
+            '←' => out.push_str("<-"),
+            '—' => out.push_str("\\-\\-"),
+            '–' => out.push_str("\\-"),
+            '‘' | '’' => out.push('\''),
+            '“' | '”' => out.push('"'),
+            '·' => out.push('*'),
+            '≥' => out.push_str(">="),
+            '≤' => out.push_str("<="),
+            '×' => out.push('x'),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// Writes `cmd`'s page, then its subcommands' (a built command's display name is
 /// `keychain-auth-approve`: the page's name and title).
 fn write_pages(cmd: clap::Command, dir: &Path, written: &mut Vec<PathBuf>) -> Result<()> {
@@ -69,6 +93,7 @@ fn write_pages(cmd: clap::Command, dir: &Path, written: &mut Vec<PathBuf>) -> Re
     let mut page = Vec::new();
     man.render(&mut page)
         .with_context(|| format!("rendering {}", path.display()))?;
+    let page = ascii_typography(&String::from_utf8_lossy(&page));
     // Written beside and renamed: a reader never sees half a page, and a rerun replaces it.
     let tmp = dir.join(format!(".{}.tmp", man.get_filename()));
     std::fs::write(&tmp, &page).with_context(|| format!("writing {}", tmp.display()))?;
@@ -117,6 +142,13 @@ mod tests {
         let approve = std::fs::read_to_string(dir.path().join("keychain-auth-approve.1"))
             .expect("approve page");
         assert!(approve.contains("add\\-scope"), "{approve}");
+        for page in std::fs::read_dir(dir.path()).expect("read_dir") {
+            let text = std::fs::read_to_string(page.expect("entry").path()).expect("page");
+            assert!(
+                text.is_ascii(),
+                "troff warns on non-ASCII outside UTF-8: {text}"
+            );
+        }
         assert!(dir.path().join("keychain-auth-service-install.1").exists());
         assert!(!dir.path().join("keychain-auth-help.1").exists());
         // A second run replaces them, leaving no temporary file behind.
