@@ -191,13 +191,12 @@ fn run(cli: Cli) -> Result<i32> {
                     other => bail!("unexpected answer: {other:?}"),
                 }
             })?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&pending)?);
-            } else if pending.is_empty() {
-                println!("no binaries are waiting for approval");
-            } else {
-                output::print_pending(&pending);
-            }
+            output::print_listing(
+                &pending,
+                json,
+                "no binaries are waiting for approval",
+                output::print_pending,
+            )?;
         }
         Cmd::Approve {
             hash,
@@ -286,13 +285,7 @@ fn run(cli: Cli) -> Result<i32> {
                     other => bail!("unexpected answer: {other:?}"),
                 }
             })?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&denied)?);
-            } else if denied.is_empty() {
-                println!("no binary is denied");
-            } else {
-                output::print_denied(&denied);
-            }
+            output::print_listing(&denied, json, "no binary is denied", output::print_denied)?;
         }
         Cmd::List { json, .. } => {
             let tools = commands::all_pages(|offset| {

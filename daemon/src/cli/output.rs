@@ -133,6 +133,23 @@ pub(super) fn print_tool_lines(t: &Tool) {
 }
 
 /// `list-pending`, for a person.
+/// A listing: JSON alone on stdout, else `none` when it is empty, else `print`'s lines.
+pub(super) fn print_listing<T: serde::Serialize>(
+    items: &[T],
+    json: bool,
+    none: &str,
+    print: fn(&[T]),
+) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(items)?);
+    } else if items.is_empty() {
+        println!("{none}");
+    } else {
+        print(items);
+    }
+    Ok(())
+}
+
 pub(super) fn print_pending(pending: &[PendingEntry]) {
     for p in pending {
         println!("{}", p.hash);
